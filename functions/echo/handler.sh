@@ -1,0 +1,3 @@
+#!/bin/sh
+# echo: the request body comes back unchanged.
+exec cat

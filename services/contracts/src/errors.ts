@@ -1,0 +1,92 @@
+/**
+ * Stable error codes. Every failure a user or another service can see has one code here;
+ * docs/errors.md documents each (a test checks that none is missing).
+ */
+export const ERROR_CATALOG = {
+  SKIFF_UNAUTHORIZED: { status: 401, title: 'Missing or invalid credentials', retryable: false },
+  SKIFF_FORBIDDEN: { status: 403, title: 'Not allowed', retryable: false },
+  SKIFF_VALIDATION_FAILED: { status: 400, title: 'The request does not match the API', retryable: false },
+  SKIFF_ROUTE_NOT_FOUND: { status: 404, title: 'No such route', retryable: false },
+  SKIFF_BODY_TOO_LARGE: { status: 413, title: 'Request body too large', retryable: false },
+  SKIFF_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type', retryable: false },
+  SKIFF_FN_NOT_FOUND: { status: 404, title: 'Function not found', retryable: false },
+  SKIFF_FN_EXISTS: { status: 409, title: 'Function already exists', retryable: false },
+  SKIFF_IMAGE_NOT_FOUND: { status: 422, title: 'Image not found in the store', retryable: false },
+  SKIFF_IMAGE_INVALID: { status: 502, title: 'Image is invalid or corrupt', retryable: false },
+  SKIFF_LAYER_UNSAFE: { status: 502, title: 'Image layer rejected as unsafe', retryable: false },
+  SKIFF_NATS_UNAVAILABLE: { status: 503, title: 'Messaging is unavailable', retryable: true },
+  SKIFF_NO_SCHEDULER: { status: 503, title: 'No scheduler is running', retryable: true },
+  SKIFF_NO_WORKER: { status: 503, title: 'No worker node is available', retryable: true },
+  SKIFF_DEADLINE_EXCEEDED: { status: 504, title: 'The invocation ran past its deadline', retryable: true },
+  SKIFF_FN_FAILED: { status: 502, title: 'The function failed', retryable: false },
+  SKIFF_FN_OUTPUT_TOO_LARGE: { status: 502, title: 'The function output is too large', retryable: false },
+  SKIFF_CONTAINER_FAILED: { status: 500, title: 'The container could not be started', retryable: true },
+  SKIFF_BAD_MESSAGE: { status: 500, title: 'A message did not match its schema', retryable: false },
+  SKIFF_INTERNAL: { status: 500, title: 'Internal error', retryable: true },
+} as const satisfies Record<string, { status: number; title: string; retryable: boolean }>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOG;
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CATALOG, value);
+}
+
+/** A field-level problem, named by its JSON pointer-ish path (e.g. "body.mode"). */
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+/**
+ * The one error type that crosses module and service boundaries. The code decides the HTTP
+ * status and whether a retry may help; `detail` is the human explanation for this occurrence.
+ */
+export class SkiffError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly retryable: boolean;
+  readonly errors: FieldProblem[] | undefined;
+
+  constructor(code: ErrorCode, detail: string, options: { cause?: unknown; errors?: FieldProblem[] } = {}) {
+    super(detail, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'SkiffError';
+    this.code = code;
+    this.status = ERROR_CATALOG[code].status;
+    this.retryable = ERROR_CATALOG[code].retryable;
+    this.errors = options.errors;
+  }
+
+  /** Serialisable form used on NATS replies and, through the gateway, as problem details. */
+  toJSON(): ErrorBody {
+    return { code: this.code, detail: this.message, ...(this.errors ? { errors: this.errors } : {}) };
+  }
+}
+
+export interface ErrorBody {
+  code: ErrorCode;
+  detail: string;
+  errors?: FieldProblem[];
+}
+
+/** RFC 9457 problem details as Skiff serves them. */
+export interface ProblemDetails {
+  type: string;
+  title: string;
+  status: number;
+  code: ErrorCode;
+  detail: string;
+  instance?: string;
+  errors?: FieldProblem[];
+}
+
+export function toProblem(err: SkiffError, instance?: string): ProblemDetails {
+  return {
+    type: `https://skiff.dev/errors/${err.code}`,
+    title: ERROR_CATALOG[err.code].title,
+    status: err.status,
+    code: err.code,
+    detail: err.message,
+    ...(instance ? { instance } : {}),
+    ...(err.errors ? { errors: err.errors } : {}),
+  };
+}

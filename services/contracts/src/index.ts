@@ -1,0 +1,5 @@
+export * from './errors.js';
+export * from './subjects.js';
+export * from './messages.js';
+export * from './logger.js';
+export * from './ids.js';

@@ -1,0 +1,215 @@
+/**
+ * Message schemas. Invocations keep the body as raw bytes and carry their metadata in NATS
+ * headers; control messages (heartbeats, node table) are small JSON documents. Receivers
+ * always parse with these schemas and reject what does not fit.
+ */
+import { headers as natsHeaders, type MsgHdrs } from '@nats-io/nats-core';
+import { z } from 'zod';
+import { SkiffError, isErrorCode, type ErrorBody } from './errors.js';
+import { CALL_ID_PATTERN, NODE_ID_PATTERN } from './subjects.js';
+
+export const PROTOCOL_VERSION = 1;
+
+/** Header names. Case matters on the wire, so they are spelled once, here. */
+export const H = {
+  type: 'Skiff-Msg',
+  version: 'Skiff-Version',
+  callId: 'Skiff-Call-Id',
+  deadline: 'Skiff-Deadline',
+  fn: 'Skiff-Function',
+  fnVersion: 'Skiff-Function-Version',
+  image: 'Skiff-Image',
+  mode: 'Skiff-Mode',
+  outcome: 'Skiff-Outcome',
+  traceparent: 'traceparent',
+  tracestate: 'tracestate',
+} as const;
+
+export const FUNCTION_MODES = ['exec'] as const;
+export type FunctionMode = (typeof FUNCTION_MODES)[number];
+
+const digest = z.string().regex(/^sha256:[a-f0-9]{64}$/, 'must be a sha256 digest');
+const callId = z.string().regex(CALL_ID_PATTERN, 'must be 1-128 characters of [A-Za-z0-9._-], starting with a letter or digit');
+const intString = z.string().regex(/^[0-9]{1,16}$/, 'must be a non-negative integer').transform(Number);
+const traceparent = z.string().regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/, 'must be a W3C traceparent');
+
+const invocationHeaders = z.object({
+  [H.type]: z.literal('invoke'),
+  [H.version]: z.literal(String(PROTOCOL_VERSION)),
+  [H.callId]: callId,
+  [H.deadline]: intString,
+  [H.fn]: z.string().min(1).max(63),
+  [H.fnVersion]: intString,
+  [H.image]: digest,
+  [H.mode]: z.enum(FUNCTION_MODES),
+  [H.traceparent]: traceparent.optional(),
+  [H.tracestate]: z.string().max(512).optional(),
+});
+
+/** What every hop knows about one invocation (the body travels beside it). */
+export interface Invocation {
+  callId: string;
+  /** Absolute deadline, ms since the epoch, set once at the edge. */
+  deadline: number;
+  fn: string;
+  fnVersion: number;
+  /** Manifest digest of the function version's image in the store. */
+  image: string;
+  mode: FunctionMode;
+  traceparent?: string | undefined;
+  tracestate?: string | undefined;
+}
+
+export function encodeInvocation(inv: Invocation): MsgHdrs {
+  const h = natsHeaders();
+  h.set(H.type, 'invoke');
+  h.set(H.version, String(PROTOCOL_VERSION));
+  h.set(H.callId, inv.callId);
+  h.set(H.deadline, String(inv.deadline));
+  h.set(H.fn, inv.fn);
+  h.set(H.fnVersion, String(inv.fnVersion));
+  h.set(H.image, inv.image);
+  h.set(H.mode, inv.mode);
+  if (inv.traceparent) h.set(H.traceparent, inv.traceparent);
+  if (inv.tracestate) h.set(H.tracestate, inv.tracestate);
+  return h;
+}
+
+function headerRecord(h: MsgHdrs | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!h) return out;
+  for (const key of h.keys()) out[key] = h.get(key);
+  return out;
+}
+
+function badMessage(what: string, error: z.ZodError): SkiffError {
+  return new SkiffError('SKIFF_BAD_MESSAGE', `${what} rejected: ${z.prettifyError(error)}`, {
+    errors: error.issues.map((i) => ({ field: i.path.join('.'), message: i.message })),
+  });
+}
+
+export function decodeInvocation(h: MsgHdrs | undefined): Invocation {
+  const parsed = invocationHeaders.safeParse(headerRecord(h));
+  if (!parsed.success) throw badMessage('invocation', parsed.error);
+  const p = parsed.data;
+  return {
+    callId: p[H.callId],
+    deadline: p[H.deadline],
+    fn: p[H.fn],
+    fnVersion: p[H.fnVersion],
+    image: p[H.image],
+    mode: p[H.mode],
+    traceparent: p[H.traceparent],
+    tracestate: p[H.tracestate],
+  };
+}
+
+/** Milliseconds left before the deadline (never negative). */
+export function remainingMs(deadline: number, now = Date.now()): number {
+  return Math.max(0, deadline - now);
+}
+
+// ---- results (worker → the gateway's inbox; scheduler → inbox when it cannot place) ----
+
+export type InvocationResult =
+  | { ok: true; callId: string; body: Uint8Array }
+  | { ok: false; callId: string; error: SkiffError };
+
+export function encodeResultHeaders(callId: string, ok: boolean): MsgHdrs {
+  const h = natsHeaders();
+  h.set(H.type, 'result');
+  h.set(H.version, String(PROTOCOL_VERSION));
+  h.set(H.callId, callId);
+  h.set(H.outcome, ok ? 'ok' : 'error');
+  return h;
+}
+
+export function encodeError(err: SkiffError): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(err.toJSON()));
+}
+
+const resultHeaders = z.object({
+  [H.type]: z.literal('result'),
+  [H.version]: z.literal(String(PROTOCOL_VERSION)),
+  [H.callId]: callId,
+  [H.outcome]: z.enum(['ok', 'error']),
+});
+
+const errorBody = z.object({
+  code: z.string().refine(isErrorCode, 'must be a known error code'),
+  detail: z.string(),
+  errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+});
+
+export function decodeResult(h: MsgHdrs | undefined, body: Uint8Array): InvocationResult {
+  const parsed = resultHeaders.safeParse(headerRecord(h));
+  if (!parsed.success) throw badMessage('invocation result', parsed.error);
+  const id = parsed.data[H.callId];
+  if (parsed.data[H.outcome] === 'ok') return { ok: true, callId: id, body };
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(body));
+  } catch (cause) {
+    throw new SkiffError('SKIFF_BAD_MESSAGE', 'invocation error body is not JSON', { cause });
+  }
+  const e = errorBody.safeParse(json);
+  if (!e.success) throw badMessage('invocation error body', e.error);
+  const b = e.data as ErrorBody;
+  return { ok: false, callId: id, error: new SkiffError(b.code, b.detail, b.errors ? { errors: b.errors } : {}) };
+}
+
+// ---- control messages (JSON) ----
+
+const nodeId = z.string().regex(NODE_ID_PATTERN, 'must match [A-Za-z0-9_-]{1,64}');
+
+export const heartbeatSchema = z.object({
+  type: z.literal('heartbeat'),
+  version: z.literal(PROTOCOL_VERSION),
+  nodeId,
+  /** Sender's clock, ms since the epoch (informational; receivers use their own clock). */
+  sentAt: z.number().int().nonnegative(),
+  /** How many invocations this node runs at once, and how many it runs now. */
+  slots: z.number().int().nonnegative(),
+  inflight: z.number().int().nonnegative(),
+  /** Heartbeat period the sender promises, so receivers know when it is overdue. */
+  intervalMs: z.number().int().positive(),
+});
+export type Heartbeat = z.infer<typeof heartbeatSchema>;
+
+export const leaveSchema = z.object({
+  type: z.literal('leave'),
+  version: z.literal(PROTOCOL_VERSION),
+  nodeId,
+});
+export type Leave = z.infer<typeof leaveSchema>;
+
+export const nodeEntrySchema = z.object({
+  nodeId,
+  lastSeen: z.number().int().nonnegative(),
+  slots: z.number().int().nonnegative(),
+  inflight: z.number().int().nonnegative(),
+});
+export type NodeEntry = z.infer<typeof nodeEntrySchema>;
+
+export const nodeTableSchema = z.object({
+  type: z.literal('nodes'),
+  version: z.literal(PROTOCOL_VERSION),
+  nodes: z.array(nodeEntrySchema),
+});
+export type NodeTable = z.infer<typeof nodeTableSchema>;
+
+export function encodeJson<T>(schema: z.ZodType<T>, value: T): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(schema.parse(value)));
+}
+
+export function decodeJson<T>(schema: z.ZodType<T>, data: Uint8Array, what: string): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(data));
+  } catch (cause) {
+    throw new SkiffError('SKIFF_BAD_MESSAGE', `${what} is not JSON`, { cause });
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw badMessage(what, parsed.error);
+  return parsed.data;
+}

@@ -1,0 +1,23 @@
+/** NATS subjects used between Skiff services. Everything Skiff owns lives under `skiff.`. */
+export const SUBJECTS = {
+  /** gateway → scheduler (queue group): one invocation to place. */
+  invoke: 'skiff.invoke',
+  /** worker → every scheduler: liveness and load. */
+  heartbeat: 'skiff.node.heartbeat',
+  /** worker → every scheduler: the node is leaving (graceful stop). */
+  leave: 'skiff.node.leave',
+  /** anyone → one scheduler: the current node table. */
+  nodesList: 'skiff.nodes.list',
+  /** scheduler → one worker: an invocation placed on that node. */
+  nodeInvoke: (nodeId: string) => `skiff.node.${nodeId}.invoke`,
+} as const;
+
+export const QUEUE_GROUPS = {
+  schedulers: 'skiff-schedulers',
+} as const;
+
+/** Call ids travel in headers and name files, so they start with a letter or digit (never ".."). */
+export const CALL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** Node ids become subject tokens, so they are restricted to characters safe there. */
+export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;

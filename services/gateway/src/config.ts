@@ -1,0 +1,46 @@
+import { resolve } from 'node:path';
+
+export interface GatewayConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly storeDir: string;
+  readonly natsUrl: string;
+  /** When set, this is the admin token (stored hashed); otherwise one is generated once. */
+  readonly adminToken: string | undefined;
+  readonly maxBodyBytes: number;
+  readonly defaultTimeoutMs: number;
+  readonly logLevel: string;
+}
+
+export type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return n;
+}
+
+/** Turns the environment into the gateway's settings once, at start-up; throws naming the variable. */
+export function loadConfig(env: Env, cwd = process.cwd()): GatewayConfig {
+  const dataDir = resolve(cwd, env.SKIFF_DATA_DIR || '.skiff');
+  const adminToken = env.SKIFF_ADMIN_TOKEN || undefined;
+  if (adminToken !== undefined && adminToken.length < 16) {
+    throw new Error('SKIFF_ADMIN_TOKEN must be at least 16 characters');
+  }
+  return Object.freeze({
+    host: env.SKIFF_HOST || '127.0.0.1',
+    port: int(env, 'SKIFF_PORT', 8080, 0, 65535),
+    dataDir,
+    storeDir: resolve(dataDir, env.SKIFF_STORE_DIR || 'store'),
+    natsUrl: env.SKIFF_NATS_URL || 'nats://127.0.0.1:4222',
+    adminToken,
+    maxBodyBytes: int(env, 'SKIFF_MAX_BODY_BYTES', 6 * 1024 * 1024, 1, 1024 * 1024 * 1024),
+    defaultTimeoutMs: int(env, 'SKIFF_DEFAULT_TIMEOUT_MS', 30_000, 1, 900_000),
+    logLevel: env.SKIFF_LOG_LEVEL || 'info',
+  });
+}

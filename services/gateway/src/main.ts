@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createLogger } from '@skiff/contracts';
+import { ImageStore } from '@skiff/image';
+import { build } from './app.js';
+import { ensureAdminKey } from './auth.js';
+import { loadConfig } from './config.js';
+import { Messaging } from './messaging.js';
+import { Registry } from './registry.js';
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const log = createLogger('gateway', config.logLevel);
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const registry = new Registry(join(config.dataDir, 'registry.db'));
+  const tokenFile = ensureAdminKey(registry, config.dataDir, config.adminToken);
+  if (tokenFile) log.info({ file: tokenFile }, 'generated the admin token');
+  const store = await ImageStore.open(config.storeDir);
+  const messaging = await Messaging.connect(config.natsUrl, log);
+  const app = await build({ config, registry, store, messaging, log });
+  app.addHook('onClose', async () => {
+    await messaging.close();
+    registry.close();
+  });
+  const address = await app.listen({ host: config.host, port: config.port });
+  log.info({ address }, 'gateway listening');
+  const stop = () => {
+    app.close().then(() => process.exit(0), (err) => (log.error({ err }, 'shutdown failed'), process.exit(1)));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+main().catch((err) => {
+  console.error(`skiff-gateway: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

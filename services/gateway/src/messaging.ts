@@ -1,0 +1,42 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from '@skiff/contracts';
+
+/**
+ * The gateway's NATS connection. It reconnects forever, and `connected` says whether it is up
+ * right now, so requests can be refused with 503 during an outage instead of piling up in the
+ * client's reconnect buffer.
+ */
+export class Messaging {
+  connected = true;
+
+  private constructor(readonly nc: NatsConnection) {}
+
+  static async connect(url: string, log: Logger): Promise<Messaging> {
+    const nc = await connect({
+      servers: url,
+      name: 'skiff-gateway',
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      noAsyncTraces: true,
+    });
+    const m = new Messaging(nc);
+    void m.watch(log);
+    return m;
+  }
+
+  private async watch(log: Logger): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type === 'disconnect' || s.type === 'reconnecting') {
+        if (this.connected) log.warn({ nats: s.type }, 'lost NATS connection');
+        this.connected = false;
+      } else if (s.type === 'reconnect') {
+        this.connected = true;
+        log.info('NATS connection restored');
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.nc.isClosed()) await this.nc.drain();
+  }
+}

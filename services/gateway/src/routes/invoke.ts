@@ -1,0 +1,31 @@
+import type { Invocation } from '@skiff/contracts';
+import { invoke } from '../invoker.js';
+import type { Messaging } from '../messaging.js';
+import type { Handlers } from '../openapi.js';
+import type { Registry } from '../registry.js';
+import { getOrThrow } from './functions.js';
+
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+const EMPTY = new Uint8Array(0);
+
+/** The synchronous invoke path: registry lookup, one NATS request, the function's bytes back. */
+export function invokeHandlers(registry: Registry, messaging: Messaging): Handlers {
+  return {
+    invokeFunction: async ({ request, reply, params }) => {
+      const fn = getOrThrow(registry, params.name!);
+      const traceparent = request.headers.traceparent;
+      const inv: Invocation = {
+        callId: request.id,
+        deadline: Date.now() + fn.timeoutMs,
+        fn: fn.name,
+        fnVersion: fn.version,
+        image: fn.imageDigest,
+        mode: fn.mode,
+        traceparent: typeof traceparent === 'string' && TRACEPARENT.test(traceparent) ? traceparent : undefined,
+      };
+      const body = Buffer.isBuffer(request.body) ? request.body : EMPTY;
+      const output = await invoke(messaging, inv, body);
+      return reply.header('skiff-call-id', inv.callId).type('application/octet-stream').send(Buffer.from(output.buffer, output.byteOffset, output.byteLength));
+    },
+  };
+}

@@ -1,0 +1,30 @@
+import { RequestError } from '@nats-io/transport-node';
+import { SUBJECTS, SkiffError, decodeJson, nodeTableSchema } from '@skiff/contracts';
+import type { OpenAPIBackend } from 'openapi-backend';
+import type { Messaging } from '../messaging.js';
+import type { Handlers } from '../openapi.js';
+
+const NODES_TIMEOUT_MS = 2000;
+
+/** Health, the live OpenAPI document and the scheduler's node table. */
+export function systemHandlers(api: OpenAPIBackend, messaging: Messaging): Handlers {
+  return {
+    getHealth: ({ reply }) => {
+      const up = messaging.connected;
+      return reply.code(up ? 200 : 503).send({ status: up ? 'ok' : 'degraded', nats: up ? 'connected' : 'disconnected' });
+    },
+    getOpenApi: () => api.document,
+    listNodes: async () => {
+      if (!messaging.connected) throw new SkiffError('SKIFF_NATS_UNAVAILABLE', 'the gateway is not connected to NATS');
+      try {
+        const msg = await messaging.nc.request(SUBJECTS.nodesList, undefined, { timeout: NODES_TIMEOUT_MS });
+        const table = decodeJson(nodeTableSchema, msg.data, 'node table');
+        return { nodes: table.nodes.map((n) => ({ ...n, lastSeen: new Date(n.lastSeen).toISOString() })) };
+      } catch (err) {
+        if (err instanceof SkiffError) throw err;
+        const detail = err instanceof RequestError && err.isNoResponders() ? 'no scheduler is running' : 'the scheduler did not answer';
+        throw new SkiffError('SKIFF_NO_SCHEDULER', detail, { cause: err });
+      }
+    },
+  };
+}

@@ -1,0 +1,3 @@
+export { Scheduler } from './scheduler.js';
+export { loadConfig, type SchedulerConfig } from './config.js';
+export * from './placement.js';

@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+import { connect } from '@nats-io/transport-node';
+import { createLogger } from '@skiff/contracts';
+import { loadConfig } from './config.js';
+import { Scheduler } from './scheduler.js';
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const log = createLogger('scheduler', config.logLevel);
+  const nc = await connect({ servers: config.natsUrl, name: 'skiff-scheduler', maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true, waitOnFirstConnect: true });
+  const scheduler = new Scheduler(nc, config, log);
+  scheduler.start();
+  log.info({ nats: config.natsUrl }, 'scheduler running');
+  const stop = async () => {
+    await scheduler.stop();
+    await nc.drain();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop());
+  process.once('SIGINT', () => void stop());
+}
+
+main().catch((err) => {
+  console.error(`skiff-scheduler: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,54 @@
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NODE_ID_PATTERN } from '@skiff/contracts';
+
+export interface WorkerConfig {
+  readonly nodeId: string;
+  readonly natsUrl: string;
+  readonly dataDir: string;
+  readonly storeDir: string;
+  /** This node's own state: unpacked images, per-invocation bundles. */
+  readonly workDir: string;
+  /** An OCI runtime with the runc command line: skiff-launch by default, runc or crun work too. */
+  readonly runtime: string;
+  readonly slots: number;
+  readonly heartbeatMs: number;
+  readonly maxOutputBytes: number;
+  readonly logLevel: string;
+}
+
+export type Env = Record<string, string | undefined>;
+
+const DEFAULT_RUNTIME = fileURLToPath(new URL('../../launcher/build/skiff-launch', import.meta.url));
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  return n;
+}
+
+/** A node id is a subject token: the host name with anything else replaced. */
+function defaultNodeId(): string {
+  return hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 64) || 'node';
+}
+
+export function loadConfig(env: Env, cwd = process.cwd()): WorkerConfig {
+  const nodeId = env.SKIFF_NODE_ID || defaultNodeId();
+  if (!NODE_ID_PATTERN.test(nodeId)) throw new Error(`SKIFF_NODE_ID must match ${NODE_ID_PATTERN.source}, got "${nodeId}"`);
+  const dataDir = resolve(cwd, env.SKIFF_DATA_DIR || '.skiff');
+  return Object.freeze({
+    nodeId,
+    natsUrl: env.SKIFF_NATS_URL || 'nats://127.0.0.1:4222',
+    dataDir,
+    storeDir: resolve(dataDir, env.SKIFF_STORE_DIR || 'store'),
+    workDir: resolve(dataDir, 'nodes', nodeId),
+    runtime: env.SKIFF_RUNTIME || DEFAULT_RUNTIME,
+    slots: int(env, 'SKIFF_WORKER_SLOTS', 16, 1, 4096),
+    heartbeatMs: int(env, 'SKIFF_HEARTBEAT_MS', 1000, 50, 60_000),
+    maxOutputBytes: int(env, 'SKIFF_MAX_OUTPUT_BYTES', 6 * 1024 * 1024, 1, 1024 * 1024 * 1024),
+    logLevel: env.SKIFF_LOG_LEVEL || 'info',
+  });
+}

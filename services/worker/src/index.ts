@@ -1,0 +1,3 @@
+export { WorkerAgent } from './agent.js';
+export { loadConfig, type WorkerConfig } from './config.js';
+export { runtimeSpec, processArgs, instanceEnv } from './bundle.js';

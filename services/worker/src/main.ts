@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+import { accessSync, constants } from 'node:fs';
+import { connect } from '@nats-io/transport-node';
+import { createLogger } from '@skiff/contracts';
+import { ImageStore } from '@skiff/image';
+import { WorkerAgent } from './agent.js';
+import { loadConfig } from './config.js';
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const log = createLogger('worker', config.logLevel).child({ nodeId: config.nodeId });
+  try {
+    accessSync(config.runtime, constants.X_OK);
+  } catch {
+    throw new Error(`container runtime ${config.runtime} is missing or not executable (build it with "npm run build", or set SKIFF_RUNTIME)`);
+  }
+  const store = await ImageStore.open(config.storeDir);
+  const nc = await connect({ servers: config.natsUrl, name: `skiff-worker-${config.nodeId}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true, waitOnFirstConnect: true });
+  const agent = new WorkerAgent(nc, store, config, log);
+  agent.start();
+  log.info({ runtime: config.runtime, slots: config.slots }, 'worker running');
+  const stop = async () => {
+    await agent.stop();
+    await nc.drain();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop());
+  process.once('SIGINT', () => void stop());
+}
+
+main().catch((err) => {
+  console.error(`skiff-worker: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,97 @@
+import { spawn } from 'node:child_process';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { SkiffError, remainingMs, type Invocation } from '@skiff/contracts';
+
+/** Launcher exit status for "the runtime itself failed" (runc and crun use it too). */
+const RUNTIME_FAILURE = 125;
+const STDERR_TAIL_BYTES = 2048;
+
+export interface ExecRequest {
+  runtime: string;
+  bundleDir: string;
+  spec: object;
+  invocation: Invocation;
+  body: Uint8Array;
+  maxOutputBytes: number;
+}
+
+export interface ExecOutcome {
+  stdout: Buffer;
+  /** The end of the function's stderr, for the error detail and the logs. */
+  stderrTail: string;
+}
+
+/** Keeps only the last `limit` bytes written. */
+class Tail {
+  private buf = Buffer.alloc(0);
+  constructor(private readonly limit: number) {}
+  push(chunk: Buffer): void {
+    this.buf = Buffer.concat([this.buf, chunk]);
+    if (this.buf.length > this.limit) this.buf = this.buf.subarray(this.buf.length - this.limit);
+  }
+  text(): string {
+    return this.buf.toString('utf8').trim();
+  }
+}
+
+/**
+ * exec mode: one container per invocation, the body on stdin, the output from stdout, the
+ * exit status as success or failure. The container is killed when the deadline passes.
+ */
+export async function runExec(req: ExecRequest): Promise<ExecOutcome> {
+  const { invocation: inv } = req;
+  await mkdir(req.bundleDir, { recursive: true, mode: 0o700 });
+  try {
+    await writeFile(join(req.bundleDir, 'config.json'), JSON.stringify(req.spec));
+    return await runContainer(req);
+  } finally {
+    await rm(req.bundleDir, { recursive: true, force: true });
+  }
+
+  function runContainer(r: ExecRequest): Promise<ExecOutcome> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(r.runtime, ['run', '--bundle', r.bundleDir, `skiff-${basename(r.bundleDir)}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      let outBytes = 0;
+      const stderr = new Tail(STDERR_TAIL_BYTES);
+      let failure: SkiffError | undefined;
+      const kill = (why: SkiffError) => {
+        failure ??= why;
+        child.kill('SIGKILL');
+      };
+      const timer = setTimeout(
+        () => kill(new SkiffError('SKIFF_DEADLINE_EXCEEDED', `function "${inv.fn}" ran past its deadline and was stopped`)),
+        remainingMs(inv.deadline),
+      );
+      child.stdout.on('data', (chunk: Buffer) => {
+        outBytes += chunk.length;
+        if (outBytes > r.maxOutputBytes) kill(new SkiffError('SKIFF_FN_OUTPUT_TOO_LARGE', `function "${inv.fn}" wrote more than ${r.maxOutputBytes} bytes`));
+        else out.push(chunk);
+      });
+      child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+      // A function that does not read its input closes stdin early; that is not an error.
+      child.stdin.on('error', () => {});
+      child.stdin.end(r.body);
+      child.on('error', (err) => {
+        clearTimeout(timer);
+        reject(new SkiffError('SKIFF_CONTAINER_FAILED', `cannot run the container runtime ${r.runtime}: ${err.message}`, { cause: err }));
+      });
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        if (failure) return reject(failure);
+        const tail = stderr.text();
+        if (code === 0) return resolve({ stdout: Buffer.concat(out, outBytes), stderrTail: tail });
+        reject(exitFailure(inv.fn, code, signal, tail));
+      });
+    });
+  }
+}
+
+function exitFailure(fn: string, code: number | null, signal: NodeJS.Signals | null, stderr: string): SkiffError {
+  const said = stderr ? `: ${stderr}` : '';
+  if (code === RUNTIME_FAILURE) return new SkiffError('SKIFF_CONTAINER_FAILED', `the container for "${fn}" could not be started${said}`);
+  if (code !== null && code > 128) return new SkiffError('SKIFF_FN_FAILED', `function "${fn}" was killed by signal ${code - 128}${said}`);
+  if (code === null) return new SkiffError('SKIFF_CONTAINER_FAILED', `the runtime for "${fn}" was killed by ${signal}${said}`);
+  return new SkiffError('SKIFF_FN_FAILED', `function "${fn}" exited with status ${code}${said}`);
+}

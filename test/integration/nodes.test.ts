@@ -1,0 +1,49 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { Platform, REPO } from '@skiff/testkit';
+
+describe('worker nodes come and go', () => {
+  let p: Platform;
+
+  beforeAll(async () => {
+    p = await Platform.create();
+    await p.buildBase();
+    await p.startAll('node-a');
+    const res = await p.deploy('echo', join(REPO, 'functions/echo'), ['/bin/sh', '/function/handler.sh']);
+    expect(res.status).toBe(201);
+  });
+  afterAll(async () => p?.close());
+
+  it('lists the live worker', async () => {
+    const body = await (await p.api('GET', '/v1/nodes')).json();
+    expect(body.nodes).toHaveLength(1);
+    expect(body.nodes[0]).toMatchObject({ nodeId: 'node-a', slots: 16 });
+  });
+
+  it('drops a worker that stops, and then answers 503 at once instead of hanging', async () => {
+    const worker = p.services.find((s) => s.name === 'worker-node-a')!;
+    await worker.stop();
+    await p.waitForNodes([], 5_000);
+    const started = Date.now();
+    const res = await p.api('POST', '/v1/functions/echo/invoke', 'x');
+    expect(res.status).toBe(503);
+    expect((await res.json()).code).toBe('SKIFF_NO_WORKER');
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('drops a worker killed with SIGKILL once its heartbeats stop', async () => {
+    const b = p.start('worker', { SKIFF_NODE_ID: 'node-b' }, 'worker-node-b');
+    await p.waitForNodes(['node-b']);
+    expect(await (await p.api('POST', '/v1/functions/echo/invoke', 'back')).text()).toBe('back');
+    await b.kill();
+    // Heartbeats every 200 ms, dropped after 3 missed: well within 5 s.
+    await p.waitForNodes([], 5_000);
+  });
+
+  it('answers 503 SKIFF_NO_SCHEDULER when no scheduler runs', async () => {
+    await p.services.find((s) => s.name === 'scheduler')!.stop();
+    const res = await p.api('POST', '/v1/functions/echo/invoke', 'x');
+    expect(res.status).toBe(503);
+    expect((await res.json()).code).toBe('SKIFF_NO_SCHEDULER');
+  });
+});
