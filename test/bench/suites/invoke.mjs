@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { Platform, REPO, freePort } from '@skiff/testkit';
-import { alternate, report, summarize } from '../lib/stats.mjs';
+import { alternate, post, report, summarize } from '../lib/stats.mjs';
 
 export const description = 'echo invoke through every hop vs a bare Fastify echo';
 
@@ -19,13 +19,14 @@ export async function run({ runs }) {
     const res = await p.deploy('echo', join(REPO, 'functions/echo'), ['/bin/sh', '/function/handler.sh']);
     if (res.status !== 201) throw new Error(`deploy failed: ${res.status} ${await res.text()}`);
     const body = 'hello';
+    const auth = { authorization: `Bearer ${p.token}` };
     const skiff = async () => {
-      const r = await p.api('POST', '/v1/functions/echo/invoke', body);
-      if ((await r.text()) !== body) throw new Error(`skiff answered ${r.status}`);
+      const r = await post(`${p.gatewayUrl}/v1/functions/echo/invoke`, body, auth);
+      if (r.body !== body) throw new Error(`skiff answered ${r.status} ${r.body}`);
     };
     const fastify = async () => {
-      const r = await fetch(`http://127.0.0.1:${port}/echo`, { method: 'POST', body });
-      if ((await r.text()) !== body) throw new Error(`fastify answered ${r.status}`);
+      const r = await post(`http://127.0.0.1:${port}/echo`, body);
+      if (r.body !== body) throw new Error(`fastify answered ${r.status} ${r.body}`);
     };
     // Warm-up: the first invoke unpacks the image; connections get established.
     for (let i = 0; i < 5; i++) await skiff(), await fastify();

@@ -1,0 +1,46 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO, freePort, waitUntil } from '@skiff/testkit';
+
+/** `npm start` is bootstrap + `skiff up`; this runs `skiff up` the same way on free ports. */
+describe('skiff up', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'skiff-up-'));
+  let child: ChildProcess | undefined;
+  let output = '';
+
+  afterAll(() => {
+    child?.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('brings the platform up, deploys echo, answers the printed curl, and stops everything on Ctrl-C', async () => {
+    const port = await freePort();
+    const natsPort = await freePort();
+    const env = { ...process.env, SKIFF_DATA_DIR: dataDir, SKIFF_PORT: String(port), SKIFF_NATS_PORT: String(natsPort) };
+    delete env.SKIFF_NATS_URL;
+    delete env.SKIFF_ADMIN_TOKEN;
+    child = spawn(process.execPath, [join(REPO, 'services/cli/dist/main.js'), 'up'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (c) => (output += c));
+    child.stderr!.on('data', (c) => (output += c));
+    await waitUntil(async () => output.includes('Skiff is up'), 'skiff up', 60_000).catch((err) => {
+      throw new Error(`${err.message}\n${output}`);
+    });
+
+    const tokenFile = join(dataDir, 'admin.token');
+    expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+    expect(output).toContain(`curl -H "Authorization: Bearer $(cat ${tokenFile})" --data-binary hello http://127.0.0.1:${port}/v1/functions/echo/invoke`);
+    const token = readFileSync(tokenFile, 'utf8').trim();
+    const res = await fetch(`http://127.0.0.1:${port}/v1/functions/echo/invoke`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: 'hello' });
+    expect(await res.text()).toBe('hello');
+
+    const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    // Every service is gone: nothing answers on the gateway's or NATS's port any more.
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+    await expect(fetch(`http://127.0.0.1:${natsPort}/`)).rejects.toThrow();
+  });
+});
