@@ -1,0 +1,186 @@
+#define _GNU_SOURCE
+#include "mounts.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "resolve.h"
+
+/* Mounting through /proc/self/fd/N acts on exactly the inode we resolved
+ * inside the root; re-walking the path string could be raced by symlinks. */
+#define FD_PATH_LEN 32
+static void fd_path(char buf[FD_PATH_LEN], int fd)
+{
+	snprintf(buf, FD_PATH_LEN, "/proc/self/fd/%d", fd);
+}
+
+/* Flags that a bind remount must repeat or it fails under a user namespace. */
+static unsigned long locked_flags(const char *target)
+{
+	static const struct { unsigned long st, ms; } map[] = {
+		{ ST_NOSUID, MS_NOSUID }, { ST_NODEV, MS_NODEV }, { ST_NOEXEC, MS_NOEXEC },
+		{ ST_RDONLY, 0 }, /* ro is not locked: our caller decides */
+	};
+	struct statvfs sv;
+	unsigned long out = 0;
+
+	if (statvfs(target, &sv) < 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (sv.f_flag & map[i].st)
+			out |= map[i].ms;
+	return out;
+}
+
+int mount_remount(const char *target, const char *shown, unsigned long flags,
+		  struct launch_error *err)
+{
+	flags |= locked_flags(target);
+	if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | flags, NULL) < 0)
+		return err_sys(err, "remount", shown);
+	return 0;
+}
+
+/* Open a bind source on the host; relative sources belong to the bundle. */
+static int open_bind_source(const struct mount_cfg *m, const char *bundle,
+			    struct stat *st, struct launch_error *err)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (m->source[0] == '/')
+		snprintf(path, sizeof(path), "%s", m->source);
+	else if (path_join(path, sizeof(path), bundle, m->source) < 0)
+		return err_sys(err, "bind source", m->source);
+	fd = open(path, O_PATH | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, st) < 0) {
+		err_sys(err, "open bind source", path);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* A new mount hides the inode our fd points at; reopen to reach its top. */
+static int reopen_top(int rootfd, const char *dest, char buf[FD_PATH_LEN],
+		      struct launch_error *err)
+{
+	int fd = resolve_in_root(rootfd, dest, RESOLVE_EXISTING, err);
+
+	if (fd >= 0)
+		fd_path(buf, fd);
+	return fd;
+}
+
+static int bind_mount(int rootfd, const struct mount_cfg *m, const char *bundle,
+		      struct launch_error *err)
+{
+	_cleanup_fd_ int src = -1, dst = -1, top = -1;
+	char srcp[FD_PATH_LEN], dstp[FD_PATH_LEN];
+	unsigned long extra = m->flags & ~(unsigned long)(MS_REC | MS_BIND);
+	struct stat st;
+
+	src = open_bind_source(m, bundle, &st, err);
+	if (src < 0)
+		return -1;
+	dst = resolve_in_root(rootfd, m->destination,
+			      S_ISDIR(st.st_mode) ? RESOLVE_MKDIR : RESOLVE_MKFILE, err);
+	if (dst < 0)
+		return -1;
+	fd_path(srcp, src);
+	fd_path(dstp, dst);
+	if (mount(srcp, dstp, NULL, MS_BIND | (m->flags & MS_REC), NULL) < 0)
+		return err_sys(err, "bind mount onto", m->destination);
+	/* MS_BIND ignores every other flag; ro etc. need a remount. */
+	if (!extra)
+		return 0;
+	top = reopen_top(rootfd, m->destination, dstp, err);
+	if (top < 0)
+		return -1;
+	return mount_remount(dstp, m->destination, extra, err);
+}
+
+static int fs_mount(int rootfd, const struct mount_cfg *m, struct launch_error *err)
+{
+	_cleanup_fd_ int dst = resolve_in_root(rootfd, m->destination, RESOLVE_MKDIR, err);
+	char dstp[FD_PATH_LEN], op[64];
+	const char *source = m->source && m->source[0] ? m->source : m->type;
+
+	if (dst < 0)
+		return -1;
+	fd_path(dstp, dst);
+	if (mount(source, dstp, m->type, m->flags, m->data) < 0) {
+		snprintf(op, sizeof(op), "mount %s on", m->type);
+		return err_sys(err, op, m->destination);
+	}
+	return 0;
+}
+
+/* Default OCI devices: bind the host nodes onto empty files, which works
+ * without CAP_MKNOD (and so later under a user namespace too). */
+static int dev_populate(int devfd, struct launch_error *err)
+{
+	static const char *const devices[] = { "null", "zero", "full", "random", "urandom", "tty" };
+	static const char *const links[][2] = {
+		{ "fd", "/proc/self/fd" }, { "stdin", "/proc/self/fd/0" },
+		{ "stdout", "/proc/self/fd/1" }, { "stderr", "/proc/self/fd/2" },
+		{ "ptmx", "pts/ptmx" },
+	};
+
+	for (size_t i = 0; i < sizeof(devices) / sizeof(devices[0]); i++) {
+		char host[32], dstp[FD_PATH_LEN], dest[32];
+		_cleanup_fd_ int fd = openat(devfd, devices[i],
+					     O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0666);
+		snprintf(dest, sizeof(dest), "/dev/%s", devices[i]);
+		if (fd < 0)
+			return err_sys(err, "create device node", dest);
+		snprintf(host, sizeof(host), "/dev/%s", devices[i]);
+		fd_path(dstp, fd);
+		if (mount(host, dstp, NULL, MS_BIND, NULL) < 0)
+			return err_sys(err, "bind device", dest);
+	}
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
+		if (symlinkat(links[i][1], devfd, links[i][0]) < 0 && errno != EEXIST)
+			return err_sys(err, "symlink /dev/", links[i][0]);
+	return 0;
+}
+
+static bool is_dev_tmpfs(const struct mount_cfg *m)
+{
+	return !m->bind && strcmp(m->type, "tmpfs") == 0 &&
+	       strcmp(m->destination, "/dev") == 0;
+}
+
+static int mount_one(int rootfd, const struct mount_cfg *m, const char *bundle,
+		     struct launch_error *err)
+{
+	_cleanup_fd_ int top = -1;
+	char topp[FD_PATH_LEN];
+
+	if ((m->bind ? bind_mount(rootfd, m, bundle, err) : fs_mount(rootfd, m, err)) < 0)
+		return -1;
+	if (!m->propagation && !is_dev_tmpfs(m))
+		return 0;
+	top = reopen_top(rootfd, m->destination, topp, err);
+	if (top < 0)
+		return -1;
+	if (m->propagation && mount(NULL, topp, NULL, m->propagation, NULL) < 0)
+		return err_sys(err, "set propagation of", m->destination);
+	return is_dev_tmpfs(m) ? dev_populate(top, err) : 0;
+}
+
+int mounts_apply(int rootfd, const struct config *cfg, const char *bundle,
+		 struct launch_error *err)
+{
+	for (size_t i = 0; i < cfg->n_mounts; i++)
+		if (mount_one(rootfd, &cfg->mounts[i], bundle, err) < 0)
+			return -1;
+	return 0;
+}

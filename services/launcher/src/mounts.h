@@ -1,0 +1,18 @@
+/* config.json "mounts", applied in order below a not yet pivoted root. */
+#ifndef SKIFF_MOUNTS_H
+#define SKIFF_MOUNTS_H
+
+#include "config.h"
+
+/* rootfd: O_PATH fd of the bind-mounted container root. Relative bind
+ * sources are taken from bundle. */
+int mounts_apply(int rootfd, const struct config *cfg, const char *bundle,
+		 struct launch_error *err);
+
+/* Remount an existing mount point with flags, keeping the flags the kernel
+ * would refuse to clear (nosuid/nodev/noexec locked by a user namespace).
+ * shown is the path named in errors. */
+int mount_remount(const char *target, const char *shown, unsigned long flags,
+		  struct launch_error *err);
+
+#endif

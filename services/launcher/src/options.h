@@ -1,0 +1,29 @@
+/* Command line: skiff-launch [global flags] <command> [flags] <args>. */
+#ifndef SKIFF_OPTIONS_H
+#define SKIFF_OPTIONS_H
+
+#include <stdbool.h>
+
+#include "util.h"
+
+struct cli {
+	/* global */
+	const char *root;        /* state directory, accepted but unused for now */
+	bool version;
+	bool help;
+	const char *command;     /* NULL when only --version/--help was given */
+	/* run */
+	const char *bundle;
+	const char *pid_file;
+	unsigned preserve_fds;
+	const char *id;
+};
+
+int cli_parse(int argc, char *const argv[], struct cli *cli, struct launch_error *err);
+
+/* Container IDs become file names later: letters, digits and _ + - . only. */
+bool cli_valid_id(const char *id);
+
+extern const char cli_usage[];
+
+#endif

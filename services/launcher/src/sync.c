@@ -1,0 +1,56 @@
+#include "sync.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static ssize_t recv_msg(int fd, struct sync_msg *msg)
+{
+	ssize_t n;
+
+	do
+		n = recv(fd, msg, sizeof(*msg), 0);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
+int sync_send_go(int fd, struct launch_error *err)
+{
+	uint32_t type = SYNC_GO;
+
+	if (send(fd, &type, sizeof(type), MSG_NOSIGNAL) != sizeof(type))
+		return err_sys(err, "signal container init", NULL);
+	return 0;
+}
+
+int sync_wait_go(int fd)
+{
+	struct sync_msg msg;
+
+	return recv_msg(fd, &msg) >= (ssize_t)sizeof(msg.type) && msg.type == SYNC_GO ? 0 : -1;
+}
+
+void sync_send_error(int fd, const struct launch_error *error)
+{
+	struct sync_msg msg = { .type = SYNC_ERROR, .error = *error };
+
+	(void)send(fd, &msg, sizeof(msg), MSG_NOSIGNAL);
+}
+
+int sync_wait_exec(int fd, struct launch_error *error)
+{
+	struct sync_msg msg;
+	ssize_t n = recv_msg(fd, &msg);
+
+	if (n == 0)
+		return 0;
+	if (n < 0)
+		return err_sys(error, "read from container init", NULL);
+	if (n != (ssize_t)sizeof(msg) || msg.type != SYNC_ERROR)
+		return err_msg(error, "read from container init", NULL, "malformed message");
+	*error = msg.error;
+	error->op[sizeof(error->op) - 1] = '\0'; /* never trust lengths blindly */
+	error->path[sizeof(error->path) - 1] = '\0';
+	error->detail[sizeof(error->detail) - 1] = '\0';
+	return 1;
+}

@@ -1,0 +1,96 @@
+#include "util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void err_set(struct launch_error *err, int errnum, const char *op,
+		    const char *path)
+{
+	err->exit_code = EXIT_LAUNCH_FAILED;
+	err->errnum = errnum;
+	err->detail[0] = '\0';
+	snprintf(err->op, sizeof(err->op), "%s", op ? op : "");
+	snprintf(err->path, sizeof(err->path), "%s", path ? path : "");
+}
+
+int err_sys(struct launch_error *err, const char *op, const char *path)
+{
+	err_set(err, errno, op, path);
+	return -1;
+}
+
+int err_errno(struct launch_error *err, int errnum, const char *op,
+	      const char *path)
+{
+	err_set(err, errnum, op, path);
+	return -1;
+}
+
+int err_msg(struct launch_error *err, const char *op, const char *path,
+	    const char *fmt, ...)
+{
+	va_list ap;
+
+	err_set(err, 0, op, path);
+	va_start(ap, fmt);
+	vsnprintf(err->detail, sizeof(err->detail), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+void err_format(const struct launch_error *err, char *buf, size_t len)
+{
+	const char *reason = err->detail[0] ? err->detail : strerror(err->errnum);
+
+	if (err->path[0])
+		snprintf(buf, len, "%s %s: %s", err->op, err->path, reason);
+	else if (err->op[0])
+		snprintf(buf, len, "%s: %s", err->op, reason);
+	else
+		snprintf(buf, len, "%s", reason);
+}
+
+void cleanup_fdp(int *fd)
+{
+	if (*fd >= 0) {
+		int saved = errno; /* keep errno intact for err_sys after return */
+		close(*fd);
+		errno = saved;
+	}
+}
+
+void cleanup_freep(void *p)
+{
+	free(*(void **)p);
+}
+
+int path_join(char *buf, size_t len, const char *a, const char *b)
+{
+	int n = snprintf(buf, len, "%s/%s", a, b);
+
+	if (n < 0 || (size_t)n >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
