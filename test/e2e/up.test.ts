@@ -19,7 +19,7 @@ describe('skiff up', () => {
   it('brings the platform up, deploys echo, answers the printed curl, and stops everything on Ctrl-C', async () => {
     const port = await freePort();
     const natsPort = await freePort();
-    const env = { ...process.env, SKIFF_DATA_DIR: dataDir, SKIFF_PORT: String(port), SKIFF_NATS_PORT: String(natsPort) };
+    const env: NodeJS.ProcessEnv = { ...process.env, SKIFF_DATA_DIR: dataDir, SKIFF_PORT: String(port), SKIFF_NATS_PORT: String(natsPort) };
     delete env.SKIFF_NATS_URL;
     delete env.SKIFF_ADMIN_TOKEN;
     child = spawn(process.execPath, [join(REPO, 'services/cli/dist/main.js'), 'up'], { env, stdio: ['ignore', 'pipe', 'pipe'] });

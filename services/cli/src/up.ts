@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ImageStore } from '@skiff/image';
 import { ensureBase, findFunctions, packManifest } from './images.js';
+import { deploySettings } from './manifest.js';
 import { REPO_ROOT, serviceMain } from './paths.js';
 
 export interface UpOptions {
@@ -103,7 +104,7 @@ export async function up(opts: UpOptions): Promise<void> {
     const res = await fetch(`${base}/v1/functions/${fn.name}`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ image: ref, mode: fn.mode, ...(fn.timeoutMs ? { timeoutMs: fn.timeoutMs } : {}) }),
+      body: JSON.stringify(deploySettings(fn, ref)),
     });
     if (!res.ok) throw new Error(`deploying ${fn.name} failed: ${res.status} ${await res.text()}`);
   }

@@ -20,6 +20,8 @@ export const ERROR_CATALOG = {
   SKIFF_DEADLINE_EXCEEDED: { status: 504, title: 'The invocation ran past its deadline', retryable: true },
   SKIFF_FN_FAILED: { status: 502, title: 'The function failed', retryable: false },
   SKIFF_FN_OUTPUT_TOO_LARGE: { status: 502, title: 'The function output is too large', retryable: false },
+  SKIFF_OUT_OF_MEMORY: { status: 502, title: 'The function ran out of memory', retryable: false },
+  SKIFF_TOO_MANY_PROCESSES: { status: 502, title: 'The function hit its process limit', retryable: false },
   SKIFF_CONTAINER_FAILED: { status: 500, title: 'The container could not be started', retryable: true },
   SKIFF_BAD_MESSAGE: { status: 500, title: 'A message did not match its schema', retryable: false },
   SKIFF_INTERNAL: { status: 500, title: 'Internal error', retryable: true },

@@ -3,7 +3,7 @@ import { headers } from '@nats-io/nats-core';
 import { SkiffError } from './errors.js';
 import { H, decodeInvocation, decodeResult, encodeError, encodeInvocation, encodeResultHeaders, type Invocation } from './messages.js';
 
-const inv: Invocation = { callId: 'abc', deadline: 123, fn: 'echo', fnVersion: 2, image: `sha256:${'0'.repeat(64)}`, mode: 'exec' };
+const inv: Invocation = { callId: 'abc', deadline: 123, fn: 'echo', fnVersion: 2, image: `sha256:${'0'.repeat(64)}`, mode: 'exec', limits: { memoryMb: 128, cpus: 0.5, maxProcesses: 64, tmpMb: 16 } };
 
 describe('invocation headers', () => {
   it('round-trip', () => {

@@ -20,12 +20,38 @@ export const H = {
   fnVersion: 'Skiff-Function-Version',
   image: 'Skiff-Image',
   mode: 'Skiff-Mode',
+  memoryMb: 'Skiff-Memory-Mb',
+  cpus: 'Skiff-Cpus',
+  maxProcesses: 'Skiff-Max-Processes',
+  tmpMb: 'Skiff-Tmp-Mb',
   outcome: 'Skiff-Outcome',
   traceparent: 'traceparent',
   tracestate: 'tracestate',
 } as const;
 
 export const FUNCTION_MODES = ['exec'] as const;
+
+/** What one instance of a function may use. The gateway's API enforces the same ranges. */
+export interface Limits {
+  memoryMb: number;
+  cpus: number;
+  maxProcesses: number;
+  tmpMb: number;
+}
+
+export const LIMIT_RANGES = {
+  memoryMb: { min: 16, max: 65_536, default: 128 },
+  cpus: { min: 0.01, max: 64, default: 1 },
+  maxProcesses: { min: 1, max: 4096, default: 64 },
+  tmpMb: { min: 1, max: 65_536, default: 64 },
+} as const satisfies Record<keyof Limits, { min: number; max: number; default: number }>;
+
+export const DEFAULT_LIMITS: Limits = {
+  memoryMb: LIMIT_RANGES.memoryMb.default,
+  cpus: LIMIT_RANGES.cpus.default,
+  maxProcesses: LIMIT_RANGES.maxProcesses.default,
+  tmpMb: LIMIT_RANGES.tmpMb.default,
+};
 export type FunctionMode = (typeof FUNCTION_MODES)[number];
 
 const digest = z.string().regex(/^sha256:[a-f0-9]{64}$/, 'must be a sha256 digest');
@@ -42,6 +68,10 @@ const invocationHeaders = z.object({
   [H.fnVersion]: intString,
   [H.image]: digest,
   [H.mode]: z.enum(FUNCTION_MODES),
+  [H.memoryMb]: intString.pipe(z.number().min(LIMIT_RANGES.memoryMb.min).max(LIMIT_RANGES.memoryMb.max)),
+  [H.cpus]: z.string().regex(/^[0-9]{1,3}(\.[0-9]{1,3})?$/, 'must be a decimal number').transform(Number).pipe(z.number().min(LIMIT_RANGES.cpus.min).max(LIMIT_RANGES.cpus.max)),
+  [H.maxProcesses]: intString.pipe(z.number().min(LIMIT_RANGES.maxProcesses.min).max(LIMIT_RANGES.maxProcesses.max)),
+  [H.tmpMb]: intString.pipe(z.number().min(LIMIT_RANGES.tmpMb.min).max(LIMIT_RANGES.tmpMb.max)),
   [H.traceparent]: traceparent.optional(),
   [H.tracestate]: z.string().max(512).optional(),
 });
@@ -56,6 +86,7 @@ export interface Invocation {
   /** Manifest digest of the function version's image in the store. */
   image: string;
   mode: FunctionMode;
+  limits: Limits;
   traceparent?: string | undefined;
   tracestate?: string | undefined;
 }
@@ -70,6 +101,10 @@ export function encodeInvocation(inv: Invocation): MsgHdrs {
   h.set(H.fnVersion, String(inv.fnVersion));
   h.set(H.image, inv.image);
   h.set(H.mode, inv.mode);
+  h.set(H.memoryMb, String(inv.limits.memoryMb));
+  h.set(H.cpus, String(inv.limits.cpus));
+  h.set(H.maxProcesses, String(inv.limits.maxProcesses));
+  h.set(H.tmpMb, String(inv.limits.tmpMb));
   if (inv.traceparent) h.set(H.traceparent, inv.traceparent);
   if (inv.tracestate) h.set(H.tracestate, inv.tracestate);
   return h;
@@ -99,6 +134,7 @@ export function decodeInvocation(h: MsgHdrs | undefined): Invocation {
     fnVersion: p[H.fnVersion],
     image: p[H.image],
     mode: p[H.mode],
+    limits: { memoryMb: p[H.memoryMb], cpus: p[H.cpus], maxProcesses: p[H.maxProcesses], tmpMb: p[H.tmpMb] },
     traceparent: p[H.traceparent],
     tracestate: p[H.tracestate],
   };

@@ -1,22 +1,19 @@
 import Database from 'better-sqlite3';
-import { SkiffError, type FunctionMode } from '@skiff/contracts';
+import { SkiffError, type FunctionMode, type Limits } from '@skiff/contracts';
 
-export interface FunctionRecord {
-  name: string;
-  version: number;
+/** What a deploy sets; every field is part of a version. */
+export interface FunctionSettings extends Limits {
   image: string;
   imageDigest: string;
   mode: FunctionMode;
   timeoutMs: number;
-  createdAt: string;
-  updatedAt: string;
 }
 
-export interface FunctionSettings {
-  image: string;
-  imageDigest: string;
-  mode: FunctionMode;
-  timeoutMs: number;
+export interface FunctionRecord extends FunctionSettings {
+  name: string;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
 }
 
 interface FunctionRow {
@@ -26,9 +23,20 @@ interface FunctionRow {
   image_digest: string;
   mode: FunctionMode;
   timeout_ms: number;
+  memory_mb: number;
+  cpus: number;
+  max_processes: number;
+  tmp_mb: number;
   created_at: string;
   updated_at: string;
 }
+
+/** Settings columns, in the order of FunctionSettings; used by every statement that writes them. */
+const SETTING_COLUMNS = ['image', 'image_digest', 'mode', 'timeout_ms', 'memory_mb', 'cpus', 'max_processes', 'tmp_mb'] as const;
+const SETTING_PARAMS = ['@image', '@imageDigest', '@mode', '@timeoutMs', '@memoryMb', '@cpus', '@maxProcesses', '@tmpMb'] as const;
+const COLS = SETTING_COLUMNS.join(', ');
+const PARAMS = SETTING_PARAMS.join(', ');
+const ASSIGN = SETTING_COLUMNS.map((c, i) => `${c} = ${SETTING_PARAMS[i]}`).join(', ');
 
 /** Schema changes, applied in order; PRAGMA user_version records how many ran. */
 const MIGRATIONS = [
@@ -58,6 +66,15 @@ const MIGRATIONS = [
      role TEXT NOT NULL,
      created_at TEXT NOT NULL
    );`,
+  // Resource limits per version; existing rows get the defaults.
+  ['functions', 'function_versions']
+    .map(
+      (t) => `ALTER TABLE ${t} ADD COLUMN memory_mb INTEGER NOT NULL DEFAULT 128;
+              ALTER TABLE ${t} ADD COLUMN cpus REAL NOT NULL DEFAULT 1;
+              ALTER TABLE ${t} ADD COLUMN max_processes INTEGER NOT NULL DEFAULT 64;
+              ALTER TABLE ${t} ADD COLUMN tmp_mb INTEGER NOT NULL DEFAULT 64;`,
+    )
+    .join('\n'),
 ];
 
 function toRecord(row: FunctionRow): FunctionRecord {
@@ -68,13 +85,18 @@ function toRecord(row: FunctionRow): FunctionRecord {
     imageDigest: row.image_digest,
     mode: row.mode,
     timeoutMs: row.timeout_ms,
+    memoryMb: row.memory_mb,
+    cpus: row.cpus,
+    maxProcesses: row.max_processes,
+    tmpMb: row.tmp_mb,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
 }
 
 function sameSettings(row: FunctionRow, s: FunctionSettings): boolean {
-  return row.image === s.image && row.image_digest === s.imageDigest && row.mode === s.mode && row.timeout_ms === s.timeoutMs;
+  const r = toRecord(row);
+  return (Object.keys(s) as (keyof FunctionSettings)[]).every((k) => r[k] === s[k]);
 }
 
 /** The embedded registry: functions, their versions and API keys, in one SQLite file (WAL). */
@@ -93,16 +115,13 @@ export class Registry {
       get: this.db.prepare<[string], FunctionRow>('SELECT * FROM functions WHERE name = ?'),
       list: this.db.prepare<[], FunctionRow>('SELECT * FROM functions ORDER BY name'),
       insert: this.db.prepare(
-        `INSERT INTO functions (name, version, image, image_digest, mode, timeout_ms, created_at, updated_at)
-         VALUES (@name, @version, @image, @imageDigest, @mode, @timeoutMs, @now, @now)`,
+        `INSERT INTO functions (name, version, ${COLS}, created_at, updated_at) VALUES (@name, @version, ${PARAMS}, @now, @now)`,
       ),
       update: this.db.prepare(
-        `UPDATE functions SET version = @version, image = @image, image_digest = @imageDigest, mode = @mode,
-           timeout_ms = @timeoutMs, updated_at = @now WHERE name = @name`,
+        `UPDATE functions SET version = @version, ${ASSIGN}, updated_at = @now WHERE name = @name`,
       ),
       insertVersion: this.db.prepare(
-        `INSERT INTO function_versions (name, version, image, image_digest, mode, timeout_ms, created_at)
-         VALUES (@name, @version, @image, @imageDigest, @mode, @timeoutMs, @now)`,
+        `INSERT INTO function_versions (name, version, ${COLS}, created_at) VALUES (@name, @version, ${PARAMS}, @now)`,
       ),
       delete: this.db.prepare<[string]>('DELETE FROM functions WHERE name = ?'),
       deleteVersions: this.db.prepare<[string]>('DELETE FROM function_versions WHERE name = ?'),

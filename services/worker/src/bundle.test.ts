@@ -10,6 +10,7 @@ const inv: Invocation = {
   fnVersion: 3,
   image: `sha256:${'a'.repeat(64)}`,
   mode: 'exec',
+  limits: { memoryMb: 64, cpus: 0.5, maxProcesses: 32, tmpMb: 8 },
   traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
 };
 

@@ -88,8 +88,17 @@ export async function runExec(req: ExecRequest): Promise<ExecOutcome> {
   }
 }
 
+// Lines the launcher prints when a cgroup limit stopped the container (see services/launcher/README.md).
+const OUT_OF_MEMORY = /^skiff-launch: \S+: out of memory \(memory limit (\d+) bytes\)$/m;
+const PROCESS_LIMIT = /^skiff-launch: \S+: process limit reached \(pids limit (\d+)\)$/m;
+
 function exitFailure(fn: string, code: number | null, signal: NodeJS.Signals | null, stderr: string): SkiffError {
   const said = stderr ? `: ${stderr}` : '';
+  const oom = OUT_OF_MEMORY.exec(stderr);
+  if (oom) return new SkiffError('SKIFF_OUT_OF_MEMORY', `function "${fn}" went over its memory limit of ${Number(oom[1]) / 1024 / 1024} MiB and was killed`);
+  const pids = PROCESS_LIMIT.exec(stderr);
+  // A function may survive a refused fork; only a failed run is reported as the limit's doing.
+  if (pids && code !== 0) return new SkiffError('SKIFF_TOO_MANY_PROCESSES', `function "${fn}" hit its limit of ${pids[1]} processes${said}`);
   if (code === RUNTIME_FAILURE) return new SkiffError('SKIFF_CONTAINER_FAILED', `the container for "${fn}" could not be started${said}`);
   if (code !== null && code > 128) return new SkiffError('SKIFF_FN_FAILED', `function "${fn}" was killed by signal ${code - 128}${said}`);
   if (code === null) return new SkiffError('SKIFF_CONTAINER_FAILED', `the runtime for "${fn}" was killed by ${signal}${said}`);

@@ -1,9 +1,9 @@
-import { SkiffError, type FunctionMode } from '@skiff/contracts';
+import { DEFAULT_LIMITS, SkiffError, type FunctionMode, type Limits } from '@skiff/contracts';
 import type { ImageStore } from '@skiff/image';
 import type { Handlers, OperationContext } from '../openapi.js';
 import type { FunctionRecord, FunctionSettings, Registry } from '../registry.js';
 
-interface SettingsBody {
+interface SettingsBody extends Partial<Limits> {
   image: string;
   mode?: FunctionMode;
   timeoutMs?: number;
@@ -20,7 +20,16 @@ export function functionHandlers(registry: Registry, store: ImageStore, defaultT
   // The ref is resolved once, at deploy time, so a version always runs the same image bytes.
   const settings = async (body: SettingsBody): Promise<FunctionSettings> => {
     const image = await store.resolve(body.image);
-    return { image: body.image, imageDigest: image.digest, mode: body.mode ?? 'exec', timeoutMs: body.timeoutMs ?? defaultTimeoutMs };
+    return {
+      image: body.image,
+      imageDigest: image.digest,
+      mode: body.mode ?? 'exec',
+      timeoutMs: body.timeoutMs ?? defaultTimeoutMs,
+      memoryMb: body.memoryMb ?? DEFAULT_LIMITS.memoryMb,
+      cpus: body.cpus ?? DEFAULT_LIMITS.cpus,
+      maxProcesses: body.maxProcesses ?? DEFAULT_LIMITS.maxProcesses,
+      tmpMb: body.tmpMb ?? DEFAULT_LIMITS.tmpMb,
+    };
   };
   return {
     listFunctions: () => ({ functions: registry.list() }),

@@ -21,6 +21,7 @@ export function invokeHandlers(registry: Registry, messaging: Messaging): Handle
         fnVersion: fn.version,
         image: fn.imageDigest,
         mode: fn.mode,
+        limits: { memoryMb: fn.memoryMb, cpus: fn.cpus, maxProcesses: fn.maxProcesses, tmpMb: fn.tmpMb },
         traceparent: typeof traceparent === 'string' && TRACEPARENT.test(traceparent) ? traceparent : undefined,
       };
       const body = Buffer.isBuffer(request.body) ? request.body : EMPTY;
