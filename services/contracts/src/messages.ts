@@ -209,6 +209,10 @@ export const heartbeatSchema = z.object({
   inflight: z.number().int().nonnegative(),
   /** Heartbeat period the sender promises, so receivers know when it is overdue. */
   intervalMs: z.number().int().positive(),
+  /** Manifest digests of the images unpacked on the node (placement prefers them). */
+  images: z.array(digest).max(100_000).default([]),
+  /** Function versions with idle warm instances on the node (placement prefers them most). */
+  warm: z.array(z.object({ fn: z.string().min(1).max(63), version: z.number().int().positive(), idle: z.number().int().nonnegative() })).max(100_000).default([]),
 });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;
 
@@ -234,7 +238,8 @@ export const nodeTableSchema = z.object({
 });
 export type NodeTable = z.infer<typeof nodeTableSchema>;
 
-export function encodeJson<T>(schema: z.ZodType<T>, value: T): Uint8Array {
+/** Checks a control message against its schema (defaults filled in) and serialises it. */
+export function encodeJson<S extends z.ZodType>(schema: S, value: z.input<S>): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(schema.parse(value)));
 }
 

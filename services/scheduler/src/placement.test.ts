@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION, type Heartbeat } from '@skiff/contracts';
 import { isLive, pickNode, toEntries, withHeartbeat, withPlaced, withoutExpired, withoutNode, type NodeState } from './placement.js';
 
-const hb = (nodeId: string, inflight = 0, slots = 4): Heartbeat => ({
+const IMAGE = `sha256:${'1'.repeat(64)}`;
+const target = { fn: 'hello', fnVersion: 2, image: IMAGE };
+
+const hb = (nodeId: string, inflight = 0, slots = 4, extra: Partial<Heartbeat> = {}): Heartbeat => ({
   type: 'heartbeat',
   version: PROTOCOL_VERSION,
   nodeId,
@@ -10,6 +13,9 @@ const hb = (nodeId: string, inflight = 0, slots = 4): Heartbeat => ({
   slots,
   inflight,
   intervalMs: 1000,
+  images: [],
+  warm: [],
+  ...extra,
 });
 
 describe('node table', () => {
@@ -64,4 +70,35 @@ describe('pickNode', () => {
     }
     expect(picks).toEqual(['a', 'b', 'a', 'b']);
   });
+
+  it('prefers a node with an idle warm instance of the version, then one with the image, then the least loaded', () => {
+    let t = withHeartbeat(new Map(), hb('cold', 0, 8), 0);
+    t = withHeartbeat(t, hb('cached', 2, 8, { images: [IMAGE] }), 0);
+    t = withHeartbeat(t, hb('warm', 3, 8, { images: [IMAGE], warm: [{ fn: 'hello', version: 2, idle: 1 }] }), 0);
+    expect(pickNode(t, 0, 3, target)?.nodeId).toBe('warm');
+    // Another version of the function is not warm here.
+    expect(pickNode(t, 0, 3, { ...target, fnVersion: 3 })?.nodeId).toBe('cached');
+    expect(pickNode(t, 0, 3, { ...target, fnVersion: 3, image: `sha256:${'2'.repeat(64)}` })?.nodeId).toBe('cold');
+  });
+
+  it('uses up a warm instance when it places there, so a burst spreads', () => {
+    let t = withHeartbeat(new Map(), hb('a', 0, 8, { warm: [{ fn: 'hello', version: 2, idle: 1 }] }), 0);
+    t = withHeartbeat(t, hb('b', 0, 8, { images: [IMAGE] }), 0);
+    const first = pickNode(t, 0, 3, target)!;
+    expect(first.nodeId).toBe('a');
+    t = withPlaced(t, first.nodeId, target);
+    expect(pickNode(t, 0, 3, target)?.nodeId).toBe('b');
+  });
+
+  it('prefers any node with a free slot over a warm one that is full', () => {
+    let t = withHeartbeat(new Map(), hb('warm-full', 4, 4, { warm: [{ fn: 'hello', version: 2, idle: 1 }] }), 0);
+    t = withHeartbeat(t, hb('cold', 1, 4), 0);
+    expect(pickNode(t, 0, 3, target)?.nodeId).toBe('cold');
+  });
+
+  it('still places when every node looks full (the worker queues or refuses)', () => {
+    const t = withHeartbeat(withHeartbeat(new Map(), hb('a', 9, 4), 0), hb('b', 5, 4), 0);
+    expect(pickNode(t, 0, 3, target)?.nodeId).toBe('b');
+  });
 });
+

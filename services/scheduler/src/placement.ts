@@ -12,13 +12,33 @@ export interface NodeState {
   /** As reported, plus what this scheduler placed there since the last heartbeat. */
   inflight: number;
   intervalMs: number;
+  images: ReadonlySet<string>;
+  /** Idle warm instances by `fn@version`. */
+  warm: ReadonlyMap<string, number>;
 }
+
+/** What is being placed: the function version and its image. */
+export interface PlacementTarget {
+  fn: string;
+  fnVersion: number;
+  image: string;
+}
+
+export const warmKey = (fn: string, version: number) => `${fn}@${version}`;
 
 export type NodeTable = ReadonlyMap<string, NodeState>;
 
 export function withHeartbeat(table: NodeTable, hb: Heartbeat, now: number): Map<string, NodeState> {
   const next = new Map(table);
-  next.set(hb.nodeId, { nodeId: hb.nodeId, lastSeen: now, slots: hb.slots, inflight: hb.inflight, intervalMs: hb.intervalMs });
+  next.set(hb.nodeId, {
+    nodeId: hb.nodeId,
+    lastSeen: now,
+    slots: hb.slots,
+    inflight: hb.inflight,
+    intervalMs: hb.intervalMs,
+    images: new Set(hb.images),
+    warm: new Map(hb.warm.filter((w) => w.idle > 0).map((w) => [warmKey(w.fn, w.version), w.idle])),
+  });
   return next;
 }
 
@@ -28,11 +48,22 @@ export function withoutNode(table: NodeTable, nodeId: string): Map<string, NodeS
   return next;
 }
 
-/** Counts one more invocation on a node until its next heartbeat reports the truth. */
-export function withPlaced(table: NodeTable, nodeId: string): Map<string, NodeState> {
+/**
+ * Counts one more invocation on a node, and one warm instance fewer, until its next heartbeat
+ * reports the truth.
+ */
+export function withPlaced(table: NodeTable, nodeId: string, target?: PlacementTarget): Map<string, NodeState> {
   const next = new Map(table);
   const node = next.get(nodeId);
-  if (node) next.set(nodeId, { ...node, inflight: node.inflight + 1 });
+  if (!node) return next;
+  let warm = node.warm;
+  const key = target && warmKey(target.fn, target.fnVersion);
+  if (key && (warm.get(key) ?? 0) > 0) {
+    const w = new Map(warm);
+    w.set(key, w.get(key)! - 1);
+    warm = w;
+  }
+  next.set(nodeId, { ...node, inflight: node.inflight + 1, warm });
   return next;
 }
 
@@ -48,21 +79,39 @@ export function withoutExpired(table: NodeTable, now: number, missedHeartbeats: 
 }
 
 function load(node: NodeState): number {
-  return node.slots === 0 ? Number.POSITIVE_INFINITY : node.inflight / node.slots;
+  return node.inflight / node.slots;
+}
+
+/** Lower is better: a warm idle instance of this version, then the image already unpacked, then anything. */
+function tier(node: NodeState, target: PlacementTarget | undefined): number {
+  if (!target) return 2;
+  if ((node.warm.get(warmKey(target.fn, target.fnVersion)) ?? 0) > 0) return 0;
+  return node.images.has(target.image) ? 1 : 2;
+}
+
+function better(a: NodeState, b: NodeState, target: PlacementTarget | undefined): boolean {
+  const room = (n: NodeState) => (n.inflight < n.slots ? 0 : 1);
+  return (
+    room(a) - room(b) ||
+    tier(a, target) - tier(b, target) ||
+    load(a) - load(b) ||
+    a.inflight - b.inflight ||
+    (a.nodeId < b.nodeId ? -1 : 1)
+  ) < 0;
 }
 
 /**
- * The live node with the most room, by share of its slots in use; ties go to the fewest
- * invocations in flight, then to the node id, so the choice is deterministic. Nodes that are
- * full still take work (they queue it) until backpressure exists at this level.
+ * Where to run an invocation: among live nodes, those with a free slot first; among those, a
+ * node with an idle warm instance of the version, then one that has the image unpacked, then
+ * the least loaded (share of slots in use). The in-flight counts are estimates between
+ * heartbeats, so a node that looks full still gets work when all do: the worker queues it and
+ * is the one that refuses when it truly has no room.
  */
-export function pickNode(table: NodeTable, now: number, missedHeartbeats: number): NodeState | undefined {
+export function pickNode(table: NodeTable, now: number, missedHeartbeats: number, target?: PlacementTarget): NodeState | undefined {
   let best: NodeState | undefined;
   for (const node of table.values()) {
     if (!isLive(node, now, missedHeartbeats) || node.slots === 0) continue;
-    if (!best || load(node) < load(best) || (load(node) === load(best) && (node.inflight < best.inflight || (node.inflight === best.inflight && node.nodeId < best.nodeId)))) {
-      best = node;
-    }
+    if (!best || better(node, best, target)) best = node;
   }
   return best;
 }

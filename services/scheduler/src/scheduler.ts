@@ -96,9 +96,10 @@ export class Scheduler {
       const inv = decodeInvocation(m.headers);
       callId = inv.callId;
       if (remainingMs(inv.deadline) === 0) throw new SkiffError('SKIFF_DEADLINE_EXCEEDED', 'the deadline passed before the invocation was placed');
-      const node = pickNode(this.table, Date.now(), this.config.missedHeartbeats);
+      const target = { fn: inv.fn, fnVersion: inv.fnVersion, image: inv.image };
+      const node = pickNode(this.table, Date.now(), this.config.missedHeartbeats, target);
       if (!node) throw new SkiffError('SKIFF_NO_WORKER', 'no worker node is available to run the function');
-      this.table = withPlaced(this.table, node.nodeId);
+      this.table = withPlaced(this.table, node.nodeId, target);
       this.nc.publish(SUBJECTS.nodeInvoke(node.nodeId), m.data, { headers: m.headers!, ...(m.reply ? { reply: m.reply } : {}) });
       this.log.debug({ callId, fn: inv.fn, nodeId: node.nodeId }, 'placed');
     } catch (err) {
