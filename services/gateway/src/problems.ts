@@ -33,6 +33,8 @@ export function installProblemHandlers(app: FastifyInstance, log: Logger): void 
   app.setErrorHandler((err, request, reply) => {
     const e = asSkiffError(err);
     if (e.status >= 500 && e.code !== 'SKIFF_FN_FAILED') log.error({ err, callId: request.id, code: e.code }, e.message);
+    // Clients may try again after a moment when Skiff is overloaded or a part is missing.
+    if (e.retryable && (e.status === 429 || e.status === 503)) void reply.header('retry-after', '1');
     void reply.code(e.status).type('application/problem+json').send(toProblem(e, request.url));
   });
   app.setNotFoundHandler((request, reply) => {

@@ -19,6 +19,7 @@ import { runtimeSpec } from './bundle.js';
 import type { WorkerConfig } from './config.js';
 import { ImageCache } from './images.js';
 import { runExec } from './runner.js';
+import { Slots } from './slots.js';
 
 /**
  * The worker agent of one node: announces itself with heartbeats, takes invocations placed on
@@ -30,6 +31,7 @@ export class WorkerAgent {
   private beat: NodeJS.Timeout | undefined;
   private readonly running = new Set<Promise<void>>();
   private readonly images: ImageCache;
+  private readonly slots: Slots;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -38,8 +40,10 @@ export class WorkerAgent {
     private readonly log: Logger,
   ) {
     this.images = new ImageCache(store, join(config.workDir, 'images'), log);
+    this.slots = new Slots(config.slots, config.maxQueued);
   }
 
+  /** Invocations taken by this node: running or waiting for a slot. */
   get inflight(): number {
     return this.running.size;
   }
@@ -81,6 +85,15 @@ export class WorkerAgent {
   }
 
   private async run(inv: Invocation, body: Uint8Array): Promise<Uint8Array> {
+    const release = await this.slots.acquire(inv.deadline);
+    try {
+      return await this.runInSlot(inv, body);
+    } finally {
+      release();
+    }
+  }
+
+  private async runInSlot(inv: Invocation, body: Uint8Array): Promise<Uint8Array> {
     const image = await this.images.prepare(inv.image);
     let spec: object;
     try {

@@ -13,6 +13,8 @@ export interface WorkerConfig {
   /** An OCI runtime with the runc command line: skiff-launch by default, runc or crun work too. */
   readonly runtime: string;
   readonly slots: number;
+  /** Invocations that may wait for a slot; more are refused with SKIFF_OVERLOADED. */
+  readonly maxQueued: number;
   /** First host uid/gid handed to functions' user namespaces (65536 ids each). */
   readonly uidBase: number;
   readonly heartbeatMs: number;
@@ -49,6 +51,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): WorkerConfig {
     workDir: resolve(dataDir, 'nodes', nodeId),
     runtime: env.SKIFF_RUNTIME || DEFAULT_RUNTIME,
     slots: int(env, 'SKIFF_WORKER_SLOTS', 16, 1, 4096),
+    maxQueued: int(env, 'SKIFF_WORKER_QUEUE', 1024, 0, 1_000_000),
     uidBase: int(env, 'SKIFF_UID_BASE', 100_000_000, 65_536, 2 ** 32 - 2 * 65_536),
     heartbeatMs: int(env, 'SKIFF_HEARTBEAT_MS', 1000, 50, 60_000),
     maxOutputBytes: int(env, 'SKIFF_MAX_OUTPUT_BYTES', 6 * 1024 * 1024, 1, 1024 * 1024 * 1024),

@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,6 +121,19 @@ export class Platform {
   async close(): Promise<void> {
     await Promise.all(this.services.map((s) => s.stop()));
     await this.nats.stop();
-    if (!process.env.SKIFF_KEEP_TEST_DATA) rmSync(this.dataDir, { recursive: true, force: true });
+    if (process.env.SKIFF_KEEP_TEST_DATA) return;
+    // A worker killed with SIGKILL leaves its image mounts behind; detach them before removing.
+    unmountUnder(this.dataDir);
+    rmSync(this.dataDir, { recursive: true, force: true });
   }
+}
+
+/** Lazily unmounts every mount point below `dir`, deepest first. */
+export function unmountUnder(dir: string): void {
+  const points = readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[1]?.replace(/\\040/g, ' '))
+    .filter((p): p is string => !!p && p.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const p of points) execFileSync('umount', ['-l', p]);
 }
