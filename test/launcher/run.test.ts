@@ -237,6 +237,9 @@ describe('skiff-launch run', () => {
     };
     await waitFor(() => !alive(), 'container to die');
     expect(alive()).toBe(false);
+    // its state stays behind (nobody was left to remove it): delete --force cleans up
+    expect(spawnSync(launcher, ['delete', '--force', 'orphan']).status).toBe(0);
+    expect(fs.existsSync('/run/skiff-launch/orphan')).toBe(false);
   });
 
   it('exits 127 when args[0] is not found and 126 when it cannot be executed', () => {

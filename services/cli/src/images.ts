@@ -1,9 +1,12 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ImageStore, buildBusyboxBase, packFunction, type Descriptor } from '@skiff/image';
+import { ImageStore, buildBusyboxBase, buildNodeRuntime, packFunction, type Descriptor } from '@skiff/image';
+import { REPO_ROOT } from './paths.js';
 import { loadManifest, type FunctionManifest } from './manifest.js';
 
 export const BUSYBOX_REF = 'busybox:latest';
+export const NODE_REF = 'node:latest';
+export const NODE_RUNTIME_REF = 'node-runtime:latest';
 
 /** The function directories under `root` (each has a function.yaml). */
 export function findFunctions(root: string): FunctionManifest[] {
@@ -32,4 +35,15 @@ export async function packManifest(store: ImageStore, fn: FunctionManifest): Pro
 /** The busybox base image; deterministic, so rebuilding gives the same digest. */
 export async function ensureBase(store: ImageStore): Promise<Descriptor> {
   return buildBusyboxBase(store, { ref: BUSYBOX_REF });
+}
+
+/** `node-runtime:latest`: the node base with functions/runtimes/node under /runtime. */
+export function ensureNodeRuntime(store: ImageStore): Promise<Descriptor> {
+  return buildNodeRuntime(store, { runtimeDir: join(REPO_ROOT, 'functions/runtimes/node'), baseRef: NODE_REF, ref: NODE_RUNTIME_REF });
+}
+
+/** The base images the given functions build on. */
+export async function ensureBasesFor(store: ImageStore, functions: FunctionManifest[]): Promise<void> {
+  await ensureBase(store);
+  if (functions.some((f) => f.base === NODE_RUNTIME_REF)) await ensureNodeRuntime(store);
 }

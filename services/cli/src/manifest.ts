@@ -2,35 +2,47 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { LIMIT_RANGES } from '@skiff/contracts';
+import { SETTING_NAMES, settingSchema, type SettingName } from '@skiff/contracts';
 
-const limit = (r: { min: number; max: number }) => z.number().min(r.min).max(r.max).optional();
+/** Language runtimes Skiff ships: the image a function builds on and how its process starts. */
+export const RUNTIMES = {
+  node: {
+    base: 'node-runtime:latest',
+    entrypoint: ['/usr/local/bin/node', '/runtime/runtime.mjs'],
+    handlerEnv: 'SKIFF_HANDLER',
+    defaultHandler: 'index.mjs',
+  },
+} as const;
 
 /** functions/<name>/function.yaml: how a function is packed and deployed. */
 const manifestSchema = z
   .object({
     name: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'must be lower-case letters, digits and dashes, starting with a letter'),
-    mode: z.enum(['exec']).default('exec'),
-    base: z.string().min(1).default('busybox:latest'),
-    entrypoint: z.array(z.string()).min(1),
+    mode: z.enum(['exec', 'stream']).default('exec'),
+    /** A shipped language runtime (stream mode); sets base, entrypoint and the handler. */
+    runtime: z.enum(Object.keys(RUNTIMES) as [keyof typeof RUNTIMES]).optional(),
+    handler: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9._/-]*$/, 'must be a relative path in the function directory').optional(),
+    base: z.string().min(1).optional(),
+    entrypoint: z.array(z.string()).min(1).optional(),
     env: z.record(z.string(), z.string()).optional(),
     timeoutMs: z.number().int().min(1).max(900_000).optional(),
-    memoryMb: limit(LIMIT_RANGES.memoryMb),
-    cpus: limit(LIMIT_RANGES.cpus),
-    maxProcesses: limit(LIMIT_RANGES.maxProcesses),
-    tmpMb: limit(LIMIT_RANGES.tmpMb),
+    inputSchema: z.record(z.string(), z.unknown()).optional(),
+    outputSchema: z.record(z.string(), z.unknown()).optional(),
+    ...(Object.fromEntries(SETTING_NAMES.map((k) => [k, settingSchema(k).optional()])) as Record<SettingName, z.ZodOptional<z.ZodNumber>>),
   })
-  .strict();
+  .strict()
+  .refine((m) => m.runtime !== undefined || m.entrypoint !== undefined, { message: 'needs an entrypoint (or a runtime)', path: ['entrypoint'] })
+  .refine((m) => m.runtime === undefined || m.mode === 'stream', { message: 'a runtime serves stream mode; set mode: stream', path: ['mode'] });
 
-export type FunctionManifest = z.infer<typeof manifestSchema> & { dir: string };
+type Parsed = z.infer<typeof manifestSchema>;
 
-/** The deploy body (PUT /v1/functions/{name}) for a manifest whose image is `ref`. */
-export function deploySettings(fn: FunctionManifest, ref: string): Record<string, unknown> {
-  const { timeoutMs, memoryMb, cpus, maxProcesses, tmpMb } = fn;
-  const optional = Object.entries({ timeoutMs, memoryMb, cpus, maxProcesses, tmpMb }).filter(([, v]) => v !== undefined);
-  return { image: ref, mode: fn.mode, ...Object.fromEntries(optional) };
+export interface FunctionManifest extends Omit<Parsed, 'base' | 'entrypoint'> {
+  dir: string;
+  base: string;
+  entrypoint: string[];
 }
 
+/** Reads function.yaml and fills in what its runtime implies. */
 export function loadManifest(dir: string): FunctionManifest {
   const file = join(dir, 'function.yaml');
   const parsed = manifestSchema.safeParse(parseYaml(readFileSync(file, 'utf8')));
@@ -38,5 +50,20 @@ export function loadManifest(dir: string): FunctionManifest {
     const first = parsed.error.issues[0]!;
     throw new Error(`${file}: ${first.path.join('.') || '(top)'}: ${first.message}`);
   }
-  return { ...parsed.data, dir };
+  const m = parsed.data;
+  const runtime = m.runtime ? RUNTIMES[m.runtime] : undefined;
+  const env = runtime ? { [runtime.handlerEnv]: `/function/${m.handler ?? runtime.defaultHandler}`, ...m.env } : m.env;
+  return {
+    ...m,
+    dir,
+    base: m.base ?? runtime?.base ?? 'busybox:latest',
+    entrypoint: m.entrypoint ?? [...runtime!.entrypoint],
+    ...(env ? { env } : {}),
+  };
+}
+
+/** The deploy body (PUT /v1/functions/{name}) for a manifest whose image is `ref`. */
+export function deploySettings(fn: FunctionManifest, ref: string): Record<string, unknown> {
+  const optional = (['timeoutMs', 'inputSchema', 'outputSchema', ...SETTING_NAMES] as const).map((k) => [k, fn[k]] as const);
+  return { image: ref, mode: fn.mode, ...Object.fromEntries(optional.filter(([, v]) => v !== undefined)) };
 }

@@ -4,7 +4,7 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ImageStore } from '@skiff/image';
-import { ensureBase, findFunctions, packManifest } from './images.js';
+import { ensureBasesFor, findFunctions, packManifest } from './images.js';
 import { deploySettings } from './manifest.js';
 import { REPO_ROOT, serviceMain } from './paths.js';
 
@@ -89,8 +89,8 @@ export async function up(opts: UpOptions): Promise<void> {
   for (const service of ['scheduler', 'worker', 'gateway'] as const) start(service, process.execPath, [serviceMain(service)], env);
 
   const store = await ImageStore.open(join(opts.dataDir, 'store'));
-  await ensureBase(store);
   const functions = findFunctions(join(REPO_ROOT, 'functions'));
+  await ensureBasesFor(store, functions);
   const packed = [];
   for (const fn of functions) packed.push({ fn, ...(await packManifest(store, fn)) });
 

@@ -1,5 +1,6 @@
 export * from './errors.js';
 export * from './subjects.js';
 export * from './messages.js';
+export * from './settings.js';
 export * from './logger.js';
 export * from './ids.js';

@@ -1,13 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { headers } from '@nats-io/nats-core';
 import { SkiffError } from './errors.js';
+import { DEFAULT_SETTINGS } from './settings.js';
 import { H, decodeInvocation, decodeResult, encodeError, encodeInvocation, encodeResultHeaders, type Invocation } from './messages.js';
 
-const inv: Invocation = { callId: 'abc', deadline: 123, fn: 'echo', fnVersion: 2, image: `sha256:${'0'.repeat(64)}`, mode: 'exec', limits: { memoryMb: 128, cpus: 0.5, maxProcesses: 64, tmpMb: 16 } };
+const inv: Invocation = { callId: 'abc', deadline: 123, fn: 'echo', fnVersion: 2, image: `sha256:${'0'.repeat(64)}`, mode: 'exec', settings: { ...DEFAULT_SETTINGS, cpus: 0.5, tmpMb: 16 } };
 
 describe('invocation headers', () => {
   it('round-trip', () => {
-    expect(decodeInvocation(encodeInvocation(inv))).toEqual({ ...inv, traceparent: undefined, tracestate: undefined });
+    expect(decodeInvocation(encodeInvocation(inv))).toEqual({ ...inv, traceparent: undefined, tracestate: undefined, contentType: undefined });
+    expect(decodeInvocation(encodeInvocation({ ...inv, contentType: 'application/json; charset=utf-8' })).contentType).toBe('application/json; charset=utf-8');
   });
 
   it('reject what does not fit, naming the header', () => {
@@ -27,6 +29,16 @@ describe('invocation headers', () => {
     expect(() => decodeInvocation(encodeInvocation({ ...inv, callId: '..' }))).toThrow(SkiffError);
   });
 
+  it('refuse settings out of range, unknown or missing', () => {
+    for (const bad of ['memoryMb=8', 'cpus=0.5', `${'x'}`, 'memoryMb=128;cpus=1;maxProcesses=64;tmpMb=64;concurrency=1;minInstances=0;maxInstances=10;idleTimeoutMs=300000;evil=1']) {
+      const h = encodeInvocation(inv);
+      h.set(H.settings, bad);
+      expect(() => decodeInvocation(h), bad).toThrow(SkiffError);
+    }
+    const h = encodeInvocation({ ...inv, settings: { ...inv.settings, memoryMb: 8 } });
+    expect(() => decodeInvocation(h)).toThrow(/memoryMb/);
+  });
+
   it('refuse another protocol version', () => {
     const h = encodeInvocation(inv);
     h.set(H.version, '2');
@@ -37,7 +49,8 @@ describe('invocation headers', () => {
 describe('results', () => {
   it('carry output bytes or a coded error', () => {
     const ok = decodeResult(encodeResultHeaders('abc', true), new Uint8Array([1, 2]));
-    expect(ok).toEqual({ ok: true, callId: 'abc', body: new Uint8Array([1, 2]) });
+    expect(ok).toEqual({ ok: true, callId: 'abc', body: new Uint8Array([1, 2]), contentType: undefined });
+    expect(decodeResult(encodeResultHeaders('abc', true, 'application/json'), new Uint8Array()).ok && 'json').toBe('json');
     const failed = decodeResult(encodeResultHeaders('abc', false), encodeError(new SkiffError('SKIFF_NO_WORKER', 'none')));
     expect(failed.ok).toBe(false);
     if (!failed.ok) expect([failed.error.code, failed.error.status, failed.error.message]).toEqual(['SKIFF_NO_WORKER', 503, 'none']);

@@ -6,6 +6,7 @@
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/nats-core';
 import { z } from 'zod';
 import { SkiffError, isErrorCode, type ErrorBody } from './errors.js';
+import { encodeSettings, settingsHeader, type RunSettings } from './settings.js';
 import { CALL_ID_PATTERN, NODE_ID_PATTERN } from './subjects.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -20,44 +21,23 @@ export const H = {
   fnVersion: 'Skiff-Function-Version',
   image: 'Skiff-Image',
   mode: 'Skiff-Mode',
-  memoryMb: 'Skiff-Memory-Mb',
-  cpus: 'Skiff-Cpus',
-  maxProcesses: 'Skiff-Max-Processes',
-  tmpMb: 'Skiff-Tmp-Mb',
+  settings: 'Skiff-Settings',
   outcome: 'Skiff-Outcome',
+  contentType: 'Skiff-Content-Type',
   traceparent: 'traceparent',
   tracestate: 'tracestate',
 } as const;
 
-export const FUNCTION_MODES = ['exec'] as const;
+export const FUNCTION_MODES = ['exec', 'stream'] as const;
 
-/** What one instance of a function may use. The gateway's API enforces the same ranges. */
-export interface Limits {
-  memoryMb: number;
-  cpus: number;
-  maxProcesses: number;
-  tmpMb: number;
-}
-
-export const LIMIT_RANGES = {
-  memoryMb: { min: 16, max: 65_536, default: 128 },
-  cpus: { min: 0.01, max: 64, default: 1 },
-  maxProcesses: { min: 1, max: 4096, default: 64 },
-  tmpMb: { min: 1, max: 65_536, default: 64 },
-} as const satisfies Record<keyof Limits, { min: number; max: number; default: number }>;
-
-export const DEFAULT_LIMITS: Limits = {
-  memoryMb: LIMIT_RANGES.memoryMb.default,
-  cpus: LIMIT_RANGES.cpus.default,
-  maxProcesses: LIMIT_RANGES.maxProcesses.default,
-  tmpMb: LIMIT_RANGES.tmpMb.default,
-};
 export type FunctionMode = (typeof FUNCTION_MODES)[number];
 
 const digest = z.string().regex(/^sha256:[a-f0-9]{64}$/, 'must be a sha256 digest');
 const callId = z.string().regex(CALL_ID_PATTERN, 'must be 1-128 characters of [A-Za-z0-9._-], starting with a letter or digit');
 const intString = z.string().regex(/^[0-9]{1,16}$/, 'must be a non-negative integer').transform(Number);
 const traceparent = z.string().regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/, 'must be a W3C traceparent');
+
+const contentType = z.string().min(1).max(256).regex(/^[\x20-\x7e]+$/, 'must be printable ASCII');
 
 const invocationHeaders = z.object({
   [H.type]: z.literal('invoke'),
@@ -68,12 +48,10 @@ const invocationHeaders = z.object({
   [H.fnVersion]: intString,
   [H.image]: digest,
   [H.mode]: z.enum(FUNCTION_MODES),
-  [H.memoryMb]: intString.pipe(z.number().min(LIMIT_RANGES.memoryMb.min).max(LIMIT_RANGES.memoryMb.max)),
-  [H.cpus]: z.string().regex(/^[0-9]{1,3}(\.[0-9]{1,3})?$/, 'must be a decimal number').transform(Number).pipe(z.number().min(LIMIT_RANGES.cpus.min).max(LIMIT_RANGES.cpus.max)),
-  [H.maxProcesses]: intString.pipe(z.number().min(LIMIT_RANGES.maxProcesses.min).max(LIMIT_RANGES.maxProcesses.max)),
-  [H.tmpMb]: intString.pipe(z.number().min(LIMIT_RANGES.tmpMb.min).max(LIMIT_RANGES.tmpMb.max)),
+  [H.settings]: settingsHeader,
   [H.traceparent]: traceparent.optional(),
   [H.tracestate]: z.string().max(512).optional(),
+  [H.contentType]: contentType.optional(),
 });
 
 /** What every hop knows about one invocation (the body travels beside it). */
@@ -86,9 +64,11 @@ export interface Invocation {
   /** Manifest digest of the function version's image in the store. */
   image: string;
   mode: FunctionMode;
-  limits: Limits;
+  settings: RunSettings;
   traceparent?: string | undefined;
   tracestate?: string | undefined;
+  /** The request body's media type, as the client sent it. */
+  contentType?: string | undefined;
 }
 
 export function encodeInvocation(inv: Invocation): MsgHdrs {
@@ -101,12 +81,10 @@ export function encodeInvocation(inv: Invocation): MsgHdrs {
   h.set(H.fnVersion, String(inv.fnVersion));
   h.set(H.image, inv.image);
   h.set(H.mode, inv.mode);
-  h.set(H.memoryMb, String(inv.limits.memoryMb));
-  h.set(H.cpus, String(inv.limits.cpus));
-  h.set(H.maxProcesses, String(inv.limits.maxProcesses));
-  h.set(H.tmpMb, String(inv.limits.tmpMb));
+  h.set(H.settings, encodeSettings(inv.settings));
   if (inv.traceparent) h.set(H.traceparent, inv.traceparent);
   if (inv.tracestate) h.set(H.tracestate, inv.tracestate);
+  if (inv.contentType) h.set(H.contentType, inv.contentType);
   return h;
 }
 
@@ -134,9 +112,10 @@ export function decodeInvocation(h: MsgHdrs | undefined): Invocation {
     fnVersion: p[H.fnVersion],
     image: p[H.image],
     mode: p[H.mode],
-    limits: { memoryMb: p[H.memoryMb], cpus: p[H.cpus], maxProcesses: p[H.maxProcesses], tmpMb: p[H.tmpMb] },
+    settings: p[H.settings],
     traceparent: p[H.traceparent],
     tracestate: p[H.tracestate],
+    contentType: p[H.contentType],
   };
 }
 
@@ -148,11 +127,12 @@ export function remainingMs(deadline: number, now = Date.now()): number {
 // ---- results (worker → the gateway's inbox; scheduler → inbox when it cannot place) ----
 
 export type InvocationResult =
-  | { ok: true; callId: string; body: Uint8Array }
+  | { ok: true; callId: string; body: Uint8Array; contentType: string | undefined }
   | { ok: false; callId: string; error: SkiffError };
 
-export function encodeResultHeaders(callId: string, ok: boolean): MsgHdrs {
+export function encodeResultHeaders(callId: string, ok: boolean, contentType?: string): MsgHdrs {
   const h = natsHeaders();
+  if (contentType) h.set(H.contentType, contentType);
   h.set(H.type, 'result');
   h.set(H.version, String(PROTOCOL_VERSION));
   h.set(H.callId, callId);
@@ -169,6 +149,7 @@ const resultHeaders = z.object({
   [H.version]: z.literal(String(PROTOCOL_VERSION)),
   [H.callId]: callId,
   [H.outcome]: z.enum(['ok', 'error']),
+  [H.contentType]: contentType.optional(),
 });
 
 const errorBody = z.object({
@@ -181,7 +162,7 @@ export function decodeResult(h: MsgHdrs | undefined, body: Uint8Array): Invocati
   const parsed = resultHeaders.safeParse(headerRecord(h));
   if (!parsed.success) throw badMessage('invocation result', parsed.error);
   const id = parsed.data[H.callId];
-  if (parsed.data[H.outcome] === 'ok') return { ok: true, callId: id, body };
+  if (parsed.data[H.outcome] === 'ok') return { ok: true, callId: id, body, contentType: parsed.data[H.contentType] };
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder().decode(body));
@@ -222,6 +203,15 @@ export const leaveSchema = z.object({
   nodeId,
 });
 export type Leave = z.infer<typeof leaveSchema>;
+
+export const fnChangedSchema = z.object({
+  type: z.literal('fn-changed'),
+  version: z.literal(PROTOCOL_VERSION),
+  fn: z.string().min(1).max(63),
+  /** The version now current, or null when the function was deleted. */
+  fnVersion: z.number().int().positive().nullable(),
+});
+export type FnChanged = z.infer<typeof fnChangedSchema>;
 
 export const nodeEntrySchema = z.object({
   nodeId,

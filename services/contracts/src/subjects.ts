@@ -6,6 +6,8 @@ export const SUBJECTS = {
   heartbeat: 'skiff.node.heartbeat',
   /** worker → every scheduler: the node is leaving (graceful stop). */
   leave: 'skiff.node.leave',
+  /** gateway → every worker: a function was redeployed or deleted (old instances drain). */
+  fnChanged: 'skiff.fn.changed',
   /** anyone → one scheduler: the current node table. */
   nodesList: 'skiff.nodes.list',
   /** scheduler → one worker: an invocation placed on that node. */

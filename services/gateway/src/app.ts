@@ -7,7 +7,9 @@ import type { Messaging } from './messaging.js';
 import { loadApi, registerOperations } from './openapi.js';
 import { installProblemHandlers } from './problems.js';
 import type { Registry } from './registry.js';
+import { registryApi } from './registry-api/plugin.js';
 import { functionHandlers } from './routes/functions.js';
+import { imageHandlers, streamImageArchives } from './routes/images.js';
 import { invokeHandlers } from './routes/invoke.js';
 import { systemHandlers } from './routes/system.js';
 
@@ -37,17 +39,21 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
   });
   installProblemHandlers(app, log);
   const api = await loadApi();
+  streamImageArchives(app, config.maxArchiveBytes);
   registerOperations(
     app,
     api,
     {
       ...systemHandlers(api, messaging),
-      ...functionHandlers(registry, store, config.defaultTimeoutMs),
+      ...functionHandlers(registry, store, messaging, config.defaultTimeoutMs),
       ...invokeHandlers(registry, messaging),
+      ...imageHandlers(store, config),
     },
     (request) => {
       authenticate(registry, request.headers.authorization);
     },
   );
+  // The OCI Distribution API (/v2): not in the OpenAPI document, since names contain slashes.
+  await app.register(registryApi, { registry, store, config, log });
   return app;
 }

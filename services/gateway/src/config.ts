@@ -11,6 +11,12 @@ export interface GatewayConfig {
   readonly maxBodyBytes: number;
   readonly defaultTimeoutMs: number;
   readonly logLevel: string;
+  /** Largest blob (image layer, config, manifest) accepted over /v2 or inside an image archive. */
+  readonly maxBlobBytes: number;
+  /** Largest oci-archive accepted by POST /v1/images. */
+  readonly maxArchiveBytes: number;
+  /** A /v2 blob upload untouched for this long is abandoned and its temporary file removed. */
+  readonly uploadIdleMs: number;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -42,5 +48,8 @@ export function loadConfig(env: Env, cwd = process.cwd()): GatewayConfig {
     maxBodyBytes: int(env, 'SKIFF_MAX_BODY_BYTES', 6 * 1024 * 1024, 1, 1024 * 1024 * 1024),
     defaultTimeoutMs: int(env, 'SKIFF_DEFAULT_TIMEOUT_MS', 30_000, 1, 900_000),
     logLevel: env.SKIFF_LOG_LEVEL || 'info',
+    maxBlobBytes: int(env, 'SKIFF_MAX_BLOB_BYTES', 2 * 1024 ** 3, 1024, 1024 ** 4),
+    maxArchiveBytes: int(env, 'SKIFF_MAX_ARCHIVE_BYTES', 8 * 1024 ** 3, 1024, 4 * 1024 ** 4),
+    uploadIdleMs: int(env, 'SKIFF_UPLOAD_IDLE_MS', 15 * 60_000, 1000, 24 * 3_600_000),
   });
 }

@@ -13,7 +13,7 @@ import type { Messaging } from './messaging.js';
  * Sends one invocation to the schedulers and waits for the result, which the worker sends
  * straight to this request's inbox. The only timeout is what is left of the deadline.
  */
-export async function invoke(messaging: Messaging, inv: Invocation, body: Uint8Array): Promise<Uint8Array> {
+export async function invoke(messaging: Messaging, inv: Invocation, body: Uint8Array): Promise<{ body: Uint8Array; contentType: string | undefined }> {
   if (!messaging.connected) throw new SkiffError('SKIFF_NATS_UNAVAILABLE', 'the gateway is not connected to NATS; try again shortly');
   const timeout = remainingMs(inv.deadline);
   if (timeout === 0) throw new SkiffError('SKIFF_DEADLINE_EXCEEDED', 'the deadline passed before the invocation was sent');
@@ -28,7 +28,7 @@ export async function invoke(messaging: Messaging, inv: Invocation, body: Uint8A
     throw new SkiffError('SKIFF_BAD_MESSAGE', `result for call ${result.callId} arrived for call ${inv.callId}`);
   }
   if (!result.ok) throw result.error;
-  return result.body;
+  return { body: result.body, contentType: result.contentType };
 }
 
 function requestFailure(err: unknown, inv: Invocation): SkiffError {

@@ -3,7 +3,7 @@ import Database from 'better-sqlite3';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_LIMITS, SkiffError } from '@skiff/contracts';
+import { DEFAULT_SETTINGS, SkiffError } from '@skiff/contracts';
 import { Registry, type FunctionSettings } from './registry.js';
 
 const settings = (over: Partial<FunctionSettings> = {}): FunctionSettings => ({
@@ -11,7 +11,7 @@ const settings = (over: Partial<FunctionSettings> = {}): FunctionSettings => ({
   imageDigest: `sha256:${'a'.repeat(64)}`,
   mode: 'exec',
   timeoutMs: 1000,
-  ...DEFAULT_LIMITS,
+  ...DEFAULT_SETTINGS,
   ...over,
 });
 
@@ -38,6 +38,16 @@ describe('Registry', () => {
     ]);
   });
 
+  it('keeps the function schemas as JSON and counts a schema change as a new version', () => {
+    const r = new Registry(dbFile());
+    const schema = { type: 'object', properties: { name: { type: 'string' } } };
+    r.deploy('f', settings({ inputSchema: schema }));
+    expect(r.get('f')?.inputSchema).toEqual(schema);
+    expect(r.deploy('f', settings({ inputSchema: schema })).record.version).toBe(1);
+    expect(r.deploy('f', settings({ inputSchema: { ...schema, required: ['name'] } })).record.version).toBe(2);
+    expect(r.deployedDigests()).toEqual(new Set([`sha256:${'a'.repeat(64)}`]));
+  });
+
   it('removes a function with its history', () => {
     const r = new Registry(dbFile());
     r.deploy('f', settings());
@@ -58,7 +68,7 @@ describe('Registry', () => {
               PRAGMA user_version = 1;`);
     old.close();
     const r = new Registry(file);
-    expect(r.get('old')).toMatchObject({ version: 4, timeoutMs: 500, ...DEFAULT_LIMITS });
-    expect(r.db.pragma('user_version', { simple: true })).toBe(2);
+    expect(r.get('old')).toMatchObject({ version: 4, timeoutMs: 500, ...DEFAULT_SETTINGS, inputSchema: undefined });
+    expect(r.db.pragma('user_version', { simple: true })).toBe(3);
   });
 });

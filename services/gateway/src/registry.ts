@@ -1,8 +1,14 @@
 import Database from 'better-sqlite3';
-import { SkiffError, type FunctionMode, type Limits } from '@skiff/contracts';
+import { DEFAULT_SETTINGS, SETTING_NAMES, SkiffError, type FunctionMode, type RunSettings, type SettingName } from '@skiff/contracts';
+
+/** JSON Schemas a function declares for its input and output (documented and checked at the edge). */
+export interface FunctionSchemas {
+  inputSchema?: object | undefined;
+  outputSchema?: object | undefined;
+}
 
 /** What a deploy sets; every field is part of a version. */
-export interface FunctionSettings extends Limits {
+export interface FunctionSettings extends RunSettings, FunctionSchemas {
   image: string;
   imageDigest: string;
   mode: FunctionMode;
@@ -16,27 +22,27 @@ export interface FunctionRecord extends FunctionSettings {
   updatedAt: string;
 }
 
-interface FunctionRow {
-  name: string;
-  version: number;
-  image: string;
-  image_digest: string;
-  mode: FunctionMode;
-  timeout_ms: number;
-  memory_mb: number;
-  cpus: number;
-  max_processes: number;
-  tmp_mb: number;
-  created_at: string;
-  updated_at: string;
-}
+type Row = Record<string, string | number | null>;
 
-/** Settings columns, in the order of FunctionSettings; used by every statement that writes them. */
-const SETTING_COLUMNS = ['image', 'image_digest', 'mode', 'timeout_ms', 'memory_mb', 'cpus', 'max_processes', 'tmp_mb'] as const;
-const SETTING_PARAMS = ['@image', '@imageDigest', '@mode', '@timeoutMs', '@memoryMb', '@cpus', '@maxProcesses', '@tmpMb'] as const;
-const COLS = SETTING_COLUMNS.join(', ');
-const PARAMS = SETTING_PARAMS.join(', ');
-const ASSIGN = SETTING_COLUMNS.map((c, i) => `${c} = ${SETTING_PARAMS[i]}`).join(', ');
+const snake = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/** Registry column → record field, for every setting of a version. */
+const FIELDS: [column: string, field: keyof FunctionSettings][] = [
+  ['image', 'image'],
+  ['image_digest', 'imageDigest'],
+  ['mode', 'mode'],
+  ['timeout_ms', 'timeoutMs'],
+  ...SETTING_NAMES.map((k): [string, SettingName] => [snake(k), k]),
+  ['input_schema', 'inputSchema'],
+  ['output_schema', 'outputSchema'],
+];
+const JSON_FIELDS = new Set<keyof FunctionSettings>(['inputSchema', 'outputSchema']);
+const COLS = FIELDS.map(([c]) => c).join(', ');
+const PARAMS = FIELDS.map(([c]) => `@${c}`).join(', ');
+const ASSIGN = FIELDS.map(([c]) => `${c} = @${c}`).join(', ');
+
+const settingColumns = (table: string, names: SettingName[]) =>
+  names.map((k) => `ALTER TABLE ${table} ADD COLUMN ${snake(k)} ${k === 'cpus' ? 'REAL' : 'INTEGER'} NOT NULL DEFAULT ${DEFAULT_SETTINGS[k]};`).join('\n');
 
 /** Schema changes, applied in order; PRAGMA user_version records how many ran. */
 const MIGRATIONS = [
@@ -67,36 +73,37 @@ const MIGRATIONS = [
      created_at TEXT NOT NULL
    );`,
   // Resource limits per version; existing rows get the defaults.
+  ['functions', 'function_versions'].map((t) => settingColumns(t, ['memoryMb', 'cpus', 'maxProcesses', 'tmpMb'])).join('\n'),
+  // Pool settings and the function's own schemas.
   ['functions', 'function_versions']
-    .map(
-      (t) => `ALTER TABLE ${t} ADD COLUMN memory_mb INTEGER NOT NULL DEFAULT 128;
-              ALTER TABLE ${t} ADD COLUMN cpus REAL NOT NULL DEFAULT 1;
-              ALTER TABLE ${t} ADD COLUMN max_processes INTEGER NOT NULL DEFAULT 64;
-              ALTER TABLE ${t} ADD COLUMN tmp_mb INTEGER NOT NULL DEFAULT 64;`,
-    )
+    .map((t) => `${settingColumns(t, ['concurrency', 'minInstances', 'maxInstances', 'idleTimeoutMs'])}
+                 ALTER TABLE ${t} ADD COLUMN input_schema TEXT;
+                 ALTER TABLE ${t} ADD COLUMN output_schema TEXT;`)
     .join('\n'),
 ];
 
-function toRecord(row: FunctionRow): FunctionRecord {
-  return {
-    name: row.name,
-    version: row.version,
-    image: row.image,
-    imageDigest: row.image_digest,
-    mode: row.mode,
-    timeoutMs: row.timeout_ms,
-    memoryMb: row.memory_mb,
-    cpus: row.cpus,
-    maxProcesses: row.max_processes,
-    tmpMb: row.tmp_mb,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
+function toRecord(row: Row): FunctionRecord {
+  const out: Record<string, unknown> = { name: row.name, version: row.version, createdAt: row.created_at, updatedAt: row.updated_at };
+  for (const [column, field] of FIELDS) {
+    const v = row[column];
+    out[field] = JSON_FIELDS.has(field) ? (v === null ? undefined : JSON.parse(String(v))) : v;
+  }
+  return out as unknown as FunctionRecord;
 }
 
-function sameSettings(row: FunctionRow, s: FunctionSettings): boolean {
-  const r = toRecord(row);
-  return (Object.keys(s) as (keyof FunctionSettings)[]).every((k) => r[k] === s[k]);
+function toParams(name: string, version: number, s: FunctionSettings): Record<string, unknown> {
+  const params: Record<string, unknown> = { name, version, now: new Date().toISOString() };
+  for (const [column, field] of FIELDS) {
+    const v = s[field];
+    params[column] = JSON_FIELDS.has(field) ? (v === undefined ? null : JSON.stringify(v)) : v;
+  }
+  return params;
+}
+
+function sameSettings(row: Row, s: FunctionSettings): boolean {
+  const a = toParams('', 0, toRecord(row));
+  const b = toParams('', 0, s);
+  return FIELDS.every(([c]) => a[c] === b[c]);
 }
 
 /** The embedded registry: functions, their versions and API keys, in one SQLite file (WAL). */
@@ -112,17 +119,11 @@ export class Registry {
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
     this.stmts = {
-      get: this.db.prepare<[string], FunctionRow>('SELECT * FROM functions WHERE name = ?'),
-      list: this.db.prepare<[], FunctionRow>('SELECT * FROM functions ORDER BY name'),
-      insert: this.db.prepare(
-        `INSERT INTO functions (name, version, ${COLS}, created_at, updated_at) VALUES (@name, @version, ${PARAMS}, @now, @now)`,
-      ),
-      update: this.db.prepare(
-        `UPDATE functions SET version = @version, ${ASSIGN}, updated_at = @now WHERE name = @name`,
-      ),
-      insertVersion: this.db.prepare(
-        `INSERT INTO function_versions (name, version, ${COLS}, created_at) VALUES (@name, @version, ${PARAMS}, @now)`,
-      ),
+      get: this.db.prepare<[string], Row>('SELECT * FROM functions WHERE name = ?'),
+      list: this.db.prepare<[], Row>('SELECT * FROM functions ORDER BY name'),
+      insert: this.db.prepare(`INSERT INTO functions (name, version, ${COLS}, created_at, updated_at) VALUES (@name, @version, ${PARAMS}, @now, @now)`),
+      update: this.db.prepare(`UPDATE functions SET version = @version, ${ASSIGN}, updated_at = @now WHERE name = @name`),
+      insertVersion: this.db.prepare(`INSERT INTO function_versions (name, version, ${COLS}, created_at) VALUES (@name, @version, ${PARAMS}, @now)`),
       delete: this.db.prepare<[string]>('DELETE FROM functions WHERE name = ?'),
       deleteVersions: this.db.prepare<[string]>('DELETE FROM function_versions WHERE name = ?'),
       keyByHash: this.db.prepare<[string], { id: string; role: string }>('SELECT id, role FROM api_keys WHERE token_hash = ?'),
@@ -170,13 +171,13 @@ export class Registry {
         this.write(name, 1, s, true);
         return { record: this.get(name)!, created: true };
       }
-      if (!sameSettings(row, s)) this.write(name, row.version + 1, s, false);
+      if (!sameSettings(row, s)) this.write(name, Number(row.version) + 1, s, false);
       return { record: this.get(name)!, created: false };
     })();
   }
 
   private write(name: string, version: number, s: FunctionSettings, isNew: boolean): void {
-    const params = { name, version, ...s, now: new Date().toISOString() };
+    const params = toParams(name, version, s);
     (isNew ? this.stmts.insert : this.stmts.update).run(params);
     this.stmts.insertVersion.run(params);
   }
@@ -188,6 +189,12 @@ export class Registry {
       this.stmts.deleteVersions.run(name);
       return changes > 0;
     })();
+  }
+
+  /** Image digests of every version of every deployed function (never garbage-collected). */
+  deployedDigests(): Set<string> {
+    const rows = this.db.prepare<[], { image_digest: string }>('SELECT DISTINCT image_digest FROM function_versions').all();
+    return new Set(rows.map((r) => r.image_digest));
   }
 
   findKey(tokenHash: string): { id: string; role: string } | undefined {

@@ -1,9 +1,10 @@
-import { constants } from 'node:fs';
-import { chmod, lchown, link, lutimes, mkdir, open, readdir, symlink, utimes } from 'node:fs/promises';
+import { chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync, openSync, symlinkSync, utimesSync, writeSync } from 'node:fs';
+import { mkdir, open, readdir, unlink } from 'node:fs/promises';
 import type { Header as TarHeader } from 'tar-stream';
 import { entryComponents } from './entry-path.js';
-import { unsafe } from './errors.js';
+import { invalid, unsafe } from './errors.js';
 import type { Budget } from './limits.js';
+import { writeOverlayMarks } from './overlay-marks.js';
 import type { Tree } from './tree.js';
 
 /** tar-stream's header as it really arrives: unknown type flags are null, pax records are strings. */
@@ -20,11 +21,31 @@ const MAX_ID = 2 ** 31;
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 /** chown only works as root; elsewhere (tests on a laptop) ownership stays the caller's. */
 const CAN_CHOWN = process.getuid?.() === 0;
+/** Bits the umask takes from a mode given to open(2); a file created with a mode that has none of them needs no fchmod. */
+const UMASK = typeof process.umask === 'function' ? process.umask() : 0o777;
 
 export interface LayerCounts {
   entries: number;
   /** Device nodes and FIFOs skipped. */
   dropped: number;
+  /** Bytes of regular file data written. */
+  fileBytes: number;
+}
+
+/** What an overlay-format layer holds besides plain entries ('/'-joined paths below its root). */
+export interface OverlayMarks {
+  whiteouts: string[];
+  opaques: string[];
+  /** Directories created only as parents of entries, with no directory entry of their own. */
+  implicitDirs: string[];
+}
+
+export interface ApplierOptions {
+  /**
+   * Write the layer on its own in overlayfs format: whiteouts become 0/0 character devices
+   * and opaque markers the trusted.overlay.opaque xattr, instead of deleting from the tree.
+   */
+  overlay?: boolean;
 }
 
 async function drain(stream: EntryStream): Promise<void> {
@@ -64,7 +85,14 @@ function mtimeOf(header: Header): Date | undefined {
  * /dev), and creating them would hand the container raw device access.
  */
 export class LayerApplier {
-  readonly counts: LayerCounts = { entries: 0, dropped: 0 };
+  readonly counts: LayerCounts = { entries: 0, dropped: 0, fileBytes: 0 };
+  readonly marks: OverlayMarks = { whiteouts: [], opaques: [], implicitDirs: [] };
+  private readonly overlay: boolean;
+  /** Overlay mode: placeholder files standing for whiteouts until finish(), by path, with their inode. */
+  private readonly placeholders = new Map<string, number>();
+  private readonly opaqueDirs = new Set<string>();
+  private readonly explicitDirs = new Set<string>();
+  private readonly createdDirs = new Set<string>();
   /** Paths this layer wrote (or created as parents), so an opaque whiteout spares them. */
   private readonly touched = new Set<string>();
   /** Directories whose final mode and mtime are applied when the layer ends. */
@@ -72,7 +100,9 @@ export class LayerApplier {
   /** The entry being applied, awaited before the tree is removed after a failure. */
   private current: Promise<void> = Promise.resolve();
 
-  constructor(private readonly tree: Tree, private readonly budget: Budget) {}
+  constructor(private readonly tree: Tree, private readonly budget: Budget, opts: ApplierOptions = {}) {
+    this.overlay = opts.overlay ?? false;
+  }
 
   entry(header: Header, stream: EntryStream): Promise<void> {
     const run = this.apply(header, stream);
@@ -84,8 +114,13 @@ export class LayerApplier {
     return this.current;
   }
 
-  private touch(components: string[]): void {
-    this.touched.add(components.join('/'));
+  /** Marks the entry and every directory above it as holding content of this layer. */
+  private touchAll(components: string[]): void {
+    let key = '';
+    for (const c of components) {
+      key = key === '' ? c : `${key}/${c}`;
+      this.touched.add(key);
+    }
   }
 
   private async apply(header: Header, stream: EntryStream): Promise<void> {
@@ -126,48 +161,65 @@ export class LayerApplier {
 
   /** Parents checked (and created), then whatever sits at the path cleared. */
   private async prepare(header: Header, components: string[], keepDir: boolean): Promise<'dir' | 'none'> {
-    await this.tree.parents(components, true, header.name);
-    // The entry and every directory above it now hold content of this layer.
-    for (let i = 1; i <= components.length; i++) this.touch(components.slice(0, i));
-    return this.tree.clear(components, keepDir);
+    this.prepareParents(header, components);
+    return this.tree.clearSync(components, keepDir);
   }
+
+  /** Parents checked (and created); the path itself is cleared by Tree.create on EEXIST. */
+  private prepareParents(header: Header, components: string[]): void {
+    this.tree.parentsSync(components, true, header.name, this.onCreate);
+    // The entry and every directory above it now hold content of this layer.
+    this.touchAll(components);
+  }
+
+  private readonly onCreate = (sub: string[]): void => {
+    this.createdDirs.add(sub.join('/'));
+  };
 
   private async own(header: Header, path: string): Promise<void> {
     const uid = ownerId(header, 'uid');
     const gid = ownerId(header, 'gid');
-    if (CAN_CHOWN) await lchown(path, uid, gid);
+    if (this.needsChown(uid, gid)) lchownSync(path, uid, gid);
+  }
+
+  /** 0:0 is what root creates anyway (see Tree.createsAsRoot); anything else is chowned when we can. */
+  private needsChown(uid: number, gid: number): boolean {
+    return CAN_CHOWN && (uid !== 0 || gid !== 0 || !this.tree.createsAsRoot());
   }
 
   private async file(header: Header, components: string[], stream: EntryStream): Promise<void> {
     if (components.length === 0) throw unsafe(`${JSON.stringify(header.name)}: a file cannot replace the image root`);
-    ownerId(header, 'uid'); // refuse bad ids before writing any data
-    ownerId(header, 'gid');
-    await this.prepare(header, components, false);
-    const path = this.tree.abs(components);
-    // O_EXCL|O_NOFOLLOW: the path was just cleared, so this creates a new inode and never
-    // writes through a symlink or into a file hard-linked from elsewhere.
-    const fh = await open(path, WRITE_FLAGS, 0o600);
+    const uid = ownerId(header, 'uid'); // refuse bad ids before writing any data
+    const gid = ownerId(header, 'gid');
+    this.prepareParents(header, components);
+    const mode = permissions(header, false);
+    // O_CREAT|O_EXCL|O_NOFOLLOW: always a new inode, never written through a symlink or into
+    // a file hard-linked from elsewhere; whatever was at the path is cleared on EEXIST.
+    // Created with its final permission bits (never set-id ones): the tree is private (0700).
+    const fd = this.tree.create(components, (p) => openSync(p, WRITE_FLAGS, mode));
     try {
       for await (const chunk of stream) {
+        this.counts.fileBytes += chunk.length;
         let off = 0;
-        while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+        while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
       }
-      if (CAN_CHOWN) await fh.chown(ownerId(header, 'uid'), ownerId(header, 'gid'));
+      if (this.needsChown(uid, gid)) fchownSync(fd, uid, gid);
       // After chown, which would clear set-id bits anyway; we never set them.
-      await fh.chmod(permissions(header, false));
+      if ((mode & UMASK) !== 0) fchmodSync(fd, mode);
+      const mtime = mtimeOf(header);
+      if (mtime) futimesSync(fd, mtime, mtime);
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
-    const mtime = mtimeOf(header);
-    if (mtime) await lutimes(path, mtime, mtime);
   }
 
   private async directory(header: Header, components: string[]): Promise<void> {
     // The root's own entry ("./") is ignored: the root is always root-owned 0755.
     if (components.length === 0) return;
-    const kept = await this.prepare(header, components, true);
+    this.prepareParents(header, components);
+    this.tree.mkdirOrKeep(components);
     const path = this.tree.abs(components);
-    if (kept === 'none') await mkdir(path, { mode: 0o755 });
+    this.explicitDirs.add(components.join('/'));
     await this.own(header, path);
     this.dirs.push({ components, mode: permissions(header, true), mtime: mtimeOf(header) });
   }
@@ -177,13 +229,16 @@ export class LayerApplier {
     const target = header.linkname ?? '';
     if (target === '' || target.includes('\0')) throw unsafe(`symlink ${JSON.stringify(header.name)} has an empty or NUL-bearing target`);
     this.budget.checkPath(target, 0, 'symlink target');
-    await this.prepare(header, components, false);
-    const path = this.tree.abs(components);
-    // The target is only data: it is stored, never resolved while unpacking.
-    await symlink(target, path);
+    this.prepareParents(header, components);
+    // The target is only data: it is stored, never resolved while unpacking. symlink(2)
+    // fails with EEXIST on anything at the path, which is then cleared.
+    const path = this.tree.create(components, (p) => {
+      symlinkSync(target, p);
+      return p;
+    });
     await this.own(header, path);
     const mtime = mtimeOf(header);
-    if (mtime) await lutimes(path, mtime, mtime);
+    if (mtime) lutimesSync(path, mtime, mtime);
   }
 
   private async hardlink(header: Header, components: string[]): Promise<void> {
@@ -194,18 +249,24 @@ export class LayerApplier {
     const target = entryComponents(linkname, `hardlink ${name} target`);
     if (target.length === 0) throw unsafe(`hardlink ${name} points at the image root`);
     if (target.join('/') === components.join('/')) throw unsafe(`hardlink ${name} points at itself`);
+    if (this.placeholders.has(target.join('/'))) throw unsafe(`hardlink ${name} points at a whiteout`);
     await this.prepare(header, components, false);
     // Checked after clearing our own path, which might have held the target.
     await this.tree.parents(target, false, linkname);
     const st = await this.tree.lstat(target);
-    if (!st?.isFile()) throw unsafe(`hardlink ${name} target ${JSON.stringify(linkname)} is not a regular file in the image`);
-    await link(this.tree.abs(target), this.tree.abs(components));
+    if (!st?.isFile()) {
+      // Layers are cached on their own in overlay mode, so a link into a lower layer cannot be made.
+      const where = this.overlay ? 'in this layer (links into lower layers are not supported)' : 'in the image';
+      throw unsafe(`hardlink ${name} target ${JSON.stringify(linkname)} is not a regular file ${where}`);
+    }
+    linkSync(this.tree.abs(target), this.tree.abs(components));
   }
 
   private async whiteout(name: string, components: string[], base: string): Promise<void> {
     const dir = components.slice(0, -1);
+    if (this.overlay) return this.overlayWhiteout(name, dir, base);
     if (base === OPAQUE) {
-      if (!(await this.tree.parents(components, false, name))) return;
+      if (!(await this.tree.parents(components, false, name, undefined, true))) return;
       const st = await this.tree.lstat(dir);
       if (st?.isSymbolicLink()) throw unsafe(`opaque whiteout ${JSON.stringify(name)} names a symlinked directory`);
       if (st?.isDirectory()) await this.prune(dir);
@@ -216,8 +277,71 @@ export class LayerApplier {
     if (victim.startsWith(WHITEOUT)) return;
     if (victim === '' || victim === '.' || victim === '..') throw unsafe(`whiteout ${JSON.stringify(name)} names no entry`);
     const target = [...dir, victim];
-    if (!(await this.tree.parents(target, false, name))) return;
+    // A whiteout under a path that is no longer a directory has nothing to remove: umoci
+    // repack writes "d" (now a file) and then "d/.wh.x" for a directory it replaced.
+    if (!(await this.tree.parents(target, false, name, undefined, true))) return;
     await this.tree.remove(target);
+  }
+
+  /** Overlay mode: the same checks as below, but the deletion is recorded for overlayfs instead of done. */
+  private async overlayWhiteout(name: string, dir: string[], base: string): Promise<void> {
+    if (base === OPAQUE) {
+      if (dir.length === 0) throw invalid(`opaque whiteout ${JSON.stringify(name)} at the image root is not supported`);
+      if (!(await this.tree.parents(dir, true, name, this.onCreate, true))) return;
+      const st = await this.tree.lstat(dir);
+      if (st?.isSymbolicLink()) throw unsafe(`opaque whiteout ${JSON.stringify(name)} names a symlinked directory`);
+      // This layer put a file there, which hides everything below anyway.
+      if (st && !st.isDirectory()) return;
+      if (!st) {
+        await mkdir(this.tree.abs(dir), { mode: 0o755 });
+        this.tree.markDir(dir);
+        this.onCreate(dir);
+      }
+      this.opaqueDirs.add(dir.join('/'));
+      return;
+    }
+    const victim = base.slice(WHITEOUT.length);
+    if (victim.startsWith(WHITEOUT)) return;
+    if (victim === '' || victim === '.' || victim === '..') throw unsafe(`whiteout ${JSON.stringify(name)} names no entry`);
+    const target = [...dir, victim];
+    // As above: this layer replaced a parent with a file, which already hides what was below.
+    if (!(await this.tree.parents(target, true, name, this.onCreate, true))) return;
+    await this.tree.clear(target, false);
+    // An empty file holds the place; a later entry at the same path simply replaces it.
+    const fh = await open(this.tree.abs(target), WRITE_FLAGS, 0o000);
+    try {
+      this.placeholders.set(target.join('/'), (await fh.stat()).ino);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Overlay mode: turns surviving placeholders into whiteout devices and marks opaque directories. */
+  private async writeMarks(): Promise<void> {
+    const whiteouts: string[] = [];
+    for (const [path, ino] of this.placeholders) {
+      const c = path.split('/');
+      if (!(await this.tree.parentsAreDirs(c))) continue;
+      const st = await this.tree.lstat(c);
+      if (!st?.isFile() || st.ino !== ino) continue;
+      await unlink(this.tree.abs(c));
+      whiteouts.push(path);
+    }
+    const opaques: string[] = [];
+    for (const path of this.opaqueDirs) {
+      const c = path.split('/');
+      if ((await this.tree.parentsAreDirs(c)) && (await this.tree.lstat(c))?.isDirectory()) opaques.push(path);
+    }
+    await writeOverlayMarks(whiteouts.map((p) => this.tree.abs(p.split('/'))), opaques.map((p) => this.tree.abs(p.split('/'))));
+    const implicitDirs: string[] = [];
+    for (const path of this.createdDirs) {
+      if (this.explicitDirs.has(path)) continue;
+      const c = path.split('/');
+      if ((await this.tree.parentsAreDirs(c)) && (await this.tree.lstat(c))?.isDirectory()) implicitDirs.push(path);
+    }
+    this.marks.whiteouts = whiteouts.sort();
+    this.marks.opaques = opaques.sort();
+    this.marks.implicitDirs = implicitDirs.sort();
   }
 
   /** Removes what lower layers put under `dir`, keeping what this layer already wrote there. */
@@ -233,12 +357,12 @@ export class LayerApplier {
   async finish(): Promise<void> {
     for (const d of [...this.dirs].reverse()) {
       // A later entry may have replaced the directory (or a parent) with something else.
-      if (!(await this.tree.parentsAreDirs(d.components))) continue;
-      const st = await this.tree.lstat(d.components);
-      if (!st?.isDirectory()) continue;
+      // (The tree's directory cache knows most of them; what it does not know is lstat'ed.)
+      if (!this.tree.isDir(d.components)) continue;
       const path = this.tree.abs(d.components);
-      await chmod(path, d.mode);
-      if (d.mtime) await utimes(path, d.mtime, d.mtime);
+      chmodSync(path, d.mode);
+      if (d.mtime) utimesSync(path, d.mtime, d.mtime);
     }
+    if (this.overlay) await this.writeMarks();
   }
 }

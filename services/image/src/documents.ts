@@ -86,6 +86,13 @@ export function checkConfig(v: unknown, digest: string, layerCount: number): Ima
     for (const k of ['Env', 'Entrypoint', 'Cmd'] as const) {
       if (c[k] !== undefined && c[k] !== null && !isStringArray(c[k])) throw invalid(`${what}: ${k} is not a string array`);
     }
+    if (c.User !== undefined && c.User !== null) {
+      if (typeof c.User !== 'string') throw invalid(`${what}: User is not a string`);
+      // uid[:gid] (or names): a numeric id must fit in [0, 2^31), as in tar headers.
+      for (const part of c.User.split(':')) {
+        if (/^\d+$/.test(part) && !(Number(part) < 2 ** 31)) throw invalid(`${what}: User ${JSON.stringify(c.User)} has an id out of range (0 to 2^31-1)`);
+      }
+    }
     if (c.Labels !== undefined && c.Labels !== null && !isStringRecord(c.Labels)) {
       throw invalid(`${what}: Labels are not strings`);
     }

@@ -2,6 +2,13 @@ export type { Descriptor, ImageManifest, ImageConfig, ImageIndex, ResolvedImage 
 export { MEDIA, REF_ANNOTATION } from './media.js';
 export { ImageStore } from './store.js';
 export { buildBusyboxBase } from './busybox.js';
+export { buildNodeBase, nodeRuntimeFiles, type NodeBaseOptions } from './node-base.js';
 export { packFunction, type PackOptions } from './pack.js';
+export { buildNodeRuntime, type NodeRuntimeOptions } from './node-runtime.js';
 export { unpackImage, type UnpackResult } from './unpack.js';
 export { DEFAULT_LIMITS, type UnpackLimits } from './limits.js';
+export { LayerCache, type LayerInfo, type LayerEvent } from './layer-cache.js';
+export { unpackLayers, type LayeredImage } from './layered.js';
+export { checkLayerStack, ensureMountPointsLayer, isMountPoint, mountOverlay, mountsUnder, overlaySupported, unmount } from './compose.js';
+export { flattenLayers } from './flatten.js';
+export { overlayMarksSupported } from './overlay-marks.js';

@@ -17,21 +17,23 @@ export interface PackOptions {
   labels?: Record<string, string>;
   /** Called with the '/'-separated path relative to `dir`; true leaves the file (or whole directory) out. */
   exclude?: (relPath: string) => boolean;
+  /** Directory in the image that receives the files (default `function`, i.e. /function). */
+  root?: string;
 }
 
 const ROOT = 'function';
 
 /** Walks without following symlinks; sockets, FIFOs and devices in a function dir are skipped. */
-async function collect(dir: string, rel: string, exclude: PackOptions['exclude'], out: LayerEntry[]): Promise<void> {
+async function collect(dir: string, rel: string, exclude: PackOptions['exclude'], out: LayerEntry[], root: string): Promise<void> {
   for (const name of await readdir(join(dir, rel))) {
     const relPath = rel ? `${rel}/${name}` : name;
     if (exclude?.(relPath)) continue;
     const abs = join(dir, relPath);
     const st = await lstat(abs);
-    const tarName = `${ROOT}/${relPath}`;
+    const tarName = `${root}/${relPath}`;
     if (st.isDirectory()) {
       out.push({ type: 'directory', name: tarName, mode: st.mode & 0o7777 });
-      await collect(dir, relPath, exclude, out);
+      await collect(dir, relPath, exclude, out, root);
     } else if (st.isFile()) {
       out.push({ type: 'file', name: tarName, mode: st.mode & 0o7777, data: await readFile(abs) });
     } else if (st.isSymbolicLink()) {
@@ -62,10 +64,14 @@ export function mergeEnv(base: string[] | undefined, env: Record<string, string>
 }
 
 export async function packFunction(store: ImageStore, opts: PackOptions): Promise<Descriptor> {
+  const root = opts.root ?? ROOT;
+  if (!/^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(root)) {
+    throw new SkiffError('SKIFF_VALIDATION_FAILED', `pack root ${JSON.stringify(root)} must be one plain directory name`, { errors: [{ field: 'root', message: 'must be one directory name' }] });
+  }
   const base = await store.resolve(opts.base);
-  const entries: LayerEntry[] = [{ type: 'directory', name: ROOT, mode: 0o755 }];
+  const entries: LayerEntry[] = [{ type: 'directory', name: root, mode: 0o755 }];
   try {
-    await collect(opts.dir, '', opts.exclude, entries);
+    await collect(opts.dir, '', opts.exclude, entries, root);
   } catch (err) {
     if (err instanceof SkiffError) throw err;
     throw new SkiffError('SKIFF_VALIDATION_FAILED', `cannot read function directory ${opts.dir}: ${(err as Error).message}`, {
@@ -84,11 +90,11 @@ export async function packFunction(store: ImageStore, opts: PackOptions): Promis
   }
   if (opts.cmd) run.Cmd = [...opts.cmd];
   if (opts.env) run.Env = mergeEnv(run.Env, opts.env);
-  run.WorkingDir = opts.workdir ?? `/${ROOT}`;
+  run.WorkingDir = opts.workdir ?? `/${root}`;
   if (opts.labels) run.Labels = { ...opts.labels };
   config.config = run;
   config.rootfs = { type: 'layers', diff_ids: [...config.rootfs.diff_ids, diffId] };
-  config.history = [...(config.history ?? []), { created: EPOCH_ISO, created_by: 'skiff packFunction', comment: `${entries.length} entries under /${ROOT}` }];
+  config.history = [...(config.history ?? []), { created: EPOCH_ISO, created_by: 'skiff packFunction', comment: `${entries.length} entries under /${root}` }];
   config.created = EPOCH_ISO;
   return commitImage(store, config, [...base.manifest.layers, layer], opts.ref);
 }

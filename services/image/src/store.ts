@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { SkiffError } from '@skiff/contracts';
@@ -9,6 +10,7 @@ import { assertDigest, DigestVerifier, sha256 } from './digest.js';
 import { checkConfig, checkIndex, checkManifest, parseJson } from './documents.js';
 import { invalid, notFound } from './errors.js';
 import { isIndexType, isManifestType, MEDIA, REF_ANNOTATION } from './media.js';
+import { withLockFile } from './lockfile.js';
 import { hostArchitecture } from './platform.js';
 import { checkedRef, normalizeRef } from './refs.js';
 import type { Descriptor, ImageIndex, ResolvedImage } from './types.js';
@@ -27,7 +29,7 @@ function isMissing(err: unknown): boolean {
 
 /** An OCI image layout directory: oci-layout, index.json and content-addressed blobs. */
 export class ImageStore {
-  /** Serialises index.json read-modify-write within this process. */
+  /** Serialises index.json read-modify-write within this process (the lock file does it across processes). */
   private indexLock: Promise<unknown> = Promise.resolve();
 
   private constructor(readonly dir: string) {}
@@ -59,10 +61,15 @@ export class ImageStore {
   }
 
   async resolve(ref: string): Promise<ResolvedImage> {
-    const want = normalizeRef(ref);
+    const normalized = normalizeRef(ref);
     const index = await this.readIndex();
-    // Later entries win, matching what tag() would have left.
-    const entry = [...index.manifests].reverse().find((d) => d.annotations?.[REF_ANNOTATION] === want);
+    // Later entries win, matching what tag() would have left. Layouts written by other tools
+    // (umoci, skopeo, buildah) annotate the bare tag ("v1", "latest"), so the ref exactly as
+    // given is looked up first, then its normalised "name:latest" form that Skiff stores.
+    const byName = (name: string) => [...index.manifests].reverse().find((d) => d.annotations?.[REF_ANNOTATION] === name);
+    const exact = byName(ref);
+    const want = exact ? ref : normalized;
+    const entry = exact ?? byName(normalized);
     if (!entry) throw notFound(`image ${want} is not in the store`);
     if (isIndexType(entry.mediaType)) {
       const child = checkIndex(parseJson(await this.readBlob(entry.digest, entry.size), `index ${entry.digest}`), `index ${entry.digest}`);
@@ -136,7 +143,7 @@ export class ImageStore {
   blobStream(desc: Pick<Descriptor, 'digest' | 'size'>, label = 'blob'): Readable {
     const path = this.blobPath(desc.digest);
     const verifier = new DigestVerifier({ digest: desc.digest, size: desc.size, label });
-    const source = createReadStream(path);
+    const source = createReadStream(path, { highWaterMark: 256 * 1024 });
     source.on('error', (err) => {
       verifier.destroy(isMissing(err) ? notFound(`${label} ${desc.digest} is not in the store`, err) : err);
     });
@@ -162,6 +169,99 @@ export class ImageStore {
       }
     }
     return { mediaType, digest, size: data.length };
+  }
+
+  /** Size of the blob if it is in the store (not verified: readers verify). */
+  async hasBlob(digest: string): Promise<number | undefined> {
+    try {
+      return await this.statBlob(digest);
+    } catch (err) {
+      if (err instanceof SkiffError && err.code === 'SKIFF_IMAGE_NOT_FOUND') return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Streams a blob into the store: hashed and counted while written to a temp file, renamed
+   * into place only when digest and size match `expected` (when given). More bytes than the
+   * expected size stop the write at once. Mismatches throw SKIFF_IMAGE_INVALID and leave nothing.
+   */
+  async putBlobStream(source: AsyncIterable<Uint8Array>, expected: { digest?: string; size?: number } = {}): Promise<{ digest: string; size: number }> {
+    if (expected.digest !== undefined) assertDigest(expected.digest, 'expected digest');
+    const tmp = join(this.dir, 'blobs', 'sha256', `.tmp-${randomBytes(8).toString('hex')}`);
+    const hash = createHash('sha256');
+    let size = 0;
+    const fh = await open(tmp, 'wx', 0o644);
+    try {
+      try {
+        for await (const chunk of source) {
+          size += chunk.length;
+          if (expected.size !== undefined && size > expected.size) throw invalid(`blob upload: more than the declared ${expected.size} bytes`);
+          hash.update(chunk);
+          let off = 0;
+          while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+        }
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      const digest = `sha256:${hash.digest('hex')}`;
+      if (expected.size !== undefined && size !== expected.size) throw invalid(`blob upload: ${size} bytes, expected ${expected.size}`);
+      if (expected.digest !== undefined && digest !== expected.digest) throw invalid(`blob upload: content hashes to ${digest}, expected ${expected.digest}`);
+      await rename(tmp, this.blobPath(digest));
+      return { digest, size };
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  /**
+   * Removes blobs reachable neither from index.json nor from `keep` (manifest or index
+   * digests in use, e.g. every deployed function version). Blobs and temp files younger than
+   * `graceMs` stay: they may belong to a push whose manifest is not written yet.
+   */
+  async gc(keep: Set<string>, opts: { graceMs?: number } = {}): Promise<{ removed: string[]; freedBytes: number; kept: number }> {
+    const graceMs = opts.graceMs ?? 60 * 60 * 1000;
+    return withLockFile(join(this.dir, 'index.json.lock'), async () => {
+      const live = new Set<string>();
+      const roots = [...(await this.readIndex()).manifests.map((d) => d.digest), ...keep];
+      for (const d of roots) await this.mark(d, live, 0);
+      const removed: string[] = [];
+      let freedBytes = 0;
+      const dir = join(this.dir, 'blobs', 'sha256');
+      const now = Date.now();
+      for (const name of await readdir(dir)) {
+        const digest = `sha256:${name}`;
+        if (live.has(digest)) continue;
+        const st = await stat(join(dir, name)).catch(() => undefined);
+        if (!st || now - st.mtimeMs < graceMs) continue;
+        await unlink(join(dir, name)).catch(() => undefined);
+        if (name.startsWith('.')) continue;
+        removed.push(digest);
+        freedBytes += st.size;
+      }
+      return { removed, freedBytes, kept: live.size };
+    });
+  }
+
+  /** Marks a manifest or index and everything it names; missing or unreadable blobs are skipped. */
+  private async mark(digest: string, live: Set<string>, depth: number): Promise<void> {
+    if (live.has(digest) || depth > 4 || !/^sha256:[a-f0-9]{64}$/.test(digest)) return;
+    live.add(digest);
+    let doc: unknown;
+    try {
+      doc = parseJson(await this.readJsonBlob(digest, undefined), `blob ${digest}`);
+    } catch {
+      return;
+    }
+    const o = doc as { manifests?: unknown; config?: { digest?: unknown }; layers?: unknown };
+    if (Array.isArray(o.manifests)) {
+      for (const m of o.manifests) if (typeof m?.digest === 'string') await this.mark(m.digest, live, depth + 1);
+      return;
+    }
+    if (typeof o.config?.digest === 'string') live.add(o.config.digest);
+    if (Array.isArray(o.layers)) for (const l of o.layers) if (typeof l?.digest === 'string') live.add(l.digest);
   }
 
   async tag(ref: string, manifest: Descriptor): Promise<void> {
@@ -202,10 +302,12 @@ export class ImageStore {
   }
 
   private updateIndex(change: (index: ImageIndex) => ImageIndex): Promise<void> {
-    const run = this.indexLock.then(async () => {
-      const next = change(await this.readIndex());
-      await writeFileAtomic(join(this.dir, 'index.json'), JSON.stringify(next));
-    });
+    const run = this.indexLock.then(() =>
+      withLockFile(join(this.dir, 'index.json.lock'), async () => {
+        const next = change(await this.readIndex());
+        await writeFileAtomic(join(this.dir, 'index.json'), JSON.stringify(next));
+      }),
+    );
     this.indexLock = run.catch(() => undefined);
     return run;
   }

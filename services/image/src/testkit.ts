@@ -3,13 +3,21 @@
  * packages' tests. Unlike layer-writer, nothing here checks or sorts anything: tests need
  * to produce exactly the hostile layers the unpacker must refuse.
  */
+import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import { commitImage, EPOCH_ISO } from './commit.js';
+import { flattenLayers } from './flatten.js';
+import { LayerCache } from './layer-cache.js';
+import { unpackLayers } from './layered.js';
+import type { UnpackLimits } from './limits.js';
+import { unpackImage } from './unpack.js';
 import { sha256 } from './digest.js';
 import { MEDIA } from './media.js';
 import { hostArchitecture } from './platform.js';
-import type { ImageStore } from './store.js';
+import { ImageStore } from './store.js';
 import type { Descriptor, ImageConfig } from './types.js';
 
 export interface RawEntry {
@@ -82,7 +90,7 @@ export interface TestLayer {
 }
 
 /** Stores layers, config and manifest, tags `ref` and returns the manifest descriptor. */
-export async function storeImage(store: ImageStore, layers: TestLayer[], ref = 'test:latest'): Promise<Descriptor> {
+export async function storeImage(store: ImageStore, layers: TestLayer[], ref = 'test:latest', run: ImageConfig['config'] = { Cmd: ['/bin/sh'] }): Promise<Descriptor> {
   const descs: Descriptor[] = [];
   const diffIds: string[] = [];
   for (const l of layers) {
@@ -95,9 +103,59 @@ export async function storeImage(store: ImageStore, layers: TestLayer[], ref = '
   const config: ImageConfig = {
     architecture: hostArchitecture(),
     os: 'linux',
-    config: { Cmd: ['/bin/sh'] },
+    config: run,
     rootfs: { type: 'layers', diff_ids: diffIds },
     created: EPOCH_ISO,
   };
   return commitImage(store, config, descs, ref);
+}
+
+/** The public unpack paths an attacker's image can reach: the flat unpacker and the layer cache + flatten (the CLI's and the worker's). */
+export type UnpackPath = 'flat' | 'layered';
+
+export interface AttackOptions {
+  limits?: Partial<UnpackLimits>;
+  run?: ImageConfig['config'];
+}
+
+export interface AttackContext {
+  root: string;
+  store: ImageStore;
+  /** A file outside every tree that hostile layers aim at; must still read "original". */
+  victim: string;
+  /** What an unpack left behind: entries of out/ and temp directories in the layer cache. */
+  leftovers(): Promise<string[]>;
+}
+
+export async function attackContext(): Promise<AttackContext> {
+  const root = await mkdtemp(join(tmpdir(), 'skiff-attack-'));
+  await mkdir(join(root, 'outside'));
+  await mkdir(join(root, 'out'));
+  const victim = join(root, 'outside', 'victim');
+  await writeFile(victim, 'original');
+  const store = await ImageStore.open(join(root, 'store'));
+  const leftovers = async (): Promise<string[]> => {
+    const out = (await readdir(join(root, 'out'))).map((n) => `out/${n}`);
+    const layers = (await readdir(join(root, 'layers')).catch(() => [] as string[])).filter((n) => n.startsWith('.')).map((n) => `layers/${n}`);
+    return [...out, ...layers];
+  };
+  return { root, store, victim, leftovers };
+}
+
+/**
+ * Unpacks `layers` through `path` into `<root>/out/rootfs`, with the layer cache (layered
+ * path) at `<root>/layers`. Security suites use it to run each hostile image both ways.
+ */
+export async function unpackVia(path: UnpackPath, store: ImageStore, root: string, layers: TestLayer[], opts: AttackOptions = {}): Promise<string> {
+  const desc = await storeImage(store, layers, 'test:latest', opts.run);
+  const dest = join(root, 'out', 'rootfs');
+  const limits = opts.limits ? { limits: opts.limits } : {};
+  if (path === 'flat') {
+    await unpackImage(store, desc.digest, dest, limits);
+  } else {
+    const cache = new LayerCache(join(root, 'layers'));
+    const { layers: infos } = await unpackLayers(store, desc.digest, cache, limits);
+    await flattenLayers(infos, dest);
+  }
+  return dest;
 }

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "caps.h"
 #include "namespaces.h"
 
 #define CONFIG_MAX_SIZE (4 << 20)
@@ -205,6 +206,65 @@ static int parse_rlimits(struct json_object *arr, struct config *cfg, struct lau
 	return 0;
 }
 
+static int parse_cap_set(struct json_object *caps, const char *set, uint64_t *out,
+			 struct launch_error *err)
+{
+	struct json_object *arr = member(caps, set);
+
+	*out = 0;
+	if (!arr)
+		return 0;
+	if (!json_object_is_type(arr, json_type_array))
+		return bad(err, "process.capabilities.%s: must be an array of strings", set);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		struct json_object *s = json_object_array_get_idx(arr, i);
+		int c = json_object_is_type(s, json_type_string) ? cap_from_name(json_object_get_string(s)) : -2;
+		if (c == -2)
+			return bad(err, "process.capabilities.%s[%zu]: must be a string", set, i);
+		if (c < 0)
+			return bad(err, "process.capabilities.%s[%zu]: unknown capability \"%s\"", set, i,
+				   json_object_get_string(s));
+		*out |= 1ULL << c;
+	}
+	return 0;
+}
+
+/* Absent sets (or an absent object) mean no capabilities at all. */
+static int parse_capabilities(struct json_object *proc, struct config *cfg, struct launch_error *err)
+{
+	static const char *const sets[CAP_SET_COUNT] = { "bounding", "effective", "inheritable",
+							  "permitted", "ambient" };
+	struct json_object *caps;
+
+	if (get_object(proc, "capabilities", "process.capabilities", &caps, err) < 0)
+		return -1;
+	uint64_t stray;
+
+	for (int i = 0; i < CAP_SET_COUNT; i++)
+		if (parse_cap_set(caps, sets[i], &cfg->caps[i], err) < 0)
+			return -1;
+	/* the kernel raises an ambient capability only if it is permitted and inheritable */
+	stray = cfg->caps[CAP_SET_AMBIENT] & ~(cfg->caps[CAP_SET_PERMITTED] & cfg->caps[CAP_SET_INHERITABLE]);
+	if (stray)
+		return bad(err, "process.capabilities.ambient: %s must also be in permitted and inheritable",
+			   cap_name(__builtin_ctzll(stray)));
+	return 0;
+}
+
+static int parse_oom_score_adj(struct json_object *proc, struct config *cfg, struct launch_error *err)
+{
+	struct json_object *v = member(proc, "oomScoreAdj");
+
+	if (!v)
+		return 0;
+	if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < -1000 ||
+	    json_object_get_int64(v) > 1000)
+		return bad(err, "process.oomScoreAdj: must be an integer from -1000 to 1000");
+	cfg->has_oom_score_adj = true;
+	cfg->oom_score_adj = (int)json_object_get_int64(v);
+	return 0;
+}
+
 static int parse_process(struct json_object *doc, struct config *cfg, struct launch_error *err)
 {
 	struct json_object *proc, *user;
@@ -221,7 +281,8 @@ static int parse_process(struct json_object *doc, struct config *cfg, struct lau
 	    get_bool(proc, "terminal", "process.terminal", &terminal, err) < 0 ||
 	    get_object(proc, "user", "process.user", &user, err) < 0 ||
 	    parse_user(user, cfg, err) < 0 ||
-	    parse_rlimits(member(proc, "rlimits"), cfg, err) < 0)
+	    parse_rlimits(member(proc, "rlimits"), cfg, err) < 0 ||
+	    parse_capabilities(proc, cfg, err) < 0 || parse_oom_score_adj(proc, cfg, err) < 0)
 		return -1;
 	if (terminal)
 		return bad(err, "process.terminal: a terminal is not supported yet");
@@ -396,10 +457,23 @@ static int parse_namespace(struct json_object *o, size_t i, struct config *cfg,
 			   json_object_get_string(type));
 	if (!ns->supported)
 		return bad(err, "linux.namespaces[%zu].type: %s namespaces are not supported yet", i, ns->name);
-	if (member(o, "path"))
-		return bad(err, "linux.namespaces[%zu].path: joining an existing namespace is not supported yet", i);
+	for (size_t j = 0; j < cfg->n_joins; j++)
+		if (cfg->joins[j].flag == ns->flag)
+			return bad(err, "linux.namespaces[%zu].type: duplicate %s namespace", i, ns->name);
 	if (cfg->clone_flags & ns->flag)
 		return bad(err, "linux.namespaces[%zu].type: duplicate %s namespace", i, ns->name);
+	if (member(o, "path")) {
+		char field[64];
+		const char *path;
+		snprintf(field, sizeof(field), "linux.namespaces[%zu].path", i);
+		if (get_string(o, "path", field, &path, err) < 0)
+			return -1;
+		if (path[0] != '/')
+			return bad(err, "%s: must be an absolute path", field);
+		cfg->joins[cfg->n_joins].flag = ns->flag;
+		cfg->joins[cfg->n_joins++].path = path;
+		return 0;
+	}
 	cfg->clone_flags |= ns->flag;
 	return 0;
 }
@@ -424,6 +498,187 @@ static int parse_propagation(const char *name, struct config *cfg, struct launch
 	return bad(err, "linux.rootfsPropagation: unknown mode \"%s\"", name);
 }
 
+static int parse_id_maps(struct json_object *lnx, const char *key, struct id_map *maps,
+			 size_t *n, struct launch_error *err)
+{
+	struct json_object *arr = member(lnx, key);
+
+	*n = 0;
+	if (!arr)
+		return 0;
+	if (!json_object_is_type(arr, json_type_array))
+		return bad(err, "linux.%s: must be an array", key);
+	if (json_object_array_length(arr) > MAX_ID_MAPS)
+		return bad(err, "linux.%s: at most %d entries", key, MAX_ID_MAPS);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		struct json_object *o = json_object_array_get_idx(arr, i);
+		uint64_t c, h, sz;
+		if (!json_object_is_type(o, json_type_object) ||
+		    json_to_u64(member(o, "containerID"), UINT32_MAX, &c) < 0 ||
+		    json_to_u64(member(o, "hostID"), UINT32_MAX, &h) < 0 ||
+		    json_to_u64(member(o, "size"), UINT32_MAX, &sz) < 0 || sz == 0 ||
+		    c + sz > (uint64_t)UINT32_MAX + 1 || h + sz > (uint64_t)UINT32_MAX + 1)
+			return bad(err, "linux.%s[%zu]: needs integer containerID, hostID and a non-zero size within 32 bits", key, i);
+		maps[i] = (struct id_map){ (uint32_t)c, (uint32_t)h, (uint32_t)sz };
+		*n = i + 1;
+	}
+	return 0;
+}
+
+/* Signed 64-bit integer member; -1 conventionally means unlimited. */
+static int get_i64(struct json_object *obj, const char *key, const char *field, bool *has,
+		   int64_t *out, struct launch_error *err)
+{
+	struct json_object *v = member(obj, key);
+
+	*has = false;
+	if (!v)
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+		return bad(err, "%s: must be an integer", field);
+	*has = true;
+	*out = json_object_get_int64(v);
+	return 0;
+}
+
+static int parse_memory(struct json_object *res, struct resources *r, struct launch_error *err)
+{
+	struct json_object *mem;
+
+	if (get_object(res, "memory", "linux.resources.memory", &mem, err) < 0 ||
+	    get_i64(mem, "limit", "linux.resources.memory.limit", &r->has_memory, &r->memory_limit, err) < 0 ||
+	    get_i64(mem, "swap", "linux.resources.memory.swap", &r->has_swap, &r->memory_swap, err) < 0)
+		return -1;
+	if (r->has_memory && r->memory_limit < -1)
+		return bad(err, "linux.resources.memory.limit: must be -1 or a positive number of bytes");
+	if (r->has_memory && r->memory_limit >= 0 && r->memory_limit < 4096)
+		return bad(err, "linux.resources.memory.limit: %lld bytes is below one page", (long long)r->memory_limit);
+	if (r->has_swap && (r->memory_swap < -1 || (r->has_memory && r->memory_limit >= 0 &&
+						    r->memory_swap >= 0 && r->memory_swap < r->memory_limit)))
+		return bad(err, "linux.resources.memory.swap: must be -1 or at least memory.limit (it counts memory plus swap)");
+	return 0;
+}
+
+static int parse_cpu(struct json_object *res, struct resources *r, struct launch_error *err)
+{
+	struct json_object *cpu;
+	int64_t shares = 0, period = 0;
+
+	if (get_object(res, "cpu", "linux.resources.cpu", &cpu, err) < 0 ||
+	    get_i64(cpu, "shares", "linux.resources.cpu.shares", &r->has_shares, &shares, err) < 0 ||
+	    get_i64(cpu, "quota", "linux.resources.cpu.quota", &r->has_quota, &r->cpu_quota, err) < 0 ||
+	    get_i64(cpu, "period", "linux.resources.cpu.period", &r->has_period, &period, err) < 0 ||
+	    get_string(cpu, "cpus", "linux.resources.cpu.cpus", &r->cpus, err) < 0 ||
+	    get_string(cpu, "mems", "linux.resources.cpu.mems", &r->mems, err) < 0)
+		return -1;
+	if (r->has_shares && (shares < 2 || shares > 262144))
+		return bad(err, "linux.resources.cpu.shares: must be from 2 to 262144");
+	if (r->has_period && (period < 1000 || period > 1000000))
+		return bad(err, "linux.resources.cpu.period: must be from 1000 to 1000000 microseconds");
+	if (r->has_quota && r->cpu_quota != -1 && r->cpu_quota < 1000)
+		return bad(err, "linux.resources.cpu.quota: must be -1 or at least 1000 microseconds");
+	if (r->cpus && strspn(r->cpus, "0123456789,-") != strlen(r->cpus))
+		return bad(err, "linux.resources.cpu.cpus: must be a CPU list such as \"0-1,3\"");
+	if (r->mems && strspn(r->mems, "0123456789,-") != strlen(r->mems))
+		return bad(err, "linux.resources.cpu.mems: must be a node list such as \"0\"");
+	r->cpu_shares = (uint64_t)shares;
+	r->cpu_period = (uint64_t)period;
+	return 0;
+}
+
+static int parse_resources(struct json_object *lnx, struct config *cfg, struct launch_error *err)
+{
+	static const char *const known[] = { "memory", "cpu", "pids", "devices" };
+	struct json_object *res, *pids;
+	struct resources *r = &cfg->res;
+
+	if (get_object(lnx, "resources", "linux.resources", &res, err) < 0)
+		return -1;
+	if (!res)
+		return 0;
+	json_object_object_foreach(res, key, val) {
+		bool ok = false;
+		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			ok |= strcmp(key, known[i]) == 0;
+		if (!ok && !json_object_is_type(val, json_type_null))
+			return bad(err, "linux.resources.%s: not supported (supported: memory, cpu, pids, devices)", key);
+	}
+	if (member(res, "devices") && !json_object_is_type(member(res, "devices"), json_type_array))
+		return bad(err, "linux.resources.devices: must be an array");
+	if (parse_memory(res, r, err) < 0 || parse_cpu(res, r, err) < 0 ||
+	    get_object(res, "pids", "linux.resources.pids", &pids, err) < 0 ||
+	    get_i64(pids, "limit", "linux.resources.pids.limit", &r->has_pids, &r->pids_limit, err) < 0)
+		return -1;
+	if (r->has_pids && r->pids_limit < -1)
+		return bad(err, "linux.resources.pids.limit: must be -1, 0 (unlimited) or a positive count");
+	cfg->has_resources = r->has_memory || r->has_swap || r->has_shares || r->has_quota ||
+			     r->has_period || r->cpus || r->mems || r->has_pids;
+	return 0;
+}
+
+static int parse_path_list(struct json_object *lnx, const char *key, const char ***out,
+			   struct launch_error *err)
+{
+	char field[64];
+
+	snprintf(field, sizeof(field), "linux.%s", key);
+	if (get_string_array(member(lnx, key), field, false, out, err) < 0)
+		return -1;
+	for (size_t i = 0; (*out)[i]; i++)
+		if ((*out)[i][0] != '/')
+			return bad(err, "%s[%zu]: must be an absolute path", field, i);
+	return 0;
+}
+
+static int parse_sysctl(struct json_object *lnx, struct config *cfg, struct launch_error *err)
+{
+	struct json_object *obj;
+	size_t n = 0;
+
+	if (get_object(lnx, "sysctl", "linux.sysctl", &obj, err) < 0)
+		return -1;
+	if (!obj)
+		return 0;
+	cfg->sysctls = calloc((size_t)json_object_object_length(obj) + 1, sizeof(*cfg->sysctls));
+	if (!cfg->sysctls)
+		return err_sys(err, "allocate", "linux.sysctl");
+	json_object_object_foreach(obj, key, val) {
+		if (!json_object_is_type(val, json_type_string))
+			return bad(err, "linux.sysctl.%s: must be a string", key);
+		if (!key[0] || strstr(key, "..") || strspn(key, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/") != strlen(key))
+			return bad(err, "linux.sysctl.%s: not a valid sysctl name", key);
+		cfg->sysctls[n].key = key;
+		cfg->sysctls[n++].value = json_object_get_string(val);
+	}
+	cfg->n_sysctls = n;
+	return 0;
+}
+
+/* Only the default device set exists in the container's /dev. */
+static int parse_devices(struct json_object *lnx, struct launch_error *err)
+{
+	static const char *const defaults[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random",
+						"/dev/urandom", "/dev/tty" };
+	struct json_object *arr = member(lnx, "devices");
+
+	if (!arr)
+		return 0;
+	if (!json_object_is_type(arr, json_type_array))
+		return bad(err, "linux.devices: must be an array");
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		const char *path = NULL;
+		bool ok = false;
+		if (get_string(json_object_array_get_idx(arr, i), "path", "linux.devices[].path", &path, err) < 0)
+			return -1;
+		for (size_t j = 0; path && j < sizeof(defaults) / sizeof(defaults[0]); j++)
+			ok |= strcmp(path, defaults[j]) == 0;
+		if (!ok)
+			return bad(err, "linux.devices[%zu]: only the default devices (/dev/null, zero, full, random, urandom, tty) are supported", i);
+	}
+	return 0;
+}
+
 static int parse_linux(struct json_object *doc, struct config *cfg, struct launch_error *err)
 {
 	struct json_object *lnx, *nss;
@@ -431,16 +686,93 @@ static int parse_linux(struct json_object *doc, struct config *cfg, struct launc
 
 	if (get_object(doc, "linux", "linux", &lnx, err) < 0 ||
 	    get_string(lnx, "rootfsPropagation", "linux.rootfsPropagation", &prop, err) < 0 ||
-	    parse_propagation(prop, cfg, err) < 0)
+	    parse_propagation(prop, cfg, err) < 0 ||
+	    parse_id_maps(lnx, "uidMappings", cfg->uid_maps, &cfg->n_uid_maps, err) < 0 ||
+	    parse_id_maps(lnx, "gidMappings", cfg->gid_maps, &cfg->n_gid_maps, err) < 0 ||
+	    get_string(lnx, "cgroupsPath", "linux.cgroupsPath", &cfg->cgroups_path, err) < 0 ||
+	    parse_resources(lnx, cfg, err) < 0 ||
+	    get_object(lnx, "seccomp", "linux.seccomp", &cfg->seccomp, err) < 0 ||
+	    parse_path_list(lnx, "maskedPaths", &cfg->masked_paths, err) < 0 ||
+	    parse_path_list(lnx, "readonlyPaths", &cfg->readonly_paths, err) < 0 ||
+	    parse_sysctl(lnx, cfg, err) < 0 || parse_devices(lnx, err) < 0)
 		return -1;
+	if (cfg->cgroups_path && (strstr(cfg->cgroups_path, "..") || strchr(cfg->cgroups_path, ':')))
+		return bad(err, "linux.cgroupsPath: must be a path without \"..\" (systemd slice:prefix:name form is not supported)");
 	nss = member(lnx, "namespaces");
 	if (!nss)
 		return 0;
 	if (!json_object_is_type(nss, json_type_array))
 		return bad(err, "linux.namespaces: must be an array");
+	if (json_object_array_length(nss) > MAX_NS_JOINS)
+		return bad(err, "linux.namespaces: too many entries");
 	for (size_t i = 0; i < json_object_array_length(nss); i++)
 		if (parse_namespace(json_object_array_get_idx(nss, i), i, cfg, err) < 0)
 			return -1;
+	return 0;
+}
+
+/* Namespaced sysctls only, and only with their namespace private (as runc). */
+static int check_sysctl(const struct config *cfg, const char *key, struct launch_error *err)
+{
+	static const char *const ipc[] = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",
+					   "kernel.sem", "kernel.shmall", "kernel.shmmax",
+					   "kernel.shmmni", "kernel.shm_rmid_forced" };
+
+	for (size_t i = 0; i < sizeof(ipc) / sizeof(ipc[0]); i++)
+		if (strcmp(key, ipc[i]) == 0)
+			return cfg->clone_flags & CLONE_NEWIPC ? 0 :
+			       bad(err, "linux.sysctl.%s: requires a new ipc namespace", key);
+	if (strncmp(key, "fs.mqueue.", 10) == 0)
+		return cfg->clone_flags & CLONE_NEWIPC ? 0 :
+		       bad(err, "linux.sysctl.%s: requires a new ipc namespace", key);
+	if (strncmp(key, "net.", 4) == 0)
+		return cfg->clone_flags & CLONE_NEWNET ? 0 :
+		       bad(err, "linux.sysctl.%s: requires a new network namespace", key);
+	return bad(err, "linux.sysctl.%s: not a namespaced sysctl, refused", key);
+}
+
+int64_t config_map_id(const struct id_map *maps, size_t n, uint32_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (id >= maps[i].container_id && id - maps[i].container_id < maps[i].size)
+			return (int64_t)maps[i].host_id + (id - maps[i].container_id);
+	return -1;
+}
+
+static int check_user_ns(const struct config *cfg, struct launch_error *err)
+{
+	if (!(cfg->clone_flags & CLONE_NEWUSER)) {
+		if (cfg->n_uid_maps || cfg->n_gid_maps)
+			return bad(err, "linux.uidMappings: require a new user namespace in linux.namespaces");
+		return 0;
+	}
+	if (!cfg->n_uid_maps || !cfg->n_gid_maps)
+		return bad(err, "linux.uidMappings/gidMappings: required with a new user namespace");
+	if (config_map_id(cfg->uid_maps, cfg->n_uid_maps, cfg->uid) < 0)
+		return bad(err, "process.user.uid: %u is not mapped by linux.uidMappings", cfg->uid);
+	if (config_map_id(cfg->gid_maps, cfg->n_gid_maps, cfg->gid) < 0)
+		return bad(err, "process.user.gid: %u is not mapped by linux.gidMappings", cfg->gid);
+	for (size_t i = 0; i < cfg->n_additional_gids; i++)
+		if (config_map_id(cfg->gid_maps, cfg->n_gid_maps, cfg->additional_gids[i]) < 0)
+			return bad(err, "process.user.additionalGids[%zu]: %u is not mapped by linux.gidMappings",
+				   i, cfg->additional_gids[i]);
+	return 0;
+}
+
+static int check_hooks(struct json_object *doc, struct launch_error *err)
+{
+	struct json_object *hooks = member(doc, "hooks");
+
+	if (!hooks)
+		return 0;
+	if (!json_object_is_type(hooks, json_type_object))
+		return bad(err, "hooks: must be an object");
+	json_object_object_foreach(hooks, key, val) {
+		if (val && json_object_is_type(val, json_type_array) && json_object_array_length(val) == 0)
+			continue;
+		if (val && !json_object_is_type(val, json_type_null))
+			return bad(err, "hooks.%s: hooks are not supported (see `skiff-launch features`)", key);
+	}
 	return 0;
 }
 
@@ -453,7 +785,10 @@ static int check_consistency(struct config *cfg, struct launch_error *err)
 		return bad(err, "mounts: require a mount namespace in linux.namespaces");
 	if (!(cfg->clone_flags & CLONE_NEWNS))
 		return bad(err, "linux.namespaces: a mount namespace is required (pivot_root)");
-	return 0;
+	for (size_t i = 0; i < cfg->n_sysctls; i++)
+		if (check_sysctl(cfg, cfg->sysctls[i].key, err) < 0)
+			return -1;
+	return check_user_ns(cfg, err);
 }
 
 static int parse_document(struct json_object *doc, struct config *cfg, struct launch_error *err)
@@ -468,7 +803,8 @@ static int parse_document(struct json_object *doc, struct config *cfg, struct la
 		return bad(err, "ociVersion: must be a 1.x version string");
 	if (parse_process(doc, cfg, err) < 0 || parse_root(doc, cfg, err) < 0 ||
 	    get_string(doc, "hostname", "hostname", &cfg->hostname, err) < 0 ||
-	    parse_mounts(doc, cfg, err) < 0 || parse_linux(doc, cfg, err) < 0)
+	    parse_mounts(doc, cfg, err) < 0 || parse_linux(doc, cfg, err) < 0 ||
+	    check_hooks(doc, err) < 0)
 		return -1;
 	return check_consistency(cfg, err);
 }
@@ -535,6 +871,9 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->n_mounts; i++)
 		free(cfg->mounts[i].data);
 	free(cfg->mounts);
+	free(cfg->masked_paths);
+	free(cfg->readonly_paths);
+	free(cfg->sysctls);
 	free(cfg->rlimits);
 	free(cfg->additional_gids);
 	free(cfg->args);

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 
@@ -24,6 +25,39 @@ struct mount_cfg {
 	unsigned long propagation; /* MS_SHARED etc., applied in a second call */
 	bool bind;               /* "bind"/"rbind" option or type "bind" */
 	char *data;              /* filesystem options such as "mode=755,size=64k" */
+};
+
+/* linux.uidMappings / gidMappings entry. */
+struct id_map {
+	uint32_t container_id, host_id, size;
+};
+#define MAX_ID_MAPS 5 /* the kernel's limit without extended maps is 340; 5 is plenty */
+
+/* A namespace joined by path instead of created. */
+struct ns_join {
+	unsigned long flag; /* CLONE_NEW* */
+	const char *path;
+};
+#define MAX_NS_JOINS 8
+
+/* linux.resources, only the fields honoured. has_* says "present". */
+struct resources {
+	bool has_memory, has_swap, has_shares, has_quota, has_period, has_pids;
+	int64_t memory_limit;   /* bytes, -1 = unlimited */
+	int64_t memory_swap;    /* memory+swap bytes (OCI), -1 = unlimited */
+	uint64_t cpu_shares;
+	int64_t cpu_quota;      /* microseconds per period, -1 = unlimited */
+	uint64_t cpu_period;    /* microseconds */
+	const char *cpus, *mems; /* cpuset lists, NULL when absent */
+	int64_t pids_limit;     /* 0 or -1 = unlimited */
+};
+
+/* The five capability sets as bit masks (bit N = capability N). */
+enum cap_set { CAP_SET_BOUNDING, CAP_SET_EFFECTIVE, CAP_SET_INHERITABLE,
+	       CAP_SET_PERMITTED, CAP_SET_AMBIENT, CAP_SET_COUNT };
+
+struct sysctl_cfg {
+	const char *key, *value;
 };
 
 struct config {
@@ -47,8 +81,27 @@ struct config {
 	struct mount_cfg *mounts;
 	size_t n_mounts;
 
-	unsigned long clone_flags;       /* CLONE_NEW* from linux.namespaces */
+	unsigned long clone_flags;       /* CLONE_NEW* to create (not joined ones) */
 	unsigned long rootfs_propagation; /* MS_PRIVATE|MS_REC by default */
+
+	uint64_t caps[CAP_SET_COUNT];    /* absent sets are empty: no capabilities */
+	bool has_oom_score_adj;
+	int oom_score_adj;
+
+	struct ns_join joins[MAX_NS_JOINS];
+	size_t n_joins;
+	struct id_map uid_maps[MAX_ID_MAPS], gid_maps[MAX_ID_MAPS];
+	size_t n_uid_maps, n_gid_maps;
+
+	const char *cgroups_path;        /* NULL when absent */
+	bool has_resources;
+	struct resources res;
+
+	struct json_object *seccomp;     /* linux.seccomp, NULL when absent */
+	const char **masked_paths;       /* NULL-terminated */
+	const char **readonly_paths;     /* NULL-terminated */
+	struct sysctl_cfg *sysctls;
+	size_t n_sysctls;
 };
 
 /* Parse a config document held in memory. On error, err->detail names the field. */
@@ -59,5 +112,8 @@ void config_free(struct config *cfg);
 
 /* Look up a value of config env ("PATH" -> "/bin:..."), NULL when unset. */
 const char *config_getenv(const struct config *cfg, const char *name);
+
+/* Host id that container id `id` maps to, or -1 when unmapped. */
+int64_t config_map_id(const struct id_map *maps, size_t n, uint32_t id);
 
 #endif

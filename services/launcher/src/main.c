@@ -15,6 +15,13 @@ static const struct command {
 	int (*run)(const struct cli *cli, struct launch_error *err);
 } commands[] = {
 	{ "run", cmd_run },
+	{ "create", cmd_create },
+	{ "start", cmd_start },
+	{ "state", cmd_state },
+	{ "kill", cmd_kill },
+	{ "delete", cmd_delete },
+	{ "spec", cmd_spec },
+	{ "features", cmd_features },
 };
 
 static int fail(const struct launch_error *err)

@@ -7,6 +7,9 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -107,20 +110,89 @@ static int bind_mount(int rootfd, const struct mount_cfg *m, const char *bundle,
 	return mount_remount(dstp, m->destination, extra, err);
 }
 
-static int fs_mount(int rootfd, const struct mount_cfg *m, struct launch_error *err)
+static bool under(const char *path, const char *dir)
 {
-	_cleanup_fd_ int dst = resolve_in_root(rootfd, m->destination, RESOLVE_MKDIR, err);
-	char dstp[FD_PATH_LEN], op[64];
+	size_t len = strlen(dir);
+
+	while (path[0] == '/' && path[1] == '/')
+		path++;
+	return strncmp(path, dir, len) == 0 && (path[len] == '\0' || path[len] == '/');
+}
+
+/* Kernel filesystems, and anything at or below /proc, /sys and /dev, must
+ * land on real directories of the image: a symlink there could aim proc or
+ * sysfs at a path the image controls (runc CVE-2019-16884 class). */
+static bool needs_real_path(const struct mount_cfg *m)
+{
+	static const char *const types[] = { "proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2" };
+
+	if (under(m->destination, "/proc") || under(m->destination, "/sys") ||
+	    under(m->destination, "/dev"))
+		return true;
+	for (size_t i = 0; !m->bind && i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(m->type, types[i]) == 0)
+			return true;
+	return false;
+}
+
+int mount_check_destination(int rootfd, const char *dest, struct launch_error *err)
+{
+	if (resolve_check_no_symlinks(rootfd, dest) < 0)
+		return err_msg(err, "mount on", dest,
+			       "the image has a symlink on this path; refused");
+	return 0;
+}
+
+/* With a user namespace, a tmpfs belongs to the container's root, as it
+ * would had it been mounted inside the namespace. */
+static int fs_data(const struct config *cfg, const struct mount_cfg *m, char *buf, size_t len)
+{
+	int64_t uid = config_map_id(cfg->uid_maps, cfg->n_uid_maps, 0);
+	int64_t gid = config_map_id(cfg->gid_maps, cfg->n_gid_maps, 0);
+	const char *d = m->data ? m->data : "";
+
+	if (strcmp(m->type, "tmpfs") != 0 || uid < 0 || gid < 0 || strstr(d, "uid=") || strstr(d, "gid="))
+		return snprintf(buf, len, "%s", d) < (int)len ? 0 : -1;
+	return snprintf(buf, len, "%s%suid=%lld,gid=%lld", d, *d ? "," : "", (long long)uid,
+			(long long)gid) < (int)len ? 0 : -1;
+}
+
+/* proc and sysfs must really be what we mounted before anything is masked in them. */
+static int verify_fs(int rootfd, const struct mount_cfg *m, struct launch_error *err)
+{
+	_cleanup_fd_ int top = -1;
+	struct statfs sf;
+	long want = strcmp(m->type, "proc") == 0 ? PROC_SUPER_MAGIC :
+		    strcmp(m->type, "sysfs") == 0 ? SYSFS_MAGIC : 0;
+
+	if (!want)
+		return 0;
+	top = resolve_in_root(rootfd, m->destination, RESOLVE_EXISTING, err);
+	if (top < 0 || fstatfs(top, &sf) < 0)
+		return top < 0 ? -1 : err_sys(err, "statfs", m->destination);
+	if (sf.f_type != want)
+		return err_msg(err, "mount on", m->destination, "is not %s after mounting it", m->type);
+	return 0;
+}
+
+static int fs_mount(int rootfd, const struct config *cfg, const struct mount_cfg *m,
+		    struct launch_error *err)
+{
+	_cleanup_fd_ int dst = -1;
+	char dstp[FD_PATH_LEN], op[64], data[1024];
 	const char *source = m->source && m->source[0] ? m->source : m->type;
 
+	dst = resolve_in_root(rootfd, m->destination, RESOLVE_MKDIR, err);
 	if (dst < 0)
 		return -1;
+	if (fs_data(cfg, m, data, sizeof(data)) < 0)
+		return err_errno(err, E2BIG, "mount options of", m->destination);
 	fd_path(dstp, dst);
-	if (mount(source, dstp, m->type, m->flags, m->data) < 0) {
+	if (mount(source, dstp, m->type, m->flags, data[0] ? data : NULL) < 0) {
 		snprintf(op, sizeof(op), "mount %s on", m->type);
 		return err_sys(err, op, m->destination);
 	}
-	return 0;
+	return verify_fs(rootfd, m, err);
 }
 
 /* Default OCI devices: bind the host nodes onto empty files, which works
@@ -158,13 +230,15 @@ static bool is_dev_tmpfs(const struct mount_cfg *m)
 	       strcmp(m->destination, "/dev") == 0;
 }
 
-static int mount_one(int rootfd, const struct mount_cfg *m, const char *bundle,
-		     struct launch_error *err)
+static int mount_one(int rootfd, const struct config *cfg, const struct mount_cfg *m,
+		     const char *bundle, struct launch_error *err)
 {
 	_cleanup_fd_ int top = -1;
 	char topp[FD_PATH_LEN];
 
-	if ((m->bind ? bind_mount(rootfd, m, bundle, err) : fs_mount(rootfd, m, err)) < 0)
+	if (needs_real_path(m) && mount_check_destination(rootfd, m->destination, err) < 0)
+		return -1;
+	if ((m->bind ? bind_mount(rootfd, m, bundle, err) : fs_mount(rootfd, cfg, m, err)) < 0)
 		return -1;
 	if (!m->propagation && !is_dev_tmpfs(m))
 		return 0;
@@ -180,7 +254,75 @@ int mounts_apply(int rootfd, const struct config *cfg, const char *bundle,
 		 struct launch_error *err)
 {
 	for (size_t i = 0; i < cfg->n_mounts; i++)
-		if (mount_one(rootfd, &cfg->mounts[i], bundle, err) < 0)
+		if (mount_one(rootfd, cfg, &cfg->mounts[i], bundle, err) < 0)
+			return -1;
+	return 0;
+}
+
+/* A masked directory gets an empty read-only tmpfs, a masked file the host's
+ * /dev/null (opened by us, never the image's). Missing paths are skipped. */
+static int mask_one(int rootfd, int devnull, const char *path, struct launch_error *err)
+{
+	_cleanup_fd_ int fd = -1;
+	char dstp[FD_PATH_LEN], srcp[FD_PATH_LEN];
+	struct stat st;
+
+	if (mount_check_destination(rootfd, path, err) < 0)
+		return -1;
+	fd = resolve_in_root(rootfd, path, RESOLVE_EXISTING, err);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (fstat(fd, &st) < 0)
+		return err_sys(err, "stat masked path", path);
+	fd_path(dstp, fd);
+	if (S_ISDIR(st.st_mode)) {
+		if (mount("tmpfs", dstp, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			  "size=0") < 0)
+			return err_sys(err, "mask", path);
+		return 0;
+	}
+	fd_path(srcp, devnull);
+	if (mount(srcp, dstp, NULL, MS_BIND, NULL) < 0)
+		return err_sys(err, "mask", path);
+	return 0;
+}
+
+static int readonly_one(int rootfd, const char *path, struct launch_error *err)
+{
+	_cleanup_fd_ int fd = -1, top = -1;
+	char dstp[FD_PATH_LEN];
+
+	if (mount_check_destination(rootfd, path, err) < 0)
+		return -1;
+	fd = resolve_in_root(rootfd, path, RESOLVE_EXISTING, err);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	fd_path(dstp, fd);
+	if (mount(dstp, dstp, NULL, MS_BIND | MS_REC, NULL) < 0)
+		return err_sys(err, "bind read-only path", path);
+	top = reopen_top(rootfd, path, dstp, err);
+	if (top < 0)
+		return -1;
+	return mount_remount(dstp, path, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, err);
+}
+
+int mounts_protect(int rootfd, const struct config *cfg, struct launch_error *err)
+{
+	_cleanup_fd_ int devnull = -1;
+
+	if (cfg->masked_paths && cfg->masked_paths[0]) {
+		struct stat st;
+		devnull = open("/dev/null", O_PATH | O_CLOEXEC);
+		if (devnull < 0 || fstat(devnull, &st) < 0)
+			return err_sys(err, "open", "/dev/null");
+		if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))
+			return err_msg(err, "open", "/dev/null", "the host's /dev/null is not the null device");
+	}
+	for (size_t i = 0; cfg->masked_paths && cfg->masked_paths[i]; i++)
+		if (mask_one(rootfd, devnull, cfg->masked_paths[i], err) < 0)
+			return -1;
+	for (size_t i = 0; cfg->readonly_paths && cfg->readonly_paths[i]; i++)
+		if (readonly_one(rootfd, cfg->readonly_paths[i], err) < 0)
 			return -1;
 	return 0;
 }

@@ -9,6 +9,12 @@
 int mounts_apply(int rootfd, const struct config *cfg, const char *bundle,
 		 struct launch_error *err);
 
+/* maskedPaths and readonlyPaths, below the not yet pivoted root. */
+int mounts_protect(int rootfd, const struct config *cfg, struct launch_error *err);
+
+/* Refuse a destination that has a symlink on its path inside the root. */
+int mount_check_destination(int rootfd, const char *dest, struct launch_error *err);
+
 /* Remount an existing mount point with flags, keeping the flags the kernel
  * would refuse to clear (nosuid/nodev/noexec locked by a user namespace).
  * shown is the path named in errors. */

@@ -16,4 +16,10 @@ const struct ns_type *ns_lookup(const char *name);
 /* Bring the loopback interface of a fresh network namespace up. */
 int ns_loopback_up(struct launch_error *err);
 
+struct config;
+/* Write linux.sysctl through the host's /proc/sys (before pivot_root): the
+ * values land in the init's own namespaces, and the image cannot redirect
+ * the writes with symlinks. */
+int sysctls_apply(const struct config *cfg, struct launch_error *err);
+
 #endif

@@ -9,8 +9,16 @@
 #define MAX_PRESERVE_FDS (1u << 20)
 
 const char cli_usage[] =
-	"usage: skiff-launch [--root DIR] run [--bundle DIR] [--preserve-fds N] [--pid-file FILE] ID\n"
-	"       skiff-launch --version | --help\n";
+	"usage: skiff-launch [--root DIR] COMMAND ...\n"
+	"  run [--bundle DIR] [--pid-file FILE] [--preserve-fds N] ID   create, start and wait\n"
+	"  create [--bundle DIR] [--pid-file FILE] [--preserve-fds N] ID\n"
+	"  start ID\n"
+	"  state ID                 print the state as JSON\n"
+	"  kill [--all] ID [SIGNAL] default SIGTERM; a name (KILL, SIGKILL) or a number\n"
+	"  delete [--force] ID\n"
+	"  spec [--bundle DIR]      write a default config.json (to stdout with --bundle -)\n"
+	"  features                 print what this runtime supports as JSON\n"
+	"  --version | --help\n";
 
 enum flag_kind { FLAG_BOOL, FLAG_STRING, FLAG_UINT };
 
@@ -35,12 +43,37 @@ static const struct flag run_flags[] = {
 	{ NULL, 0, 0, 0 },
 };
 
-/* Later rounds add create/start/state/kill/delete here. */
+static const struct flag no_flags[] = { { NULL, 0, 0, 0 } };
+
+static const struct flag delete_flags[] = {
+	{ "force", 'f', FLAG_BOOL, offsetof(struct cli, force) },
+	{ NULL, 0, 0, 0 },
+};
+
+static const struct flag kill_flags[] = {
+	{ "all", 'a', FLAG_BOOL, offsetof(struct cli, all) },
+	{ NULL, 0, 0, 0 },
+};
+
+static const struct flag spec_flags[] = {
+	{ "bundle", 'b', FLAG_STRING, offsetof(struct cli, bundle) },
+	{ "rootless", 0, FLAG_BOOL, offsetof(struct cli, rootless) },
+	{ NULL, 0, 0, 0 },
+};
+
 static const struct command_spec {
 	const char *name;
 	const struct flag *flags;
+	int min_args, max_args; /* positional: ID, then kill's SIGNAL */
 } commands[] = {
-	{ "run", run_flags },
+	{ "run", run_flags, 1, 1 },
+	{ "create", run_flags, 1, 1 },
+	{ "start", no_flags, 1, 1 },
+	{ "state", no_flags, 1, 1 },
+	{ "kill", kill_flags, 1, 2 },
+	{ "delete", delete_flags, 1, 1 },
+	{ "spec", spec_flags, 0, 0 },
+	{ "features", no_flags, 0, 0 },
 };
 
 static const struct flag *find_flag(const struct flag *flags, const char *name, size_t len)
@@ -156,10 +189,18 @@ int cli_parse(int argc, char *const argv[], struct cli *cli, struct launch_error
 		return err_msg(err, "usage", NULL, "unknown command \"%s\" (try --help)", cli->command);
 	if (parse_flags(cmd->flags, argc, argv, &i, cli, cli->command, err) < 0)
 		return -1;
-	if (argc - i != 1)
-		return err_msg(err, cli->command, NULL, "expected exactly one container ID, got %d arguments", argc - i);
+	if (cmd->max_args == 0 && argc - i != 0)
+		return err_msg(err, cli->command, NULL, "takes no arguments, got %d", argc - i);
+	if (cmd->max_args == 0)
+		return 0;
+	if (argc - i < cmd->min_args || argc - i > cmd->max_args)
+		return err_msg(err, cli->command, NULL, cmd->max_args == 1
+			       ? "expected exactly one container ID, got %d arguments"
+			       : "expected a container ID and an optional signal, got %d arguments", argc - i);
 	cli->id = argv[i];
 	if (!cli_valid_id(cli->id))
 		return err_msg(err, cli->command, NULL, "invalid container ID \"%s\"", cli->id);
+	if (argc - i == 2)
+		cli->signal = argv[i + 1];
 	return 0;
 }

@@ -8,7 +8,7 @@
 
 struct cli {
 	/* global */
-	const char *root;        /* state directory, accepted but unused for now */
+	const char *root;        /* state directory (default /run/skiff-launch) */
 	bool version;
 	bool help;
 	const char *command;     /* NULL when only --version/--help was given */
@@ -16,7 +16,11 @@ struct cli {
 	const char *bundle;
 	const char *pid_file;
 	unsigned preserve_fds;
-	const char *id;
+	const char *id;          /* NULL for spec/features */
+	const char *signal;      /* kill: the signal argument, NULL for the default */
+	bool force;              /* delete --force */
+	bool all;                /* kill --all (accepted; the init's death ends the rest) */
+	bool rootless;           /* spec --rootless (refused) */
 };
 
 int cli_parse(int argc, char *const argv[], struct cli *cli, struct launch_error *err);

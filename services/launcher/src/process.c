@@ -12,8 +12,10 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "caps.h"
 #include "namespaces.h"
 #include "rootfs.h"
+#include "sync.h"
 
 /* The mask and ignored signals survive execve (handlers do not): the
  * launcher blocks the signals it forwards, and its caller may have ignored
@@ -95,6 +97,84 @@ static int prepare_fds(unsigned preserve, struct launch_error *err)
 	return 0;
 }
 
+/* Join the namespaces given by path; user (last) and pid (by the parent) aside. */
+static int join_namespaces(const struct init_args *a, struct launch_error *err)
+{
+	const struct config *cfg = a->cfg;
+
+	for (size_t i = 0; i < cfg->n_joins; i++) {
+		unsigned long f = cfg->joins[i].flag;
+		if (f == CLONE_NEWUSER || f == CLONE_NEWPID)
+			continue;
+		if (setns(a->join_fds[i], (int)f) < 0)
+			return err_sys(err, "setns", cfg->joins[i].path);
+	}
+	if ((cfg->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+		return err_sys(err, "unshare", "cgroup namespace");
+	return 0;
+}
+
+static int write_proc(const char *path, const char *value, struct launch_error *err)
+{
+	_cleanup_fd_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0 || write_all(fd, value, strlen(value)) < 0)
+		return err_sys(err, "write", path);
+	return 0;
+}
+
+static int set_oom_score_adj(const struct config *cfg, struct launch_error *err)
+{
+	char v[16];
+
+	if (!cfg->has_oom_score_adj)
+		return 0;
+	snprintf(v, sizeof(v), "%d", cfg->oom_score_adj);
+	return write_proc("/proc/self/oom_score_adj", v, err);
+}
+
+/* The container user namespace comes last: every mount above was made by
+ * host root in namespaces owned by the host, so nothing in the container,
+ * whatever capabilities it holds in its own user namespace, can unmount a
+ * masked path or remount a read-only one. The parent writes the maps. */
+static int enter_user_namespace(const struct init_args *a, struct launch_error *err)
+{
+	const struct config *cfg = a->cfg;
+
+	for (size_t i = 0; i < cfg->n_joins; i++)
+		if (cfg->joins[i].flag == CLONE_NEWUSER &&
+		    setns(a->join_fds[i], CLONE_NEWUSER) < 0)
+			return err_sys(err, "setns", cfg->joins[i].path);
+	if (!(cfg->clone_flags & CLONE_NEWUSER))
+		return 0;
+	if (unshare(CLONE_NEWUSER) < 0)
+		return err_sys(err, "unshare", "user namespace");
+	if (sync_send(a->sync_fd, SYNC_USERNS, err) < 0)
+		return -1;
+	if (sync_expect(a->sync_fd, SYNC_USERNS_DONE) < 0)
+		return err_msg(err, "wait for uid/gid maps", NULL, "launcher did not confirm");
+	return 0;
+}
+
+/* `create`: tell the parent we are ready and wait for `start` to write a
+ * byte into the exec fifo. The parent exits, so nothing may kill us then. */
+static int wait_for_start(const struct init_args *a, struct launch_error *err)
+{
+	char c;
+	ssize_t n;
+
+	if (prctl(PR_SET_PDEATHSIG, 0) < 0)
+		return err_sys(err, "prctl PR_SET_PDEATHSIG", NULL);
+	if (sync_send(a->sync_fd, SYNC_CREATED, err) < 0)
+		return -1;
+	do
+		n = read(a->fifo_fd, &c, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1)
+		_exit(EXIT_LAUNCH_FAILED); /* nobody is listening for errors any more */
+	return 0;
+}
+
 static int setup_namespaces(const struct config *cfg, struct launch_error *err)
 {
 	if ((cfg->clone_flags & CLONE_NEWNET) && ns_loopback_up(err) < 0)
@@ -104,19 +184,54 @@ static int setup_namespaces(const struct config *cfg, struct launch_error *err)
 	return 0;
 }
 
+/* Everything up to the user namespace runs as host root (see above). */
+static int setup_as_host_root(const struct init_args *a, struct launch_error *err)
+{
+	const struct config *cfg = a->cfg;
+
+	return join_namespaces(a, err) < 0 || set_oom_score_adj(cfg, err) < 0 ||
+	       setup_namespaces(cfg, err) < 0 || sysctls_apply(cfg, err) < 0 ||
+	       rootfs_setup(cfg, a->root, a->bundle, err) < 0 || set_rlimits(cfg, err) < 0
+		       ? -1 : 0;
+}
+
+/* Then the identity the process runs with, and its privileges. A seccomp
+ * filter needs CAP_SYS_ADMIN to load without no_new_privs, so it goes in
+ * before the capabilities drop in that case (as runc). */
+static int drop_privileges(const struct init_args *a, struct launch_error *err)
+{
+	const struct config *cfg = a->cfg;
+
+	if (caps_drop_bounding(cfg->caps, err) < 0)
+		return -1;
+	if (a->seccomp && !cfg->no_new_privileges && filter_load(a->seccomp, err) < 0)
+		return -1;
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+		return err_sys(err, "prctl PR_SET_KEEPCAPS", NULL);
+	if (switch_user(cfg, err) < 0 || caps_apply(cfg->caps, err) < 0)
+		return -1;
+	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+		return err_sys(err, "prctl PR_SET_KEEPCAPS", NULL);
+	if (cfg->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return err_sys(err, "prctl PR_SET_NO_NEW_PRIVS", NULL);
+	return 0;
+}
+
 int container_init(const struct init_args *a, struct launch_error *err)
 {
 	const struct config *cfg = a->cfg;
 
 	reset_signals();
-	if (setup_namespaces(cfg, err) < 0 ||
-	    rootfs_setup(cfg, a->root, a->bundle, err) < 0 ||
-	    set_rlimits(cfg, err) < 0 || switch_user(cfg, err) < 0 ||
-	    rearm_parent_death(a->sync_fd, err) < 0)
+	if (setup_as_host_root(a, err) < 0 || enter_user_namespace(a, err) < 0 ||
+	    drop_privileges(a, err) < 0)
 		return -1;
-	if (cfg->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return err_sys(err, "prctl PR_SET_NO_NEW_PRIVS", NULL);
+	if (a->fifo_fd < 0 && rearm_parent_death(a->sync_fd, err) < 0)
+		return -1;
 	if (prepare_fds(a->preserve_fds, err) < 0 || enter_cwd(cfg->cwd, err) < 0)
+		return -1;
+	if (a->fifo_fd >= 0 && wait_for_start(a, err) < 0)
+		return -1;
+	if (a->seccomp && cfg->no_new_privileges && filter_load(a->seccomp, err) < 0)
 		return -1;
 	return exec_process(cfg, err);
 }

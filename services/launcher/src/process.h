@@ -3,6 +3,7 @@
 #define SKIFF_PROCESS_H
 
 #include "config.h"
+#include "filter.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -12,6 +13,9 @@ struct init_args {
 	const char *bundle;
 	unsigned preserve_fds;   /* fds 3 .. 3+n-1 are passed to the process */
 	int sync_fd;             /* init's end of the sync socket */
+	int fifo_fd;             /* `create`: exec fifo to block on until `start`; -1 for run */
+	const int *join_fds;     /* fds of cfg->joins (pid ones are joined by the parent) */
+	const struct filter_prog *seccomp; /* NULL when the config has none */
 };
 
 /* Set the container up and exec process.args. Returns only on failure,

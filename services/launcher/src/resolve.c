@@ -230,3 +230,39 @@ int resolve_in_root(int rootfd, const char *path, enum resolve_create create,
 		return err_sys(err, "resolve in container root", path);
 	return fd;
 }
+
+int resolve_check_no_symlinks(int rootfd, const char *path)
+{
+	struct open_how how = {
+		.flags = O_PATH | O_CLOEXEC,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno == ENOENT)
+		return 0;
+	if (errno == ELOOP)
+		return -1;
+	if (errno == ENOSYS || errno == EPERM) { /* no openat2: lstat each prefix */
+		char buf[PATH_MAX];
+		struct stat st;
+		size_t len = strlen(path);
+		for (size_t i = 1; i <= len; i++) {
+			if (path[i] != '/' && path[i] != '\0')
+				continue;
+			snprintf(buf, sizeof(buf), "%.*s", (int)i, path);
+			if (fstatat(rootfd, buf[0] == '/' ? buf + 1 : buf, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				return 0;
+			if (S_ISLNK(st.st_mode)) {
+				errno = ELOOP;
+				return -1;
+			}
+		}
+		return 0;
+	}
+	return 0;
+}

@@ -15,6 +15,10 @@ enum resolve_create { RESOLVE_EXISTING, RESOLVE_MKDIR, RESOLVE_MKFILE };
 int resolve_in_root(int rootfd, const char *path, enum resolve_create create,
 		    struct launch_error *err);
 
+/* 0 when no component of path (inside rootfd) is a symlink, or path does
+ * not exist; -1 with errno ELOOP when one is. */
+int resolve_check_no_symlinks(int rootfd, const char *path);
+
 /* Userspace walk used when openat2() is unavailable (old kernel, seccomp).
  * Returns an O_PATH fd, or -1 with errno set. Exposed for tests. */
 int resolve_walk(int rootfd, const char *path);

@@ -59,7 +59,8 @@ int rootfs_setup(const struct config *cfg, const char *root, const char *bundle,
 	rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		return err_sys(err, "open root", root);
-	if (mounts_apply(rootfd, cfg, bundle, err) < 0 || pivot(rootfd, err) < 0)
+	if (mounts_apply(rootfd, cfg, bundle, err) < 0 || mounts_protect(rootfd, cfg, err) < 0 ||
+	    pivot(rootfd, err) < 0)
 		return -1;
 	return finish_root(cfg, err);
 }

@@ -1,20 +1,28 @@
+/* `run` and `create`: everything the launcher prepares in the parent, the
+ * clone into the namespaces, and the parent's half of the handshake. */
 #define _GNU_SOURCE
 #include "run.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "config.h"
 #include "process.h"
+#include "filter.h"
+#include "state.h"
 #include "sync.h"
 
 static const int forwarded_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
@@ -22,6 +30,27 @@ static const int forwarded_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUS
 /* Written before signals are unblocked, cleared before the init is reaped,
  * so a forwarded signal never reaches a recycled pid. */
 static volatile sig_atomic_t init_pid;
+
+/* Everything one launch holds; released by launch_release(). */
+struct launch {
+	const struct cli *cli;
+	bool create;             /* `create` rather than `run` */
+	struct config cfg;
+	char rootfs[PATH_MAX];
+	char dir[PATH_MAX];      /* state dir, "" until made */
+	struct cgroup cg;
+	bool has_cg;
+	struct filter_prog seccomp;
+	bool has_seccomp;
+	int join_fds[MAX_NS_JOINS];
+	int fifo_fd;
+	pid_t pid;
+};
+
+const char *state_root(const struct cli *cli)
+{
+	return cli->root ? cli->root : DEFAULT_STATE_ROOT;
+}
 
 static void forward_signal(int sig)
 {
@@ -63,17 +92,17 @@ static int resolve_root(const struct config *cfg, const char *bundle, char out[P
 	return 0;
 }
 
-/* Keep the sync socket clear of the --preserve-fds range: the init clears
- * CLOEXEC there, which would leak the socket into the container. */
+/* Keep launcher fds clear of the --preserve-fds range: the init clears
+ * CLOEXEC there, which would leak them into the container. */
 static int lift_fd(int *fd, unsigned preserve, struct launch_error *err)
 {
 	int moved;
 
-	if ((unsigned)*fd >= 3 + preserve)
+	if (*fd < 0 || (unsigned)*fd >= 3 + preserve)
 		return 0;
 	moved = fcntl(*fd, F_DUPFD_CLOEXEC, (int)(3 + preserve));
 	if (moved < 0)
-		return err_sys(err, "dup sync socket", NULL);
+		return err_sys(err, "dup fd", NULL);
 	close(*fd);
 	*fd = moved;
 	return 0;
@@ -91,25 +120,165 @@ static int make_sync_pair(int fds[2], unsigned preserve, struct launch_error *er
 	return 0;
 }
 
-static _Noreturn void init_main(const struct init_args *a, int parent_end)
+/* ---- preparation in the parent ---- */
+
+/* The state of a container whose launcher was SIGKILLed stays behind; once
+ * its init is gone the ID may be used again (its cgroup goes with it). A
+ * state dir without a readable state is a create in progress: left alone. */
+static int reclaim_stopped(const char *dir)
+{
+	struct launch_error ignored;
+	struct state st;
+
+	if (state_read(dir, &st, &ignored) < 0 || strcmp(state_status(dir, &st), "stopped") != 0) {
+		errno = EEXIST;
+		return -1;
+	}
+	if (st.has_cgroup)
+		cgroup_remove(&st.cgroup);
+	return state_remove(dir);
+}
+
+static int make_state_dir(struct launch *l, struct launch_error *err)
+{
+	const char *root = state_root(l->cli);
+	char dir[PATH_MAX];
+
+	if (mkdir(root, 0700) < 0 && errno != EEXIST)
+		return err_sys(err, "create state root", root);
+	if (state_dir(dir, sizeof(dir), root, l->cli->id) < 0)
+		return err_sys(err, "state dir", l->cli->id);
+	if (mkdir(dir, 0700) < 0 && (errno != EEXIST || reclaim_stopped(dir) < 0 || mkdir(dir, 0700) < 0))
+		return errno == EEXIST ? err_msg(err, l->cli->command, l->cli->id, "a container with this ID already exists")
+				       : err_sys(err, "create state dir", dir);
+	snprintf(l->dir, sizeof(l->dir), "%s", dir);
+	return 0;
+}
+
+static int prepare_seccomp(struct launch *l, struct launch_error *err)
+{
+	char cache[PATH_MAX];
+
+	if (!l->cfg.seccomp)
+		return 0;
+	if (path_join(cache, sizeof(cache), state_root(l->cli), "@seccomp") < 0)
+		return err_sys(err, "seccomp cache", NULL);
+	if (filter_prepare(l->cfg.seccomp, cache, &l->seccomp, err) < 0)
+		return -1;
+	l->has_seccomp = true;
+	return 0;
+}
+
+/* Namespaces joined by path are opened here; a pid namespace is joined by
+ * the parent itself, so that its child is born in it. */
+static int open_joins(struct launch *l, struct launch_error *err)
+{
+	for (size_t i = 0; i < l->cfg.n_joins; i++) {
+		l->join_fds[i] = open(l->cfg.joins[i].path, O_RDONLY | O_CLOEXEC);
+		if (l->join_fds[i] < 0)
+			return err_sys(err, "open namespace", l->cfg.joins[i].path);
+		if (lift_fd(&l->join_fds[i], l->cli->preserve_fds, err) < 0)
+			return -1;
+		if (l->cfg.joins[i].flag == CLONE_NEWPID &&
+		    setns(l->join_fds[i], CLONE_NEWPID) < 0)
+			return err_sys(err, "setns", l->cfg.joins[i].path);
+	}
+	return 0;
+}
+
+static int prepare_cgroup(struct launch *l, struct launch_error *err)
+{
+	char path[1100];
+	const char *p = l->cfg.cgroups_path;
+
+	if (!p && !l->cfg.has_resources)
+		return 0; /* nothing to limit, nothing to create */
+	if (!p) {
+		snprintf(path, sizeof(path), "/skiff-launch/%s", l->cli->id);
+		p = path;
+	}
+	if (cgroup_create(&l->cg, CGROUP_ROOT, 0, p, &l->cfg.res, err) < 0) {
+		if (l->cg.version)
+			cgroup_remove(&l->cg);
+		return -1;
+	}
+	l->has_cg = true;
+	return 0;
+}
+
+static int make_fifo(struct launch *l, struct launch_error *err)
+{
+	char path[PATH_MAX + 32];
+
+	if (!l->create)
+		return 0;
+	snprintf(path, sizeof(path), "%s/" EXEC_FIFO, l->dir);
+	if (mkfifo(path, 0600) < 0)
+		return err_sys(err, "create exec fifo", path);
+	/* O_RDWR: opens at once, and the init's reads block until `start` writes. */
+	l->fifo_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (l->fifo_fd < 0)
+		return err_sys(err, "open exec fifo", path);
+	return lift_fd(&l->fifo_fd, l->cli->preserve_fds, err);
+}
+
+static int prepare(struct launch *l, struct launch_error *err)
+{
+	if (config_load(l->cli->bundle, &l->cfg, err) < 0 ||
+	    resolve_root(&l->cfg, l->cli->bundle, l->rootfs, err) < 0 ||
+	    make_state_dir(l, err) < 0 || prepare_seccomp(l, err) < 0 ||
+	    open_joins(l, err) < 0 || prepare_cgroup(l, err) < 0 || make_fifo(l, err) < 0)
+		return -1;
+	return 0;
+}
+
+static void launch_release(struct launch *l, bool keep_state)
+{
+	for (size_t i = 0; i < MAX_NS_JOINS; i++)
+		if (l->join_fds[i] >= 0)
+			close(l->join_fds[i]);
+	if (l->fifo_fd >= 0)
+		close(l->fifo_fd);
+	if (!keep_state) {
+		if (l->has_cg)
+			cgroup_remove(&l->cg);
+		if (l->dir[0])
+			state_remove(l->dir);
+	}
+	if (l->has_seccomp)
+		filter_free(&l->seccomp);
+	config_free(&l->cfg);
+}
+
+/* ---- the container init ---- */
+
+static _Noreturn void init_main(const struct launch *l, int sync_fd, int parent_end)
 {
 	struct launch_error err;
+	struct init_args a = {
+		&l->cfg, l->rootfs, l->cli->bundle, l->cli->preserve_fds, sync_fd,
+		l->fifo_fd, l->join_fds, l->has_seccomp ? &l->seccomp : NULL,
+	};
 
 	close(parent_end); /* so the launcher's death reads as EOF here */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || sync_wait_go(a->sync_fd) < 0)
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || sync_expect(sync_fd, SYNC_GO) < 0)
 		_exit(EXIT_LAUNCH_FAILED);
 	memset(&err, 0, sizeof(err));
-	container_init(a, &err);
-	sync_send_error(a->sync_fd, &err);
+	container_init(&a, &err);
+	sync_send_error(sync_fd, &err);
 	_exit(err.exit_code);
 }
 
 /* fork-like clone straight into the new namespaces: no helper exec, no
- * unshare-then-fork double step. */
+ * unshare-then-fork double step. The user and cgroup namespaces are made
+ * by the init later (see sync.h). */
 static pid_t clone_init(unsigned long flags)
 {
+	flags &= ~(unsigned long)(CLONE_NEWUSER | CLONE_NEWCGROUP);
 	return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
 }
+
+/* ---- the parent's half ---- */
 
 static int status_code(int status)
 {
@@ -137,6 +306,12 @@ static int wait_init(pid_t pid, struct launch_error *err)
 	return status_code(status);
 }
 
+static void kill_and_reap(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	wait_init(pid, &(struct launch_error){ 0 });
+}
+
 /* Atomic: readers never see a half-written pid. */
 static int write_pid_file(const char *path, pid_t pid, struct launch_error *err)
 {
@@ -154,71 +329,152 @@ static int write_pid_file(const char *path, pid_t pid, struct launch_error *err)
 	return 0;
 }
 
-/* Parent half of the handshake in sync.h. */
-static int supervise(pid_t pid, int sync_fd, const struct cli *cli, struct launch_error *err)
+static int write_map(pid_t pid, const char *file, const struct id_map *maps, size_t n,
+		     struct launch_error *err)
 {
-	int got;
+	char path[64], buf[MAX_ID_MAPS * 40] = "";
+	_cleanup_fd_ int fd = -1;
 
-	if (sync_send_go(sync_fd, err) < 0) {
-		kill(pid, SIGKILL);
-		wait_init(pid, &(struct launch_error){ 0 });
-		return -1;
-	}
-	got = sync_wait_exec(sync_fd, err);
-	if (got != 0) {
-		if (got < 0)
-			kill(pid, SIGKILL);
-		wait_init(pid, &(struct launch_error){ 0 });
-		return -1;
-	}
-	if (cli->pid_file && write_pid_file(cli->pid_file, pid, err) < 0) {
-		kill(pid, SIGKILL);
-		wait_init(pid, &(struct launch_error){ 0 });
-		return -1;
-	}
-	return wait_init(pid, err);
+	for (size_t i = 0; i < n; i++)
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%u %u %u\n",
+			 maps[i].container_id, maps[i].host_id, maps[i].size);
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, file);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf))
+		return err_sys(err, "write", path);
+	return 0;
 }
 
-static int spawn(const struct config *cfg, const struct cli *cli, const char *root,
-		 struct launch_error *err)
+static int write_state(struct launch *l, struct launch_error *err)
 {
-	int fds[2];
-	sigset_t old;
-	struct init_args args = { cfg, root, cli->bundle, cli->preserve_fds, -1 };
-	pid_t pid;
-	int rc;
+	struct state st;
+	struct timespec ts;
+	struct tm tm;
 
-	if (make_sync_pair(fds, cli->preserve_fds, err) < 0)
+	memset(&st, 0, sizeof(st));
+	snprintf(st.id, sizeof(st.id), "%s", l->cli->id);
+	st.pid = l->pid;
+	st.start_time = proc_start_time(l->pid);
+	if (!realpath(l->cli->bundle, st.bundle))
+		snprintf(st.bundle, sizeof(st.bundle), "%s", l->cli->bundle);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(st.created, sizeof(st.created), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(st.created + strlen(st.created), sizeof(st.created) - strlen(st.created),
+		 ".%09ldZ", ts.tv_nsec);
+	st.has_cgroup = l->has_cg;
+	st.cgroup = l->cg;
+	return state_write(l->dir, &st, err);
+}
+
+/* Drive the handshake until the init exec'd (run) or is waiting (create).
+ * Returns 0, or -1 with err set (the init is then killed by the caller). */
+static int handshake(struct launch *l, int sync_fd, struct launch_error *err)
+{
+	if (l->has_cg && cgroup_enter(&l->cg, l->pid, err) < 0)
 		return -1;
-	args.sync_fd = fds[1];
-	install_forwarding(&old);
-	pid = clone_init(cfg->clone_flags);
-	if (pid == 0)
-		init_main(&args, fds[0]);
-	if (pid < 0) {
+	if (sync_send(sync_fd, SYNC_GO, err) < 0)
+		return -1;
+	for (;;) {
+		int got = sync_recv(sync_fd, err);
+		switch (got) {
+		case SYNC_USERNS:
+			if (write_map(l->pid, "uid_map", l->cfg.uid_maps, l->cfg.n_uid_maps, err) < 0 ||
+			    write_map(l->pid, "gid_map", l->cfg.gid_maps, l->cfg.n_gid_maps, err) < 0 ||
+			    sync_send(sync_fd, SYNC_USERNS_DONE, err) < 0)
+				return -1;
+			continue;
+		case SYNC_CREATED:
+			return l->create ? 0 : err_msg(err, "sync", NULL, "unexpected message from init");
+		case 0:
+			return l->create ? err_msg(err, "create", l->cli->id, "container init exited during setup") : 0;
+		default: /* SYNC_ERROR (err filled) or -1 */
+			return -1;
+		}
+	}
+}
+
+/* The one line per limit the worker maps to an error code (see README). */
+static void report_events(const struct launch *l)
+{
+	uint64_t oom, pids;
+
+	if (!l->has_cg)
+		return;
+	cgroup_events(&l->cg, &oom, &pids);
+	if (oom)
+		fprintf(stderr, "skiff-launch: %s: out of memory (memory limit %lld bytes)\n",
+			l->cli->id, (long long)(l->cfg.res.has_memory ? l->cfg.res.memory_limit : -1));
+	if (pids)
+		fprintf(stderr, "skiff-launch: %s: process limit reached (pids limit %lld)\n",
+			l->cli->id, (long long)(l->cfg.res.has_pids ? l->cfg.res.pids_limit : -1));
+}
+
+static int spawn(struct launch *l, struct launch_error *err)
+{
+	int fds[2], rc;
+	sigset_t old;
+
+	if (make_sync_pair(fds, l->cli->preserve_fds, err) < 0)
+		return -1;
+	if (!l->create)
+		install_forwarding(&old);
+	l->pid = clone_init(l->cfg.clone_flags);
+	if (l->pid == 0)
+		init_main(l, fds[1], fds[0]);
+	if (l->pid < 0) {
 		err_sys(err, "clone", "container init");
-		sigprocmask(SIG_SETMASK, &old, NULL);
+		if (!l->create)
+			sigprocmask(SIG_SETMASK, &old, NULL);
 		close(fds[0]);
 		close(fds[1]);
 		return -1;
 	}
 	close(fds[1]);
-	init_pid = pid;
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	rc = supervise(pid, fds[0], cli, err);
+	if (!l->create) {
+		init_pid = l->pid;
+		sigprocmask(SIG_SETMASK, &old, NULL);
+	}
+	rc = handshake(l, fds[0], err);
 	close(fds[0]);
+	if (rc == 0 && (write_state(l, err) < 0 ||
+			(l->cli->pid_file && write_pid_file(l->cli->pid_file, l->pid, err) < 0)))
+		rc = -1;
+	if (rc < 0) {
+		kill_and_reap(l->pid);
+		return -1;
+	}
+	if (l->create)
+		return 0;
+	rc = wait_init(l->pid, err);
+	if (rc >= 0)
+		report_events(l);
+	return rc;
+}
+
+static int launch(const struct cli *cli, bool create, struct launch_error *err)
+{
+	struct launch l;
+	int rc = -1;
+
+	memset(&l, 0, sizeof(l));
+	l.cli = cli;
+	l.create = create;
+	l.fifo_fd = -1;
+	for (size_t i = 0; i < MAX_NS_JOINS; i++)
+		l.join_fds[i] = -1;
+	if (prepare(&l, err) == 0)
+		rc = spawn(&l, err);
+	launch_release(&l, create && rc == 0);
 	return rc;
 }
 
 int cmd_run(const struct cli *cli, struct launch_error *err)
 {
-	struct config cfg;
-	char root[PATH_MAX];
-	int rc = -1;
+	return launch(cli, false, err);
+}
 
-	if (config_load(cli->bundle, &cfg, err) == 0 &&
-	    resolve_root(&cfg, cli->bundle, root, err) == 0)
-		rc = spawn(&cfg, cli, root, err);
-	config_free(&cfg);
-	return rc;
+int cmd_create(const struct cli *cli, struct launch_error *err)
+{
+	return launch(cli, true, err);
 }

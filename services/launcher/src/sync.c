@@ -14,20 +14,20 @@ static ssize_t recv_msg(int fd, struct sync_msg *msg)
 	return n;
 }
 
-int sync_send_go(int fd, struct launch_error *err)
+int sync_send(int fd, enum sync_type type, struct launch_error *err)
 {
-	uint32_t type = SYNC_GO;
+	uint32_t t = type;
 
-	if (send(fd, &type, sizeof(type), MSG_NOSIGNAL) != sizeof(type))
-		return err_sys(err, "signal container init", NULL);
+	if (send(fd, &t, sizeof(t), MSG_NOSIGNAL) != sizeof(t))
+		return err_sys(err, "sync with container init", NULL);
 	return 0;
 }
 
-int sync_wait_go(int fd)
+int sync_expect(int fd, enum sync_type type)
 {
 	struct sync_msg msg;
 
-	return recv_msg(fd, &msg) >= (ssize_t)sizeof(msg.type) && msg.type == SYNC_GO ? 0 : -1;
+	return recv_msg(fd, &msg) >= (ssize_t)sizeof(msg.type) && msg.type == type ? 0 : -1;
 }
 
 void sync_send_error(int fd, const struct launch_error *error)
@@ -37,7 +37,7 @@ void sync_send_error(int fd, const struct launch_error *error)
 	(void)send(fd, &msg, sizeof(msg), MSG_NOSIGNAL);
 }
 
-int sync_wait_exec(int fd, struct launch_error *error)
+int sync_recv(int fd, struct launch_error *error)
 {
 	struct sync_msg msg;
 	ssize_t n = recv_msg(fd, &msg);
@@ -46,11 +46,13 @@ int sync_wait_exec(int fd, struct launch_error *error)
 		return 0;
 	if (n < 0)
 		return err_sys(error, "read from container init", NULL);
+	if (n == sizeof(msg.type) && (msg.type == SYNC_USERNS || msg.type == SYNC_CREATED))
+		return (int)msg.type;
 	if (n != (ssize_t)sizeof(msg) || msg.type != SYNC_ERROR)
 		return err_msg(error, "read from container init", NULL, "malformed message");
 	*error = msg.error;
 	error->op[sizeof(error->op) - 1] = '\0'; /* never trust lengths blindly */
 	error->path[sizeof(error->path) - 1] = '\0';
 	error->detail[sizeof(error->detail) - 1] = '\0';
-	return 1;
+	return SYNC_ERROR;
 }

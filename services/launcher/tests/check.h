@@ -31,5 +31,7 @@ void check_run(const char *name, void (*fn)(const void *arg), const void *arg);
 void test_config(void);
 void test_resolve(void);
 void test_options(void);
+void test_cgroup(void);
+void test_state(void);
 
 #endif

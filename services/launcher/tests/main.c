@@ -22,6 +22,8 @@ int main(void)
 	test_config();
 	test_resolve();
 	test_options();
+	test_cgroup();
+	test_state();
 	printf("launcher: %d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

@@ -110,8 +110,27 @@ static const struct bad_case bad_cases[] = {
 	{ DOC(BASE_PROC "," BASE_ROOT ",\"mounts\":[{\"destination\":\"/x\",\"type\":\"tmpfs\",\"options\":[1]}]," BASE_NS), "mounts[0].options[0]: must be a string" },
 	{ DOC(BASE_PROC "," BASE_ROOT ",\"mounts\":[{\"destination\":\"/x\",\"type\":\"cgroup\"}]," BASE_NS), "mounts[0].type: cgroup mounts are not supported yet" },
 	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"},{\"type\":\"bogus\"}]}"), "linux.namespaces[1].type: unknown namespace type \"bogus\"" },
-	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"},{\"type\":\"user\"}]}"), "linux.namespaces[1].type: user namespaces are not supported yet" },
-	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"},{\"type\":\"network\",\"path\":\"/run/netns/x\"}]}"), "linux.namespaces[1].path: joining an existing namespace is not supported yet" },
+	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"},{\"type\":\"time\"}]}"), "linux.namespaces[1].type: time namespaces are not supported yet" },
+	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"},{\"type\":\"user\"}]}"), "linux.uidMappings/gidMappings: required with a new user namespace" },
+	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"},{\"type\":\"network\",\"path\":\"run/netns/x\"}]}"), "linux.namespaces[1].path: must be an absolute path" },
+	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"},{\"type\":\"network\",\"path\":\"/a\"},{\"type\":\"network\"}]}"), "linux.namespaces[2].type: duplicate network namespace" },
+	{ DOC("\"process\":{\"args\":[\"sh\"],\"user\":{\"uid\":70000}}," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"},{\"type\":\"user\"}],\"uidMappings\":[{\"containerID\":0,\"hostID\":1000000,\"size\":65536}],\"gidMappings\":[{\"containerID\":0,\"hostID\":1000000,\"size\":65536}]}"), "process.user.uid: 70000 is not mapped by linux.uidMappings" },
+	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"},{\"type\":\"user\"}],\"uidMappings\":[{\"containerID\":0,\"hostID\":1000000,\"size\":0}]}"), "linux.uidMappings[0]: needs integer containerID, hostID and a non-zero size within 32 bits" },
+	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"}],\"uidMappings\":[{\"containerID\":0,\"hostID\":1,\"size\":1}]}"), "linux.uidMappings: require a new user namespace in linux.namespaces" },
+	{ DOC("\"process\":{\"args\":[\"sh\"],\"capabilities\":{\"bounding\":[\"CAP_BOGUS\"]}}," BASE_ROOT "," BASE_NS), "process.capabilities.bounding[0]: unknown capability \"CAP_BOGUS\"" },
+	{ DOC("\"process\":{\"args\":[\"sh\"],\"capabilities\":{\"ambient\":\"CAP_KILL\"}}," BASE_ROOT "," BASE_NS), "process.capabilities.ambient: must be an array of strings" },
+	{ DOC("\"process\":{\"args\":[\"sh\"],\"oomScoreAdj\":1001}," BASE_ROOT "," BASE_NS), "process.oomScoreAdj: must be an integer from -1000 to 1000" },
+	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"}],\"resources\":{\"blockIO\":{\"weight\":10}}}"), "linux.resources.blockIO: not supported" },
+	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"}],\"resources\":{\"memory\":{\"limit\":\"1g\"}}}"), "linux.resources.memory.limit: must be an integer" },
+	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"}],\"resources\":{\"memory\":{\"limit\":1048576,\"swap\":4096}}}"), "linux.resources.memory.swap: must be -1 or at least memory.limit" },
+	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"}],\"resources\":{\"cpu\":{\"period\":10}}}"), "linux.resources.cpu.period: must be from 1000 to 1000000 microseconds" },
+	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"}],\"resources\":{\"cpu\":{\"cpus\":\"0;1\"}}}"), "linux.resources.cpu.cpus: must be a CPU list" },
+	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"}],\"cgroupsPath\":\"/a/../../b\"}"), "linux.cgroupsPath: must be a path without \"..\"" },
+	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"}],\"maskedPaths\":[\"proc/kcore\"]}"), "linux.maskedPaths[0]: must be an absolute path" },
+	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"}],\"sysctl\":{\"kernel.panic\":\"1\"}}"), "linux.sysctl.kernel.panic: not a namespaced sysctl, refused" },
+	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"}],\"sysctl\":{\"net.ipv4.ip_forward\":\"1\"}}"), "linux.sysctl.net.ipv4.ip_forward: requires a new network namespace" },
+	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"}],\"devices\":[{\"path\":\"/dev/sda\",\"type\":\"b\"}]}"), "linux.devices[0]: only the default devices" },
+	{ DOC(BASE_PROC "," BASE_ROOT "," BASE_NS ",\"hooks\":{\"prestart\":[{\"path\":\"/bin/true\"}]}"), "hooks.prestart: hooks are not supported" },
 	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"mount\"},{\"type\":\"mount\"}]}"), "linux.namespaces[1].type: duplicate mount namespace" },
 	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"namespaces\":[{\"type\":\"pid\"}]}"), "linux.namespaces: a mount namespace is required (pivot_root)" },
 	{ DOC(BASE_PROC "," BASE_ROOT ",\"linux\":{\"rootfsPropagation\":\"sideways\",\"namespaces\":[{\"type\":\"mount\"}]}"), "linux.rootfsPropagation: unknown mode \"sideways\"" },
@@ -133,8 +152,71 @@ static void bad_config(const void *arg)
 	config_free(&cfg);
 }
 
+static const char full[] =
+	"{\"ociVersion\":\"1.0.2\",\"process\":{\"args\":[\"sh\"],\"oomScoreAdj\":500,"
+	" \"capabilities\":{\"bounding\":[\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\"],\"effective\":[\"CAP_KILL\"],"
+	"  \"inheritable\":[],\"permitted\":[\"CAP_KILL\"],\"ambient\":[]}},"
+	" \"root\":{\"path\":\"r\"},"
+	" \"linux\":{\"namespaces\":[{\"type\":\"mount\"},{\"type\":\"user\"},{\"type\":\"ipc\"},"
+	"   {\"type\":\"network\",\"path\":\"/run/netns/a\"}],"
+	"  \"uidMappings\":[{\"containerID\":0,\"hostID\":1065536,\"size\":65536}],"
+	"  \"gidMappings\":[{\"containerID\":0,\"hostID\":1065536,\"size\":65536}],"
+	"  \"cgroupsPath\":\"/skiff/fn/i1\","
+	"  \"resources\":{\"memory\":{\"limit\":33554432,\"swap\":33554432},"
+	"   \"cpu\":{\"shares\":512,\"quota\":20000,\"period\":100000,\"cpus\":\"0-1\"},"
+	"   \"pids\":{\"limit\":32},\"devices\":[{\"allow\":false,\"access\":\"rwm\"}]},"
+	"  \"seccomp\":{\"defaultAction\":\"SCMP_ACT_ERRNO\"},"
+	"  \"maskedPaths\":[\"/proc/kcore\"],\"readonlyPaths\":[\"/proc/sys\",\"/proc/bus\"],"
+	"  \"sysctl\":{\"kernel.shmmni\":\"100\"}}}";
+
+static void full_config(const void *arg)
+{
+	struct launch_error err = { 0 };
+	struct config cfg;
+
+	(void)arg;
+	CHECK(config_parse(full, &cfg, &err) == 0);
+	CHECK(cfg.has_oom_score_adj && cfg.oom_score_adj == 500);
+	CHECK(cfg.caps[CAP_SET_BOUNDING] == ((1ULL << 5) | (1ULL << 10)));
+	CHECK(cfg.caps[CAP_SET_EFFECTIVE] == (1ULL << 5) && cfg.caps[CAP_SET_AMBIENT] == 0);
+	CHECK(cfg.clone_flags == (CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWIPC));
+	CHECK(cfg.n_joins == 1 && cfg.joins[0].flag == CLONE_NEWNET);
+	CHECK_STR(cfg.joins[0].path, "/run/netns/a");
+	CHECK(cfg.n_uid_maps == 1 && cfg.uid_maps[0].host_id == 1065536 && cfg.uid_maps[0].size == 65536);
+	CHECK(config_map_id(cfg.uid_maps, cfg.n_uid_maps, 0) == 1065536);
+	CHECK(config_map_id(cfg.uid_maps, cfg.n_uid_maps, 65535) == 1065536 + 65535);
+	CHECK(config_map_id(cfg.uid_maps, cfg.n_uid_maps, 65536) == -1);
+	CHECK_STR(cfg.cgroups_path, "/skiff/fn/i1");
+	CHECK(cfg.has_resources && cfg.res.memory_limit == 33554432 && cfg.res.memory_swap == 33554432);
+	CHECK(cfg.res.cpu_shares == 512 && cfg.res.cpu_quota == 20000 && cfg.res.cpu_period == 100000);
+	CHECK_STR(cfg.res.cpus, "0-1");
+	CHECK(cfg.res.has_pids && cfg.res.pids_limit == 32);
+	CHECK(cfg.seccomp != NULL);
+	CHECK_STR(cfg.masked_paths[0], "/proc/kcore");
+	CHECK(cfg.masked_paths[1] == NULL);
+	CHECK_STR(cfg.readonly_paths[1], "/proc/bus");
+	CHECK(cfg.n_sysctls == 1);
+	CHECK_STR(cfg.sysctls[0].key, "kernel.shmmni");
+	config_free(&cfg);
+}
+
+static void no_capabilities_by_default(const void *arg)
+{
+	struct launch_error err = { 0 };
+	struct config cfg;
+
+	(void)arg;
+	CHECK(config_parse(DOC(BASE_PROC "," BASE_ROOT "," BASE_NS), &cfg, &err) == 0);
+	for (int i = 0; i < CAP_SET_COUNT; i++)
+		CHECK(cfg.caps[i] == 0);
+	CHECK(!cfg.has_resources && cfg.seccomp == NULL && cfg.cgroups_path == NULL);
+	config_free(&cfg);
+}
+
 void test_config(void)
 {
+	check_run("config: full linux section", full_config, NULL);
+	check_run("config: no capabilities unless listed", no_capabilities_by_default, NULL);
 	check_run("config: good config", good_config, NULL);
 	check_run("config: minimal config defaults", minimal_defaults, NULL);
 	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {

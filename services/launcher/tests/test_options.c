@@ -88,8 +88,11 @@ static void ids(const void *arg)
 	CHECK(!cli_valid_id("a b"));
 }
 
+static void lifecycle_commands(const void *arg);
+
 void test_options(void)
 {
+	check_run("options: lifecycle commands", lifecycle_commands, NULL);
 	check_run("options: run flags", run_flags, NULL);
 	check_run("options: flag spellings", flag_spellings, NULL);
 	check_run("options: container IDs", ids, NULL);
@@ -98,4 +101,29 @@ void test_options(void)
 		snprintf(name, sizeof(name), "options: rejects (%s)", bad_cases[i].message);
 		check_run(name, bad_option, &bad_cases[i]);
 	}
+}
+
+static void lifecycle_commands(const void *arg)
+{
+	struct launch_error err = { 0 };
+	struct cli cli;
+
+	(void)arg;
+	CHECK(PARSE(&cli, &err, "kill", "fn", "KILL") == 0);
+	CHECK_STR(cli.command, "kill");
+	CHECK_STR(cli.id, "fn");
+	CHECK_STR(cli.signal, "KILL");
+	CHECK(PARSE(&cli, &err, "kill", "fn") == 0 && cli.signal == NULL);
+	CHECK(PARSE(&cli, &err, "kill", "fn", "9", "extra") < 0);
+	CHECK(PARSE(&cli, &err, "delete", "--force", "fn") == 0 && cli.force);
+	CHECK(PARSE(&cli, &err, "delete", "-f", "fn") == 0 && cli.force);
+	CHECK(PARSE(&cli, &err, "create", "--bundle", "/b", "--pid-file", "/p", "fn") == 0);
+	CHECK_STR(cli.pid_file, "/p");
+	CHECK(PARSE(&cli, &err, "start", "fn") == 0 && PARSE(&cli, &err, "state", "fn") == 0);
+	CHECK(PARSE(&cli, &err, "start") < 0);
+	CHECK(PARSE(&cli, &err, "features") == 0 && cli.id == NULL);
+	CHECK(PARSE(&cli, &err, "features", "x") < 0);
+	CHECK(PARSE(&cli, &err, "spec", "--bundle", "-") == 0);
+	CHECK(PARSE(&cli, &err, "start", "--force", "fn") < 0);
+	CHECK(PARSE(&cli, &err, "pause", "fn") < 0);
 }

@@ -6,32 +6,50 @@ import {
   SUBJECTS,
   SkiffError,
   decodeInvocation,
+  decodeJson,
   encodeError,
   encodeJson,
   encodeResultHeaders,
+  fnChangedSchema,
   heartbeatSchema,
   leaveSchema,
   type Invocation,
   type Logger,
 } from '@skiff/contracts';
 import type { ImageStore } from '@skiff/image';
-import { runtimeSpec } from './bundle.js';
+import { invocationEnv, runtimeSpec } from './bundle.js';
 import type { WorkerConfig } from './config.js';
-import { ImageCache } from './images.js';
+import { ImageCache, type PreparedImage } from './images.js';
+import { StreamInstance } from './pool/instance.js';
+import type { InvokeReply } from './stream/index.js';
+import { FunctionPool } from './pool/pool.js';
 import { runExec } from './runner.js';
+import { defaultSeccompProfile } from './seccomp.js';
 import { Slots } from './slots.js';
+import { UidRanges } from './uids.js';
+
+const REAP_INTERVAL_MS = 1000;
+const STOP_GRACE_MS = 2000;
 
 /**
  * The worker agent of one node: announces itself with heartbeats, takes invocations placed on
- * this node, runs each in a container and answers straight to the caller's inbox.
+ * this node and answers straight to the caller's inbox. exec functions run one container per
+ * invocation within the node's slots; stream functions run on pools of warm instances.
  */
 export class WorkerAgent {
-  private sub: Subscription | undefined;
-  private loop: Promise<void> | undefined;
+  private readonly subs: Subscription[] = [];
+  private readonly loops: Promise<void>[] = [];
   private beat: NodeJS.Timeout | undefined;
+  private reaper: NodeJS.Timeout | undefined;
   private readonly running = new Set<Promise<void>>();
   private readonly images: ImageCache;
   private readonly slots: Slots;
+  private readonly uids: UidRanges;
+  private readonly seccomp = defaultSeccompProfile();
+  /** Warm pools by `fn@version`. */
+  private readonly pools = new Map<string, FunctionPool>();
+  /** Digests this node has unpacked, for placement. */
+  private readonly unpacked = new Set<string>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -41,32 +59,53 @@ export class WorkerAgent {
   ) {
     this.images = new ImageCache(store, join(config.workDir, 'images'), log);
     this.slots = new Slots(config.slots, config.maxQueued);
+    this.uids = new UidRanges(join(config.workDir, 'uids.json'), config.uidBase);
   }
 
-  /** Invocations taken by this node: running or waiting for a slot. */
+  /** Invocations taken by this node: running or waiting. */
   get inflight(): number {
     return this.running.size;
   }
 
   start(): void {
-    this.sub = this.nc.subscribe(SUBJECTS.nodeInvoke(this.config.nodeId));
-    this.loop = this.take(this.sub);
+    this.serve(this.nc.subscribe(SUBJECTS.nodeInvoke(this.config.nodeId)), (m) => this.track(this.handle(m)));
+    this.serve(this.nc.subscribe(SUBJECTS.fnChanged), (m) => this.onFnChanged(m));
     this.heartbeat();
     this.beat = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
+    this.reaper = setInterval(() => this.reap(), REAP_INTERVAL_MS);
+    this.reaper.unref();
   }
 
-  private async take(sub: Subscription): Promise<void> {
-    for await (const m of sub) {
-      const job = this.handle(m).finally(() => this.running.delete(job));
-      this.running.add(job);
-    }
+  private serve(sub: Subscription, each: (m: Msg) => void): void {
+    this.subs.push(sub);
+    this.loops.push(
+      (async () => {
+        for await (const m of sub) each(m);
+      })(),
+    );
+  }
+
+  private track(job: Promise<void>): void {
+    const tracked = job.finally(() => this.running.delete(tracked));
+    this.running.add(tracked);
   }
 
   private heartbeat(): void {
     const { nodeId, slots, heartbeatMs } = this.config;
+    const warm = [...this.pools.values()].filter((p) => p.idle > 0).map((p) => ({ fn: p.fn, version: p.version, idle: p.idle }));
     this.nc.publish(
       SUBJECTS.heartbeat,
-      encodeJson(heartbeatSchema, { type: 'heartbeat', version: PROTOCOL_VERSION, nodeId, sentAt: Date.now(), slots, inflight: this.inflight, intervalMs: heartbeatMs }),
+      encodeJson(heartbeatSchema, {
+        type: 'heartbeat',
+        version: PROTOCOL_VERSION,
+        nodeId,
+        sentAt: Date.now(),
+        slots,
+        inflight: this.inflight,
+        intervalMs: heartbeatMs,
+        images: [...this.unpacked],
+        warm,
+      }),
     );
   }
 
@@ -74,8 +113,8 @@ export class WorkerAgent {
     let inv: Invocation | undefined;
     try {
       inv = decodeInvocation(m.headers);
-      const output = await this.run(inv, m.data);
-      if (m.reply) m.respond(output, { headers: encodeResultHeaders(inv.callId, true) });
+      const output = inv.mode === 'stream' ? await this.runStream(inv, m.data) : { body: await this.runExecMode(inv, m.data), contentType: undefined };
+      if (m.reply) m.respond(output.body, { headers: encodeResultHeaders(inv.callId, true, output.contentType) });
     } catch (err) {
       const e = err instanceof SkiffError ? err : new SkiffError('SKIFF_INTERNAL', 'the worker failed to run the function', { cause: err });
       const level = e.code === 'SKIFF_FN_FAILED' ? 'info' : 'warn';
@@ -84,44 +123,132 @@ export class WorkerAgent {
     }
   }
 
-  private async run(inv: Invocation, body: Uint8Array): Promise<Uint8Array> {
-    const release = await this.slots.acquire(inv.deadline);
+  private async prepare(digest: string): Promise<PreparedImage & { release: () => void }> {
+    const image = await this.images.acquire(digest);
+    this.unpacked.add(digest);
+    return image;
+  }
+
+  /** The runtime spec of one instance; an image that cannot be run is the image's fault. */
+  private spec(image: PreparedImage, inv: Invocation, instanceId: string, env: string[]): object {
     try {
-      return await this.runInSlot(inv, body);
+      return runtimeSpec({ rootfs: image.rootfs, image: image.config, fn: inv.fn, settings: inv.settings, env, instanceId, hostId: this.uids.hostIdFor(inv.fn), seccomp: this.seccomp });
+    } catch (err) {
+      throw new SkiffError('SKIFF_IMAGE_INVALID', `image ${inv.image}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private async runExecMode(inv: Invocation, body: Uint8Array): Promise<Uint8Array> {
+    const release = await this.slots.acquire(inv.deadline);
+    const image = await this.prepare(inv.image).catch((err: unknown) => (release(), Promise.reject(err)));
+    try {
+      // Instance ids are the worker's own: call ids come from clients and may repeat.
+      const instanceId = randomBytes(8).toString('hex');
+      const { stdout } = await runExec({
+        runtime: this.config.runtime,
+        bundleDir: join(this.config.workDir, 'bundles', instanceId),
+        spec: this.spec(image, inv, instanceId, invocationEnv(inv)),
+        invocation: inv,
+        body,
+        maxOutputBytes: this.config.maxOutputBytes,
+      });
+      return stdout;
     } finally {
+      image.release();
       release();
     }
   }
 
-  private async runInSlot(inv: Invocation, body: Uint8Array): Promise<Uint8Array> {
-    const image = await this.images.prepare(inv.image);
-    let spec: object;
-    try {
-      spec = runtimeSpec({ rootfs: image.rootfs, image: image.config, invocation: inv });
-    } catch (err) {
-      throw new SkiffError('SKIFF_IMAGE_INVALID', `image ${inv.image}: ${(err as Error).message}`, { cause: err });
-    }
-    const started = performance.now();
-    const { stdout, stderrTail } = await runExec({
-      runtime: this.config.runtime,
-      // Instance ids are the worker's own: call ids come from clients and may repeat.
-      bundleDir: join(this.config.workDir, 'bundles', randomBytes(8).toString('hex')),
-      spec,
-      invocation: inv,
-      body,
-      maxOutputBytes: this.config.maxOutputBytes,
-    });
-    this.log.debug({ callId: inv.callId, fn: inv.fn, ms: +(performance.now() - started).toFixed(2), stderr: stderrTail || undefined }, 'invocation done');
-    return stdout;
+  private runStream(inv: Invocation, body: Uint8Array): Promise<InvokeReply> {
+    return this.pool(inv).run(inv, body);
   }
 
-  /** Leaves the node table, takes no new work, finishes what it has. */
+  /** The pool of this function version; older versions of the function start draining. */
+  private pool(inv: Invocation): FunctionPool {
+    const key = `${inv.fn}@${inv.fnVersion}`;
+    let pool = this.pools.get(key);
+    if (pool) return pool;
+    this.drainPools(inv.fn, (p) => p.version < inv.fnVersion);
+    pool = new FunctionPool(inv.fn, inv.fnVersion, inv.settings, {
+      launch: () => this.launch(inv),
+      room: () => this.room(inv.settings.memoryMb),
+      maxWaiting: this.config.maxQueued,
+      stopGraceMs: STOP_GRACE_MS,
+      log: this.log,
+    });
+    this.pools.set(key, pool);
+    return pool;
+  }
+
+  private async launch(inv: Invocation): Promise<StreamInstance> {
+    const image = await this.prepare(inv.image);
+    const instanceId = randomBytes(8).toString('hex');
+    const env = [
+      `SKIFF_FUNCTION=${inv.fn}`,
+      `SKIFF_FUNCTION_VERSION=${inv.fnVersion}`,
+      `SKIFF_MAX_BODY_BYTES=${this.config.maxOutputBytes}`,
+    ];
+    try {
+      const inst = await StreamInstance.launch({
+        runtime: this.config.runtime,
+        bundleDir: join(this.config.workDir, 'bundles', instanceId),
+        spec: this.spec(image, inv, instanceId, env),
+        maxBodyBytes: this.config.maxOutputBytes,
+        log: this.log.child({ fn: inv.fn, version: inv.fnVersion }),
+      });
+      // The image stays leased (never evicted) while the instance lives.
+      void inst.exited.then(image.release);
+      return inst;
+    } catch (err) {
+      image.release();
+      throw err;
+    }
+  }
+
+  /** Instances of `memoryMb` the node's memory budget still has room for. */
+  private room(memoryMb: number): number {
+    let used = 0;
+    for (const p of this.pools.values()) used += p.live * p.settings.memoryMb;
+    return Math.floor((this.config.memoryBudgetMb - used) / memoryMb);
+  }
+
+  private drainPools(fn: string, which: (p: FunctionPool) => boolean): void {
+    for (const [key, p] of this.pools) {
+      if (p.fn !== fn || !which(p)) continue;
+      this.pools.delete(key);
+      this.log.info({ fn, version: p.version }, 'draining instances of a replaced version');
+      void p.drain();
+    }
+  }
+
+  private onFnChanged(m: Msg): void {
+    try {
+      const change = decodeJson(fnChangedSchema, m.data, 'function change');
+      this.drainPools(change.fn, (p) => change.fnVersion === null || p.version !== change.fnVersion);
+    } catch (err) {
+      this.log.warn({ err }, 'function change rejected');
+    }
+  }
+
+  private reap(): void {
+    const now = Date.now();
+    for (const [key, p] of this.pools) {
+      p.reap(now);
+      if (p.empty && p.settings.minInstances === 0) this.pools.delete(key);
+    }
+  }
+
+  /** Leaves the node table, takes no new work, finishes what it has, stops instances, unmounts. */
   async stop(): Promise<void> {
     if (this.beat) clearInterval(this.beat);
+    if (this.reaper) clearInterval(this.reaper);
     this.nc.publish(SUBJECTS.leave, encodeJson(leaveSchema, { type: 'leave', version: PROTOCOL_VERSION, nodeId: this.config.nodeId }));
-    await this.sub?.drain();
-    await this.loop;
+    for (const s of this.subs) await s.drain();
+    await Promise.all(this.loops);
     await Promise.allSettled([...this.running]);
+    await Promise.allSettled([...this.pools.values()].map((p) => p.drain()));
+    this.pools.clear();
+    await this.images.close();
     await this.nc.flush();
   }
 }

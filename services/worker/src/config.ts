@@ -1,4 +1,4 @@
-import { hostname } from 'node:os';
+import { hostname, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NODE_ID_PATTERN } from '@skiff/contracts';
@@ -17,6 +17,8 @@ export interface WorkerConfig {
   readonly maxQueued: number;
   /** First host uid/gid handed to functions' user namespaces (65536 ids each). */
   readonly uidBase: number;
+  /** Memory all warm instances on the node may be given together, MiB. */
+  readonly memoryBudgetMb: number;
   readonly heartbeatMs: number;
   readonly maxOutputBytes: number;
   readonly logLevel: string;
@@ -53,6 +55,8 @@ export function loadConfig(env: Env, cwd = process.cwd()): WorkerConfig {
     slots: int(env, 'SKIFF_WORKER_SLOTS', 16, 1, 4096),
     maxQueued: int(env, 'SKIFF_WORKER_QUEUE', 1024, 0, 1_000_000),
     uidBase: int(env, 'SKIFF_UID_BASE', 100_000_000, 65_536, 2 ** 32 - 2 * 65_536),
+    // Three quarters of the machine by default: the rest is for Skiff, exec functions and the OS.
+    memoryBudgetMb: int(env, 'SKIFF_WORKER_MEMORY_MB', Math.floor((totalmem() / 1024 / 1024) * 0.75), 16, 16 * 1024 * 1024),
     heartbeatMs: int(env, 'SKIFF_HEARTBEAT_MS', 1000, 50, 60_000),
     maxOutputBytes: int(env, 'SKIFF_MAX_OUTPUT_BYTES', 6 * 1024 * 1024, 1, 1024 * 1024 * 1024),
     logLevel: env.SKIFF_LOG_LEVEL || 'info',

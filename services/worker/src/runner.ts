@@ -1,7 +1,8 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { SkiffError, remainingMs, type Invocation } from '@skiff/contracts';
+import { Tail } from './tail.js';
 
 /** Launcher exit status for "the runtime itself failed" (runc and crun use it too). */
 const RUNTIME_FAILURE = 125;
@@ -22,18 +23,6 @@ export interface ExecOutcome {
   stderrTail: string;
 }
 
-/** Keeps only the last `limit` bytes written. */
-class Tail {
-  private buf = Buffer.alloc(0);
-  constructor(private readonly limit: number) {}
-  push(chunk: Buffer): void {
-    this.buf = Buffer.concat([this.buf, chunk]);
-    if (this.buf.length > this.limit) this.buf = this.buf.subarray(this.buf.length - this.limit);
-  }
-  text(): string {
-    return this.buf.toString('utf8').trim();
-  }
-}
 
 /**
  * exec mode: one container per invocation, the body on stdin, the output from stdout, the
@@ -41,23 +30,30 @@ class Tail {
  */
 export async function runExec(req: ExecRequest): Promise<ExecOutcome> {
   const { invocation: inv } = req;
+  const containerId = `skiff-${basename(req.bundleDir)}`;
+  let killed = false;
   await mkdir(req.bundleDir, { recursive: true, mode: 0o700 });
   try {
     await writeFile(join(req.bundleDir, 'config.json'), JSON.stringify(req.spec));
     return await runContainer(req);
+  } catch (err) {
+    // A runtime killed at the deadline could not clean up after itself.
+    if (err instanceof SkiffError && killed) await forceDelete(req.runtime, containerId);
+    throw err;
   } finally {
     await rm(req.bundleDir, { recursive: true, force: true });
   }
 
   function runContainer(r: ExecRequest): Promise<ExecOutcome> {
     return new Promise((resolve, reject) => {
-      const child = spawn(r.runtime, ['run', '--bundle', r.bundleDir, `skiff-${basename(r.bundleDir)}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn(r.runtime, ['run', '--bundle', r.bundleDir, containerId], { stdio: ['pipe', 'pipe', 'pipe'] });
       const out: Buffer[] = [];
       let outBytes = 0;
       const stderr = new Tail(STDERR_TAIL_BYTES);
       let failure: SkiffError | undefined;
       const kill = (why: SkiffError) => {
         failure ??= why;
+        killed = true;
         child.kill('SIGKILL');
       };
       const timer = setTimeout(
@@ -92,7 +88,8 @@ export async function runExec(req: ExecRequest): Promise<ExecOutcome> {
 const OUT_OF_MEMORY = /^skiff-launch: \S+: out of memory \(memory limit (\d+) bytes\)$/m;
 const PROCESS_LIMIT = /^skiff-launch: \S+: process limit reached \(pids limit (\d+)\)$/m;
 
-function exitFailure(fn: string, code: number | null, signal: NodeJS.Signals | null, stderr: string): SkiffError {
+/** What a container's exit status and last stderr lines mean for the caller. */
+export function exitFailure(fn: string, code: number | null, signal: NodeJS.Signals | null, stderr: string): SkiffError {
   const said = stderr ? `: ${stderr}` : '';
   const oom = OUT_OF_MEMORY.exec(stderr);
   if (oom) return new SkiffError('SKIFF_OUT_OF_MEMORY', `function "${fn}" went over its memory limit of ${Number(oom[1]) / 1024 / 1024} MiB and was killed`);
@@ -103,4 +100,12 @@ function exitFailure(fn: string, code: number | null, signal: NodeJS.Signals | n
   if (code !== null && code > 128) return new SkiffError('SKIFF_FN_FAILED', `function "${fn}" was killed by signal ${code - 128}${said}`);
   if (code === null) return new SkiffError('SKIFF_CONTAINER_FAILED', `the runtime for "${fn}" was killed by ${signal}${said}`);
   return new SkiffError('SKIFF_FN_FAILED', `function "${fn}" exited with status ${code}${said}`);
+}
+
+/**
+ * `<runtime> delete --force ID`: removes what a runtime killed mid-run left behind (its cgroup,
+ * its state). Best effort: nothing is there when the runtime cleaned up itself.
+ */
+export function forceDelete(runtime: string, containerId: string): Promise<void> {
+  return new Promise((resolve) => execFile(runtime, ['delete', '--force', containerId], () => resolve()));
 }

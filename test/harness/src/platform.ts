@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ImageStore, buildBusyboxBase, packFunction } from '@skiff/image';
+import { ImageStore, buildBusyboxBase, buildNodeRuntime, packFunction } from '@skiff/image';
 import { startNats, stopProcess, waitUntil, type NatsServer } from './nats.js';
 import { freePort } from './ports.js';
 
@@ -112,10 +112,27 @@ export class Platform {
     await buildBusyboxBase(this.store, { ref: 'busybox:latest' });
   }
 
+  /** The node base image plus the in-container runtime, as node-runtime:latest. */
+  async buildNodeRuntime(): Promise<void> {
+    await buildNodeRuntime(this.store, { runtimeDir: join(REPO, 'functions/runtimes/node') });
+  }
+
   /** Packs a function directory onto busybox and deploys it under `name`. */
   async deploy(name: string, dir: string, entrypoint: string[], settings: Record<string, unknown> = {}): Promise<Response> {
     await packFunction(this.store, { dir, base: 'busybox:latest', ref: `${name}:latest`, entrypoint });
     return this.api('PUT', `/v1/functions/${name}`, { image: `${name}:latest`, ...settings });
+  }
+
+  /** Packs a Node.js handler directory onto node-runtime and deploys it as a stream function. */
+  async deployNode(name: string, dir: string, settings: Record<string, unknown> = {}, handler = 'index.mjs'): Promise<Response> {
+    await packFunction(this.store, {
+      dir,
+      base: 'node-runtime:latest',
+      ref: `${name}:latest`,
+      entrypoint: ['/usr/local/bin/node', '/runtime/runtime.mjs'],
+      env: { SKIFF_HANDLER: `/function/${handler}` },
+    });
+    return this.api('PUT', `/v1/functions/${name}`, { image: `${name}:latest`, mode: 'stream', ...settings });
   }
 
   async close(): Promise<void> {

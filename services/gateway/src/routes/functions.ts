@@ -1,12 +1,15 @@
-import { DEFAULT_LIMITS, SkiffError, type FunctionMode, type Limits } from '@skiff/contracts';
+import { DEFAULT_SETTINGS, PROTOCOL_VERSION, SETTING_NAMES, SUBJECTS, SkiffError, encodeJson, fnChangedSchema, type FunctionMode, type RunSettings } from '@skiff/contracts';
+import type { Messaging } from '../messaging.js';
 import type { ImageStore } from '@skiff/image';
 import type { Handlers, OperationContext } from '../openapi.js';
 import type { FunctionRecord, FunctionSettings, Registry } from '../registry.js';
 
-interface SettingsBody extends Partial<Limits> {
+interface SettingsBody extends Partial<RunSettings> {
   image: string;
   mode?: FunctionMode;
   timeoutMs?: number;
+  inputSchema?: object;
+  outputSchema?: object;
 }
 
 export function getOrThrow(registry: Registry, name: string): FunctionRecord {
@@ -16,7 +19,12 @@ export function getOrThrow(registry: Registry, name: string): FunctionRecord {
 }
 
 /** Management of the function registry: create, deploy versions, read, delete. */
-export function functionHandlers(registry: Registry, store: ImageStore, defaultTimeoutMs: number): Handlers {
+export function functionHandlers(registry: Registry, store: ImageStore, messaging: Messaging, defaultTimeoutMs: number): Handlers {
+  // Workers drain instances of versions that are no longer current. Best effort: a worker that
+  // misses it drains them anyway when the next invocation brings the new version.
+  const changed = (fn: string, fnVersion: number | null) => {
+    if (messaging.connected) messaging.nc.publish(SUBJECTS.fnChanged, encodeJson(fnChangedSchema, { type: 'fn-changed', version: PROTOCOL_VERSION, fn, fnVersion }));
+  };
   // The ref is resolved once, at deploy time, so a version always runs the same image bytes.
   const settings = async (body: SettingsBody): Promise<FunctionSettings> => {
     const image = await store.resolve(body.image);
@@ -25,10 +33,9 @@ export function functionHandlers(registry: Registry, store: ImageStore, defaultT
       imageDigest: image.digest,
       mode: body.mode ?? 'exec',
       timeoutMs: body.timeoutMs ?? defaultTimeoutMs,
-      memoryMb: body.memoryMb ?? DEFAULT_LIMITS.memoryMb,
-      cpus: body.cpus ?? DEFAULT_LIMITS.cpus,
-      maxProcesses: body.maxProcesses ?? DEFAULT_LIMITS.maxProcesses,
-      tmpMb: body.tmpMb ?? DEFAULT_LIMITS.tmpMb,
+      ...(Object.fromEntries(SETTING_NAMES.map((k) => [k, body[k] ?? DEFAULT_SETTINGS[k]])) as RunSettings),
+      inputSchema: body.inputSchema,
+      outputSchema: body.outputSchema,
     };
   };
   return {
@@ -40,11 +47,14 @@ export function functionHandlers(registry: Registry, store: ImageStore, defaultT
       return reply.code(201).send(record);
     },
     deployFunction: async ({ params, body, reply }: OperationContext) => {
+      const before = registry.get(params.name!)?.version;
       const { record, created } = registry.deploy(params.name!, await settings(body as SettingsBody));
+      if (before !== undefined && before !== record.version) changed(record.name, record.version);
       return reply.code(created ? 201 : 200).send(record);
     },
     deleteFunction: ({ params, reply }) => {
       if (!registry.remove(params.name!)) throw new SkiffError('SKIFF_FN_NOT_FOUND', `function "${params.name}" does not exist`);
+      changed(params.name!, null);
       return reply.code(204).send();
     },
   };

@@ -1,4 +1,4 @@
-import type { Invocation } from '@skiff/contracts';
+import { SETTING_NAMES, type Invocation, type RunSettings } from '@skiff/contracts';
 import { invoke } from '../invoker.js';
 import type { Messaging } from '../messaging.js';
 import type { Handlers } from '../openapi.js';
@@ -7,6 +7,11 @@ import { getOrThrow } from './functions.js';
 
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 const EMPTY = new Uint8Array(0);
+
+/** A header value that can travel on NATS as is, or nothing. */
+const printable = (v: string | undefined) => (v && v.length <= 256 && /^[\x20-\x7e]+$/.test(v) ? v : undefined);
+
+const pick = (fn: RunSettings): RunSettings => Object.fromEntries(SETTING_NAMES.map((k) => [k, fn[k]])) as RunSettings;
 
 /** The synchronous invoke path: registry lookup, one NATS request, the function's bytes back. */
 export function invokeHandlers(registry: Registry, messaging: Messaging): Handlers {
@@ -21,12 +26,16 @@ export function invokeHandlers(registry: Registry, messaging: Messaging): Handle
         fnVersion: fn.version,
         image: fn.imageDigest,
         mode: fn.mode,
-        limits: { memoryMb: fn.memoryMb, cpus: fn.cpus, maxProcesses: fn.maxProcesses, tmpMb: fn.tmpMb },
+        settings: pick(fn),
         traceparent: typeof traceparent === 'string' && TRACEPARENT.test(traceparent) ? traceparent : undefined,
+        contentType: printable(request.headers['content-type']),
       };
       const body = Buffer.isBuffer(request.body) ? request.body : EMPTY;
-      const output = await invoke(messaging, inv, body);
-      return reply.header('skiff-call-id', inv.callId).type('application/octet-stream').send(Buffer.from(output.buffer, output.byteOffset, output.byteLength));
+      const { body: out, contentType } = await invoke(messaging, inv, body);
+      return reply
+        .header('skiff-call-id', inv.callId)
+        .type(contentType ?? 'application/octet-stream')
+        .send(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
     },
   };
 }

@@ -1,0 +1,87 @@
+/**
+ * The `stream` runtime protocol's messages (docs/runtime-protocol.md). Each frame carries one
+ * JSON header, parsed with these schemas on receipt; the body travels beside it as raw bytes.
+ * Schemas are built once, here, and unknown header fields are dropped (a newer peer may add
+ * optional fields without a version bump).
+ */
+import { z } from 'zod';
+
+/** Version byte of every frame, and the `protocol` a runtime announces in `ready`. */
+export const STREAM_PROTOCOL_VERSION = 1;
+
+/** Fixed prefix: magic "SK", version, flags (0), header length u32 BE, body length u32 BE. */
+export const FRAME_MAGIC_0 = 0x53; // 'S'
+export const FRAME_MAGIC_1 = 0x4b; // 'K'
+export const FRAME_PREFIX_BYTES = 12;
+export const MAX_HEADER_BYTES = 64 * 1024;
+/** Body limit when the worker sets none (it tells the runtime in SKIFF_MAX_BODY_BYTES). */
+export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
+/** Largest body any peer may announce: the u32 length field, less one. */
+export const MAX_BODY_LIMIT = 0xffff_ffff;
+
+/** Error codes a runtime sends in `error` frames (beside any others, which mean the same as FN_ERROR). */
+export const RUNTIME_ERROR_CODES = ['FN_ERROR', 'BAD_INPUT', 'BAD_OUTPUT', 'OUTPUT_TOO_LARGE', 'SHUTTING_DOWN'] as const;
+export type RuntimeErrorCode = (typeof RUNTIME_ERROR_CODES)[number];
+
+const id = z.string().min(1).max(128);
+const contentType = z.string().min(1).max(256);
+const traceparent = z.string().regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/, 'must be a W3C traceparent');
+
+// ---- runtime → worker ----
+
+export const readyMessage = z.object({
+  type: z.literal('ready'),
+  /** The protocol version the runtime speaks (STREAM_PROTOCOL_VERSION). */
+  protocol: z.number().int().positive(),
+  /** The runtime's name, e.g. "node". */
+  runtime: z.string().min(1).max(64),
+  /** Its version, e.g. the Node.js version; informational. */
+  runtimeVersion: z.string().max(64).optional(),
+});
+
+export const resultMessage = z.object({
+  type: z.literal('result'),
+  id,
+  /** Absent when the body is empty (the function returned nothing). */
+  contentType: contentType.optional(),
+});
+
+export const errorMessage = z.object({
+  type: z.literal('error'),
+  id,
+  code: z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/, 'must be an upper-case code'),
+  message: z.string().max(16 * 1024),
+  stack: z.string().max(32 * 1024).optional(),
+});
+
+/** Any frame a runtime sends. */
+export const runtimeMessage = z.discriminatedUnion('type', [readyMessage, resultMessage, errorMessage]);
+
+// ---- worker → runtime ----
+
+export const invokeMessage = z.object({
+  type: z.literal('invoke'),
+  /** Unique among the invocations in flight on this connection; the reply carries it back. */
+  id,
+  /** Absolute deadline, ms since the epoch. */
+  deadline: z.number().int().nonnegative(),
+  /** The platform's call id, for the function's logs (`context.invocationId`); defaults to `id`. */
+  callId: z.string().min(1).max(128).optional(),
+  traceparent: traceparent.optional(),
+  tracestate: z.string().max(512).optional(),
+  /** Media type of the body; absent means raw bytes. */
+  contentType: contentType.optional(),
+});
+
+export const shutdownMessage = z.object({ type: z.literal('shutdown') });
+
+/** Any frame a worker sends. */
+export const workerMessage = z.discriminatedUnion('type', [invokeMessage, shutdownMessage]);
+
+export type ReadyMessage = z.infer<typeof readyMessage>;
+export type ResultMessage = z.infer<typeof resultMessage>;
+export type ErrorMessage = z.infer<typeof errorMessage>;
+export type RuntimeMessage = z.infer<typeof runtimeMessage>;
+export type InvokeMessage = z.infer<typeof invokeMessage>;
+export type ShutdownMessage = z.infer<typeof shutdownMessage>;
+export type WorkerMessage = z.infer<typeof workerMessage>;

@@ -1,0 +1,120 @@
+// Container start: busybox /bin/true from one bundle with the worker's full profile (seven
+// namespaces, user namespace, no capabilities, no_new_privs, default seccomp profile, masked
+// and read-only paths, cgroup limits) under skiff-launch, runc and crun, alternating, beside a
+// bare `unshare --fork` of the same namespaces as the floor.
+//
+// crun refuses this machine's hybrid cgroup layout, so the whole measurement runs in a private
+// mount namespace with /sys/fs/cgroup/unified unmounted, and crun gets
+// --cgroup-manager=disabled (so crun alone creates no cgroup: it does less work than the rest).
+// See DEVELOPERS.md, "Launcher".
+import { spawn, execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { alternate, report, summarize } from '../lib/stats.mjs';
+
+const here = fileURLToPath(import.meta.url);
+const REPO = path.resolve(path.dirname(here), '../../..');
+const LAUNCHER = path.join(REPO, 'services/launcher/build/skiff-launch');
+
+export const description = 'container start, busybox /bin/true, full isolation: skiff-launch vs runc vs crun vs bare unshare';
+
+function exec(cmd, args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')}: exit ${code}: ${err}`))));
+  });
+}
+
+async function seccompProfile() {
+  // The worker's profile, compiled from its TypeScript source (no build step needed).
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'skiff-bench-ts-'));
+  execFileSync(path.join(REPO, 'node_modules/.bin/tsc'), ['--outDir', out, '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', path.join(REPO, 'services/worker/src/seccomp.ts')]);
+  fs.renameSync(path.join(out, 'seccomp.js'), path.join(out, 'seccomp.mjs'));
+  const { defaultSeccompProfile } = await import(path.join(out, 'seccomp.mjs'));
+  fs.rmSync(out, { recursive: true, force: true });
+  return defaultSeccompProfile();
+}
+
+function makeBundle(base, seccomp) {
+  const rootfs = path.join(base, 'rootfs');
+  for (const d of ['bin', 'proc', 'dev', 'tmp', 'sys']) fs.mkdirSync(path.join(rootfs, d), { recursive: true });
+  fs.copyFileSync('/bin/busybox', path.join(rootfs, 'bin/busybox'));
+  fs.chmodSync(path.join(rootfs, 'bin/busybox'), 0o755);
+  fs.symlinkSync('busybox', path.join(rootfs, 'bin/true'));
+  const hostId = 1_000_000 + 65536 * 900;
+  const config = {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: false, user: { uid: 0, gid: 0 }, args: ['/bin/true'], env: ['PATH=/bin'], cwd: '/', noNewPrivileges: true,
+      capabilities: { bounding: [], effective: [], inheritable: [], permitted: [], ambient: [] },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
+    },
+    root: { path: 'rootfs', readonly: true },
+    hostname: 'bench',
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['ro', 'nosuid', 'noexec', 'nodev'] },
+    ],
+    linux: {
+      namespaces: ['pid', 'network', 'mount', 'ipc', 'uts', 'cgroup', 'user'].map((type) => ({ type })),
+      uidMappings: [{ containerID: 0, hostID: hostId, size: 65536 }],
+      gidMappings: [{ containerID: 0, hostID: hostId, size: 65536 }],
+      maskedPaths: ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+        '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap'],
+      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+      resources: { memory: { limit: 128 << 20, swap: 128 << 20 }, cpu: { quota: 100000, period: 100000 }, pids: { limit: 128 } },
+      cgroupsPath: '/skiff-bench/true',
+      seccomp,
+    },
+  };
+  fs.writeFileSync(path.join(base, 'config.json'), JSON.stringify(config));
+  return rootfs;
+}
+
+async function inner(runs) {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'skiff-bench-launcher-'));
+  fs.chmodSync(base, 0o755);
+  const rootfs = makeBundle(base, await seccompProfile());
+  const state = { skiff: path.join(base, 'state-skiff'), runc: path.join(base, 'state-runc'), crun: path.join(base, 'state-crun') };
+  let n = 0;
+  const contenders = {
+    'skiff-launch run': () => exec(LAUNCHER, ['--root', state.skiff, 'run', '--bundle', base, `s${++n}`]),
+    'runc run': () => exec('runc', ['--root', state.runc, 'run', '--bundle', base, `r${++n}`]),
+    'crun run (cgroups disabled)': () => exec('crun', ['--root', state.crun, '--cgroup-manager=disabled', 'run', '--bundle', base, `c${++n}`]),
+    'unshare --fork (floor)': () => exec('unshare', ['--mount', '--pid', '--net', '--ipc', '--uts', '--cgroup', '--user', '--fork', path.join(rootfs, 'bin/busybox'), 'true']),
+  };
+  try {
+    for (let i = 0; i < 5; i++) for (const f of Object.values(contenders)) await f(); // warm caches (seccomp BPF, page cache)
+    const samples = await alternate(runs, contenders);
+    const rows = Object.entries(samples).map(([name, s]) => summarize(name, s));
+    report(`launcher: ${runs} alternating runs each, /bin/true, full isolation`, rows, 'crun run (cgroups disabled)');
+    const floor = rows.find((r) => r.name.startsWith('unshare'));
+    const skiff = rows.find((r) => r.name.startsWith('skiff'));
+    const runc = rows.find((r) => r.name.startsWith('runc'));
+    console.log(`  skiff-launch p50 = ${(skiff.p50 / floor.p50).toFixed(2)} × unshare floor, ${(skiff.p50 / runc.p50).toFixed(2)} × runc (targets: ≤ 0.5 × crun, ≤ 1.5 × floor)`);
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true });
+  }
+}
+
+export async function run({ runs }) {
+  runs = Math.max(50, runs);
+  if (!fs.existsSync(LAUNCHER)) throw new Error(`${LAUNCHER} is missing: make -C services/launcher`);
+  // crun's workaround: a private mount namespace without the empty cgroup v2 hierarchy.
+  await new Promise((resolve, reject) => {
+    const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c',
+      'mountpoint -q /sys/fs/cgroup/unified && umount /sys/fs/cgroup/unified; exec "$0" "$1" --inner "$2"', process.execPath, here, String(runs)],
+    { stdio: 'inherit' });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`launcher bench exited ${code}`))));
+  });
+}
+
+if (process.argv[2] === '--inner') await inner(Number(process.argv[3]));

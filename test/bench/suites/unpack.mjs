@@ -1,0 +1,70 @@
+// `npm run bench unpack`: unpack of the busybox and node base images by Skiff (layer cache
+// + read-only overlay mount, what the worker does), `umoci unpack` and `oci-image-tool
+// unpack`, same image, same run, alternating. Plus: a second function on the same base,
+// which should unpack only its own layer. Needs root (mounts) and umoci/oci-image-tool.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { alternate, report, summarize } from '../lib/stats.mjs';
+
+export const description = 'image unpack: skiff (layers + overlay) vs umoci vs oci-image-tool';
+
+const image = await import('../../../services/image/dist/index.js');
+
+function have(tool) {
+  try {
+    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function run({ runs }) {
+  if (process.getuid?.() !== 0) return console.log('  skipped: needs root (overlay mounts, umoci as root)');
+  // Each run writes ~100 MB for node; a handful of runs gives stable medians on a shared machine.
+  const n = Math.min(runs, Number(process.env.BENCH_UNPACK_RUNS ?? 7));
+  const root = mkdtempSync(join(tmpdir(), 'skiff-bench-unpack-'));
+  try {
+    const store = await image.ImageStore.open(join(root, 'store'));
+    await image.buildBusyboxBase(store, { ref: 'busybox:latest' });
+    await image.buildNodeBase(store, { ref: 'node:latest' });
+    let k = 0;
+    for (const ref of ['busybox:latest', 'node:latest']) {
+      const { digest } = await store.resolve(ref);
+      const contenders = {
+        skiff: async () => {
+          const dir = join(root, `s${k++}`);
+          const cache = new image.LayerCache(join(dir, 'layers'));
+          const { layers } = await image.unpackLayers(store, digest, cache);
+          const top = await image.ensureMountPointsLayer(cache.root);
+          mkdirSync(join(dir, 'rootfs'));
+          await image.mountOverlay([...layers.map((l) => l.dir), top], join(dir, 'rootfs'), cache.root);
+        },
+      };
+      if (have('umoci')) contenders.umoci = async () => execFileSync('umoci', ['unpack', '--image', `${join(root, 'store')}:${ref}`, join(root, `u${k++}`)], { stdio: 'ignore' });
+      if (have('oci-image-tool')) contenders['oci-image-tool'] = async () => execFileSync('oci-image-tool', ['unpack', '--ref', `name=${ref}`, join(root, 'store'), join(root, `o${k++}`)], { stdio: 'ignore' });
+      const samples = await alternate(n, contenders);
+      for (const m of await image.mountsUnder(root)) await image.unmount(m);
+      for (const name of await import('node:fs').then((fs) => fs.readdirSync(root))) if (name !== 'store') rmSync(join(root, name), { recursive: true, force: true });
+      report(`unpack ${ref} (${n} runs each; fewer than BENCH_RUNS because each run writes the whole image)`, Object.entries(samples).map(([k2, v]) => summarize(k2, v)), 'umoci');
+    }
+
+    // Second function on the same base: only its own layer is unpacked.
+    const fnDir = join(root, 'fn');
+    mkdirSync(fnDir);
+    writeFileSync(join(fnDir, 'index.js'), 'export default () => "hi";\n');
+    const cache = new image.LayerCache(join(root, 'shared', 'layers'));
+    const a = await image.packFunction(store, { dir: fnDir, base: 'node:latest', ref: 'fa:1', entrypoint: ['/usr/local/bin/node', '/function/index.js'] });
+    writeFileSync(join(fnDir, 'index.js'), 'export default () => "other";\n');
+    const b = await image.packFunction(store, { dir: fnDir, base: 'node:latest', ref: 'fb:1', entrypoint: ['/usr/local/bin/node', '/function/index.js'] });
+    const first = await image.unpackLayers(store, a.digest, cache);
+    const second = await image.unpackLayers(store, b.digest, cache);
+    console.log(`\n  first function on node base: ${first.unpacked} layers unpacked in ${first.ms.toFixed(1)} ms`);
+    console.log(`  second function, same base:  ${second.unpacked} layer unpacked in ${second.ms.toFixed(1)} ms`);
+  } finally {
+    for (const m of await image.mountsUnder(root)) await image.unmount(m);
+    rmSync(root, { recursive: true, force: true });
+  }
+}

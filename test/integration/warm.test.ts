@@ -1,0 +1,120 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Platform, REPO } from '@skiff/testkit';
+
+const COUNTER = join(REPO, 'test/fixtures/functions/counter');
+
+/** Stream-mode functions on warm instances: reuse, limits of a pool, failures, versions. */
+describe('warm instances', () => {
+  let p: Platform;
+
+  const call = async (fn: string, input: object = {}) => {
+    const res = await p.api('POST', `/v1/functions/${fn}/invoke`, JSON.stringify(input), { 'content-type': 'application/json' });
+    const text = await res.text();
+    return { status: res.status, body: res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
+  };
+
+  beforeAll(async () => {
+    p = await Platform.create();
+    await p.buildBase();
+    await p.buildNodeRuntime();
+    await p.startAll();
+  }, 180_000);
+  afterAll(async () => p?.close());
+
+  it('serves the example hello function', async () => {
+    expect((await p.deployNode('hello', join(REPO, 'functions/hello'))).status).toBe(201);
+    const res = await call('hello', { name: 'Ada' });
+    expect(res).toEqual({ status: 200, body: { greeting: 'Hello, Ada!' } });
+  });
+
+  it('reuses the instance for the next invocation', async () => {
+    expect((await p.deployNode('counter', COUNTER)).status).toBe(201);
+    const first = await call('counter');
+    const second = await call('counter');
+    expect(first.status).toBe(200);
+    expect(second.body).toEqual({ instance: first.body.instance, count: first.body.count + 1 });
+  });
+
+  it('reports a thrown error as 502 and keeps the instance', async () => {
+    const before = await call('counter');
+    const failed = await call('counter', { fail: 'no luck' });
+    expect(failed.status).toBe(502);
+    expect(failed.body).toMatchObject({ code: 'SKIFF_FN_FAILED' });
+    expect(failed.body.detail).toContain('no luck');
+    expect((await call('counter')).body.instance).toBe(before.body.instance);
+  });
+
+  it('replaces an instance that crashed', async () => {
+    const before = await call('counter');
+    const crashed = await call('counter', { crash: true });
+    expect(crashed.status).toBe(502);
+    expect(crashed.body.code).toBe('SKIFF_FN_FAILED');
+    const after = await call('counter');
+    expect(after.status).toBe(200);
+    expect(after.body.instance).not.toBe(before.body.instance);
+    expect(after.body.count).toBe(1);
+  });
+
+  it('stops an invocation past its deadline with 504 and replaces its instance', async () => {
+    expect((await p.deployNode('slowpoke', COUNTER, { timeoutMs: 1500 })).status).toBe(201);
+    const before = await call('slowpoke');
+    const late = await call('slowpoke', { sleepMs: 5000 });
+    expect(late.status).toBe(504);
+    expect(late.body.code).toBe('SKIFF_DEADLINE_EXCEEDED');
+    const after = await call('slowpoke');
+    expect(after.status).toBe(200);
+    expect(after.body.instance).not.toBe(before.body.instance);
+  });
+
+  it('serves up to `concurrency` invocations at once on one instance', async () => {
+    expect((await p.deployNode('shared', COUNTER, { concurrency: 2, maxInstances: 1 })).status).toBe(201);
+    await call('shared');
+    const started = Date.now();
+    const [a, b] = await Promise.all([call('shared', { sleepMs: 1000 }), call('shared', { sleepMs: 1000 })]);
+    expect(a.body.instance).toBe(b.body.instance);
+    expect(Date.now() - started).toBeLessThan(1900);
+  });
+
+  it('queues beyond maxInstances × concurrency instead of starting more', async () => {
+    expect((await p.deployNode('single', COUNTER, { concurrency: 1, maxInstances: 1 })).status).toBe(201);
+    await call('single');
+    const started = Date.now();
+    const [a, b] = await Promise.all([call('single', { sleepMs: 700 }), call('single', { sleepMs: 700 })]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect(a.body.instance).toBe(b.body.instance);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+  });
+
+  it('starts instances in parallel for a burst, up to maxInstances', async () => {
+    expect((await p.deployNode('burst', COUNTER, { concurrency: 1, maxInstances: 3 })).status).toBe(201);
+    const results = await Promise.all([1, 2, 3].map(() => call('burst', { sleepMs: 500 })));
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(new Set(results.map((r) => r.body.instance)).size).toBe(3);
+  });
+
+  it('scales to zero after the idle timeout', async () => {
+    expect((await p.deployNode('napper', COUNTER, { idleTimeoutMs: 1000 })).status).toBe(201);
+    const first = await call('napper');
+    await sleep(2500);
+    const later = await call('napper');
+    expect(later.body.instance).not.toBe(first.body.instance);
+    expect(later.body.count).toBe(1);
+  });
+
+  it('keeps minInstances warm past the idle timeout', async () => {
+    expect((await p.deployNode('keeper', COUNTER, { idleTimeoutMs: 1000, minInstances: 1 })).status).toBe(201);
+    const first = await call('keeper');
+    await sleep(2500);
+    expect((await call('keeper')).body.instance).toBe(first.body.instance);
+  });
+
+  it('moves to new instances when a new version is deployed', async () => {
+    const old = await call('counter');
+    expect((await p.deployNode('counter', COUNTER, { memoryMb: 192 })).body).toBeDefined();
+    const fresh = await call('counter');
+    expect(fresh.status).toBe(200);
+    expect(fresh.body.instance).not.toBe(old.body.instance);
+  });
+});

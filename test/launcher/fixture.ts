@@ -1,0 +1,160 @@
+// Shared fixture for container tests: a busybox rootfs owned by host root, and bundles with
+// the worker's full isolation profile (seven namespaces, a user namespace, no capabilities,
+// no_new_privs, the default seccomp profile, masked and read-only paths, cgroup limits).
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { defaultSeccompProfile } from '@skiff/worker';
+
+export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const launcherDir = path.join(repo, 'services/launcher');
+// SKIFF_TEST_LAUNCHER: run the suites against another build (e.g. a sabotaged one in /tmp).
+export const launcher = process.env.SKIFF_TEST_LAUNCHER ?? path.join(launcherDir, 'build/skiff-launch');
+export const RUNC = '/usr/sbin/runc';
+
+export type Config = Record<string, any>;
+
+export const MASKED_PATHS = [
+  '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+  '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
+];
+export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+let uidSlot = 40 + (process.pid % 1000); // keep parallel test files on distinct ranges
+
+/** A host uid range of 65536 ids no other bundle of this process uses. */
+export function nextHostId(): number {
+  return 1_000_000 + 65536 * uidSlot++;
+}
+
+export class Fixture {
+  base = '';
+  rootfs = '';
+  stateRoot = '';
+  private count = 0;
+  readonly ids: string[] = [];
+
+  setup(): void {
+    execFileSync('make', ['-s', '-C', launcherDir], { stdio: 'inherit' });
+    this.base = fs.mkdtempSync(path.join(os.tmpdir(), 'skiff-launch-fx-'));
+    fs.chmodSync(this.base, 0o755); // the container's uid must be able to reach the rootfs
+    this.rootfs = path.join(this.base, 'rootfs');
+    this.stateRoot = path.join(this.base, 'state');
+    for (const dir of ['bin', 'proc', 'dev', 'tmp', 'etc', 'sys']) fs.mkdirSync(path.join(this.rootfs, dir), { recursive: true });
+    fs.copyFileSync('/bin/busybox', path.join(this.rootfs, 'bin/busybox'));
+    fs.chmodSync(path.join(this.rootfs, 'bin/busybox'), 0o755);
+    for (const applet of execFileSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).split('\n')) {
+      if (applet && applet !== 'busybox') fs.symlinkSync('busybox', path.join(this.rootfs, 'bin', applet));
+    }
+  }
+
+  teardown(): void {
+    for (const id of this.ids) spawnSync(launcher, ['--root', this.stateRoot, 'delete', '--force', id]);
+    for (const id of this.ids) spawnSync(RUNC, ['--root', this.stateRoot + '-runc', 'delete', '--force', id]);
+    if (this.base) fs.rmSync(this.base, { recursive: true, force: true });
+  }
+
+  /** The worker's full profile around `args`. */
+  config(args: string[], opts: { hostId?: number; limits?: boolean; rootfs?: string } = {}): Config {
+    const hostId = opts.hostId ?? nextHostId();
+    const id = `fx${process.pid}-${++this.count}`;
+    const cfg: Config = {
+      ociVersion: '1.0.2',
+      process: {
+        terminal: false,
+        user: { uid: 0, gid: 0 },
+        args,
+        env: ['PATH=/bin', 'HOME=/'],
+        cwd: '/',
+        noNewPrivileges: true,
+        capabilities: { bounding: [], effective: [], inheritable: [], permitted: [], ambient: [] },
+        rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
+      },
+      root: { path: opts.rootfs ?? this.rootfs, readonly: true },
+      hostname: 'skiff-fn',
+      mounts: [
+        { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+        { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+        { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', 'size=65536k'] },
+        { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['ro', 'nosuid', 'noexec', 'nodev'] },
+      ],
+      linux: {
+        namespaces: ['pid', 'network', 'mount', 'ipc', 'uts', 'cgroup', 'user'].map((type) => ({ type })),
+        uidMappings: [{ containerID: 0, hostID: hostId, size: 65536 }],
+        gidMappings: [{ containerID: 0, hostID: hostId, size: 65536 }],
+        maskedPaths: MASKED_PATHS,
+        readonlyPaths: READONLY_PATHS,
+        seccomp: defaultSeccompProfile(),
+        cgroupsPath: `/skiff-test/${id}`,
+      },
+      _id: id,
+    };
+    if (opts.limits !== false) {
+      cfg.linux.resources = { memory: { limit: 128 << 20, swap: 128 << 20 }, cpu: { quota: 100000, period: 100000 }, pids: { limit: 128 } };
+    }
+    return cfg;
+  }
+
+  /** Writes config.json into a new bundle directory; returns [dir, id]. */
+  bundle(cfg: Config): [string, string] {
+    const id: string = cfg._id ?? `fx${process.pid}-${++this.count}`;
+    const { _id, ...clean } = cfg;
+    void _id;
+    const dir = path.join(this.base, `bundle-${id}`);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(clean));
+    this.ids.push(id);
+    return [dir, id];
+  }
+
+  /** `run` under a runtime (skiff-launch by default); stdout, stderr and status. */
+  run(cfg: Config, opts: { runtime?: string; input?: string; stdio?: any[] } = {}) {
+    const runtime = opts.runtime ?? launcher;
+    const [dir, id] = this.bundle(cfg);
+    const root = runtime === launcher ? this.stateRoot : this.stateRoot + '-runc';
+    const res = spawnSync(runtime, ['--root', root, 'run', '--bundle', dir, id], {
+      input: opts.input ?? '',
+      encoding: 'utf8',
+      timeout: 60_000,
+      stdio: opts.stdio ?? ['pipe', 'pipe', 'pipe'],
+    });
+    return { status: res.status, stdout: res.stdout ?? '', stderr: res.stderr ?? '', id, dir };
+  }
+
+  sh(script: string, edit?: (c: Config) => void, runtime?: string) {
+    const cfg = this.config(['sh', '-c', script]);
+    edit?.(cfg);
+    return this.run(cfg, { runtime });
+  }
+
+  /** For create/start: the container keeps the stdio it inherits, so give it files, not pipes. */
+  detached(...args: string[]) {
+    const out = path.join(this.base, `cli-${++this.count}.out`);
+    const err = path.join(this.base, `cli-${this.count}.err`);
+    const [o, e] = [fs.openSync(out, 'w'), fs.openSync(err, 'w')];
+    try {
+      const res = spawnSync(launcher, ['--root', this.stateRoot, ...args], { stdio: ['ignore', o, e], timeout: 30_000 });
+      return { status: res.status, stdout: fs.readFileSync(out, 'utf8'), stderr: fs.readFileSync(err, 'utf8') };
+    } finally {
+      fs.closeSync(o);
+      fs.closeSync(e);
+    }
+  }
+
+  cli(...args: string[]) {
+    const res = spawnSync(launcher, ['--root', this.stateRoot, ...args], { encoding: 'utf8', timeout: 30_000 });
+    return { status: res.status, stdout: res.stdout ?? '', stderr: res.stderr ?? '' };
+  }
+}
+
+
+
+export async function waitFor(check: () => boolean, what: string, ms = 10_000): Promise<void> {
+  for (let waited = 0; waited < ms; waited += 25) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

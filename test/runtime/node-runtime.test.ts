@@ -1,0 +1,254 @@
+/**
+ * The Node.js stream runtime (functions/runtimes/node/runtime.mjs) as a real process on the
+ * host, spoken to over its fd 3 by the worker's own StreamConnection.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { InvocationError, StreamConnection, type InvokeReply } from '../../services/worker/src/stream/connection.js';
+
+const RUNTIME = fileURLToPath(new URL('../../functions/runtimes/node/runtime.mjs', import.meta.url));
+const HANDLER = fileURLToPath(new URL('./fixtures/handler.mjs', import.meta.url));
+
+interface Instance {
+  child: ChildProcess;
+  conn: StreamConnection;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const started: Instance[] = [];
+
+function start(env: Record<string, string> = {}): Instance {
+  const child = spawn(process.execPath, [RUNTIME], {
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH ?? '', SKIFF_HANDLER: HANDLER, SKIFF_FUNCTION: 'tester', SKIFF_FUNCTION_VERSION: '7', ...env },
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+  const conn = new StreamConnection(child.stdio[3] as Socket);
+  const inst = { child, conn, stdout: () => out, stderr: () => err, exited };
+  started.push(inst);
+  return inst;
+}
+
+afterEach(() => {
+  for (const i of started.splice(0)) {
+    i.conn.close();
+    if (i.child.exitCode === null && i.child.signalCode === null) i.child.kill('SIGKILL');
+  }
+});
+
+let seq = 0;
+const json = (conn: StreamConnection, event: unknown, extra: { deadline?: number; traceparent?: string; tracestate?: string; callId?: string } = {}) =>
+  conn.invoke({ id: `i${++seq}`, deadline: Date.now() + 10_000, contentType: 'application/json', ...extra }, Buffer.from(JSON.stringify(event)));
+const parse = (r: InvokeReply) => JSON.parse(r.body.toString());
+
+describe('node runtime', () => {
+  it('says ready with the protocol version and its name', async () => {
+    const { conn } = start();
+    await expect(conn.ready).resolves.toEqual({ runtime: 'node', version: 1, runtimeVersion: process.versions.node });
+  });
+
+  it('passes JSON, text and bytes in and gets JSON, text and bytes out', async () => {
+    const { conn } = start();
+    await conn.ready;
+    const obj = await json(conn, { op: 'echo', value: { a: [1, 'two', null] } });
+    expect(obj.contentType).toBe('application/json');
+    expect(parse(obj)).toEqual({ a: [1, 'two', null] });
+
+    const nul = await json(conn, { op: 'echo', value: null });
+    expect([nul.contentType, nul.body.toString()]).toEqual(['application/json', 'null']);
+
+    const text = await conn.invoke({ id: 'text', deadline: Date.now() + 5000, contentType: 'text/plain; charset=utf-8' }, Buffer.from('héllo'));
+    expect(text.contentType).toBe('text/plain; charset=utf-8');
+    expect(text.body.toString()).toBe('HÉLLO');
+
+    const bin = await conn.invoke({ id: 'bin', deadline: Date.now() + 5000 }, Buffer.from([1, 2, 3, 250]));
+    expect(bin.contentType).toBe('application/octet-stream');
+    expect([...bin.body]).toEqual([250, 3, 2, 1]);
+
+    const u8 = await json(conn, { op: 'bytes' });
+    expect([u8.contentType, [...u8.body]]).toEqual(['application/octet-stream', [1, 2, 3]]);
+
+    const vnd = await conn.invoke({ id: 'vnd', deadline: Date.now() + 5000, contentType: 'application/vnd.skiff+json' }, Buffer.from('{"op":"echo","value":5}'));
+    expect(parse(vnd)).toBe(5);
+
+    const none = await conn.invoke({ id: 'none', deadline: Date.now() + 5000, contentType: 'application/json' }, Buffer.alloc(0));
+    expect(none).toEqual({ contentType: undefined, body: Buffer.alloc(0) });
+
+    const big = Buffer.alloc(3 * 1024 * 1024, 0x61);
+    const back = await conn.invoke({ id: 'big', deadline: Date.now() + 5000 }, big);
+    expect(back.body.length).toBe(big.length);
+  });
+
+  it('gives the function its context', async () => {
+    const { conn } = start();
+    await conn.ready;
+    const deadline = Date.now() + 4000;
+    const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const r = parse(await json(conn, { op: 'context' }, { deadline, traceparent: tp, tracestate: 'k=v', callId: 'call-abc' }));
+    expect(r).toEqual({ invocationId: 'call-abc', functionName: 'tester', functionVersion: 7, deadline, traceparent: tp, tracestate: 'k=v' });
+    const bare = parse(await conn.invoke({ id: 'just-id', deadline, contentType: 'application/json' }, Buffer.from('{"op":"context"}')));
+    expect(bare).toMatchObject({ invocationId: 'just-id', traceparent: null });
+  });
+
+  it('runs invocations concurrently', async () => {
+    const { conn } = start();
+    await conn.ready;
+    const t0 = performance.now();
+    const [a, b, c] = await Promise.all([json(conn, { op: 'sleep', ms: 300 }), json(conn, { op: 'sleep', ms: 300 }), json(conn, { op: 'sleep', ms: 50 })]);
+    const took = performance.now() - t0;
+    expect(parse(a).slept + parse(b).slept + parse(c).slept).toBe(650);
+    expect(took).toBeGreaterThanOrEqual(295);
+    expect(took).toBeLessThan(600); // well under the 650 ms they would take one after another
+  });
+
+  it('answers out of order when a later invocation finishes first', async () => {
+    const { conn } = start();
+    await conn.ready;
+    const order: string[] = [];
+    await Promise.all([
+      json(conn, { op: 'sleep', ms: 200 }).then(() => order.push('slow')),
+      json(conn, { op: 'sleep', ms: 10 }).then(() => order.push('fast')),
+    ]);
+    expect(order).toEqual(['fast', 'slow']);
+  });
+
+  it('turns a thrown error into an error reply and keeps serving', async () => {
+    const { conn, exited } = start();
+    await conn.ready;
+    const err = await json(conn, { op: 'throw', message: 'bad things' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvocationError);
+    expect(err).toMatchObject({ code: 'FN_ERROR', message: 'bad things' });
+    expect((err as InvocationError).remoteStack).toMatch(/^TypeError: bad things\n\s+at handler/);
+    await expect(json(conn, { op: 'throw-string', message: 'just a string' })).rejects.toMatchObject({ code: 'FN_ERROR', message: 'just a string', remoteStack: undefined });
+    expect((await json(conn, { op: 'echo', value: 'still here' })).body.toString()).toBe('still here');
+    expect(conn.isOpen).toBe(true);
+    expect(await Promise.race([exited, new Promise((r) => setTimeout(() => r('running'), 50))])).toBe('running');
+  });
+
+  it('answers BAD_INPUT for a body that is not JSON, BAD_OUTPUT for a result that cannot be', async () => {
+    const { conn } = start();
+    await conn.ready;
+    await expect(conn.invoke({ id: 'bad', deadline: Date.now() + 5000, contentType: 'application/json' }, Buffer.from('{"op": nope'))).rejects.toMatchObject({
+      name: 'InvocationError',
+      code: 'BAD_INPUT',
+      message: expect.stringMatching(/not valid JSON/),
+    });
+    await expect(json(conn, { op: 'bigint' })).rejects.toMatchObject({ code: 'BAD_OUTPUT' });
+    expect(parse(await json(conn, { op: 'echo', value: 1 }))).toBe(1);
+  });
+
+  it('refuses a result over SKIFF_MAX_BODY_BYTES with OUTPUT_TOO_LARGE', async () => {
+    const { conn } = start({ SKIFF_MAX_BODY_BYTES: '1000' });
+    await conn.ready;
+    await expect(json(conn, { op: 'big', size: 1001 })).rejects.toMatchObject({ code: 'OUTPUT_TOO_LARGE' });
+    expect((await json(conn, { op: 'big', size: 900 })).body.length).toBe(900);
+  });
+
+  it('counts remainingMs down towards the deadline', async () => {
+    const { conn } = start();
+    await conn.ready;
+    const deadline = Date.now() + 2000;
+    const r = parse(await json(conn, { op: 'remaining', ms: 100 }, { deadline }));
+    expect(r.deadline).toBe(deadline);
+    expect(r.before).toBeLessThanOrEqual(2000);
+    expect(r.before).toBeGreaterThan(1500);
+    expect(r.before - r.after).toBeGreaterThanOrEqual(95);
+    // Past the deadline the worker stops waiting; the instance keeps serving.
+    await expect(json(conn, { op: 'remaining', ms: 150 }, { deadline: Date.now() + 50 })).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+    expect(conn.overdue).toBe(1);
+    for (let waited = 0; conn.overdue > 0 && waited < 3000; waited += 10) await new Promise((res) => setTimeout(res, 10));
+    expect(conn.overdue).toBe(0); // its late reply arrived and was dropped
+    expect(parse(await json(conn, { op: 'echo', value: 2 }))).toBe(2);
+  });
+
+  it('writes context.log lines to stderr with the invocation id and leaves stdout to the function', async () => {
+    const { conn, stdout, stderr } = start();
+    await conn.ready;
+    const r = await json(conn, { op: 'log' }, { callId: 'call-log-1' });
+    expect(r.body.toString()).toBe('logged');
+    await new Promise((res) => setTimeout(res, 50));
+    expect(stdout()).toBe('plain stdout line\n');
+    const lines = stderr().trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toEqual([
+      expect.objectContaining({ level: 'info', msg: 'hello from the function', invocationId: 'call-log-1', fn: 'tester', answer: 42 }),
+      expect.objectContaining({ level: 'error', msg: 'something odd', invocationId: 'call-log-1' }),
+    ]);
+  });
+
+  it('on shutdown finishes in-flight work, refuses new work and exits 0', async () => {
+    const { conn, exited } = start();
+    await conn.ready;
+    const slow = json(conn, { op: 'sleep', ms: 200 });
+    await new Promise((r) => setTimeout(r, 20));
+    const closed = conn.shutdown();
+    await expect(json(conn, { op: 'echo', value: 1 })).rejects.toMatchObject({ code: 'SHUTTING_DOWN' });
+    expect(parse(await slow)).toMatchObject({ slept: 200 });
+    expect(await closed).toEqual({ error: undefined });
+    expect(await exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('on SIGTERM finishes in-flight work and exits 0', async () => {
+    const { conn, child, exited } = start();
+    await conn.ready;
+    const slow = json(conn, { op: 'sleep', ms: 200 });
+    await new Promise((r) => setTimeout(r, 20));
+    child.kill('SIGTERM');
+    expect(parse(await slow)).toMatchObject({ slept: 200 });
+    expect(await exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('exits 0 when the worker closes the connection', async () => {
+    const { conn, exited } = start();
+    await conn.ready;
+    conn.close();
+    expect(await exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('a crash ends the connection and every pending invocation rejects', async () => {
+    const { conn, exited } = start();
+    await conn.ready;
+    const slow = json(conn, { op: 'sleep', ms: 5000 });
+    const crash = json(conn, { op: 'exit', code: 3, after: 20 });
+    await expect(crash).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+    await expect(slow).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+    expect((await conn.closed).error).toMatchObject({ code: 'CONNECTION_CLOSED' });
+    expect(await exited).toEqual({ code: 3, signal: null });
+  });
+
+  it('an error escaping an invocation is logged and the process exits non-zero', async () => {
+    const { conn, exited, stderr } = start();
+    await conn.ready;
+    expect((await json(conn, { op: 'escape' })).body.toString()).toBe('ok');
+    expect((await exited).code).toBe(1);
+    expect(stderr()).toMatch(/"level":"fatal","time":\d+,"msg":"uncaught exception".*escaped the invocation/);
+    await expect(conn.closed).resolves.toMatchObject({ error: { code: 'CONNECTION_CLOSED' } });
+  });
+
+  it('a module that cannot be loaded exits 1 before ready, saying why', async () => {
+    const missing = start({ SKIFF_HANDLER: '/nonexistent/index.mjs' });
+    await expect(missing.conn.ready).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+    expect((await missing.exited).code).toBe(1);
+    expect(missing.stderr()).toMatch(/cannot load the function module \/nonexistent\/index\.mjs/);
+
+    const wrong = start({ SKIFF_HANDLER: fileURLToPath(new URL('./fixtures/not-a-function.mjs', import.meta.url)) });
+    await expect(wrong.conn.ready).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+    expect((await wrong.exited).code).toBe(1);
+    expect(wrong.stderr()).toMatch(/has no default export function/);
+  });
+
+  it('exits 2 when the worker breaks the protocol', async () => {
+    const { conn, child, exited, stderr } = start();
+    await conn.ready;
+    (child.stdio[3] as Socket).write(Buffer.from('this is no frame at all'));
+    expect((await exited).code).toBe(2);
+    expect(stderr()).toMatch(/broke the protocol: not a frame/);
+  });
+});
