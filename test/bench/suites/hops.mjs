@@ -1,0 +1,46 @@
+// Where a warm invoke spends its time: the same no-op stream function reached through every
+// hop (HTTP → gateway → scheduler → worker), from the scheduler on (NATS → scheduler → worker)
+// and at the worker directly (NATS → worker), alternating, in the same run.
+import { join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { Platform, REPO } from '@skiff/testkit';
+import { DEFAULT_SETTINGS, SUBJECTS, encodeInvocation, newCallId } from '@skiff/contracts';
+import { alternate, post, report, summarize } from '../lib/stats.mjs';
+
+export const description = 'a warm invoke entered at each hop: gateway, scheduler, worker';
+
+export async function run({ runs }) {
+  const p = await Platform.create();
+  const nc = await connect({ servers: p.nats.url, noAsyncTraces: true });
+  try {
+    await p.buildBase();
+    await p.buildNodeRuntime();
+    await p.startAll('hop-node');
+    const res = await p.deployNode('noop', join(REPO, 'test/bench/fixtures/noop'), { concurrency: 64 });
+    if (res.status !== 201) throw new Error(`deploy failed: ${res.status} ${await res.text()}`);
+    const fn = await (await p.api('GET', '/v1/functions/noop')).json();
+    const headers = () =>
+      encodeInvocation({
+        callId: newCallId(),
+        deadline: Date.now() + 10_000,
+        fn: 'noop',
+        fnVersion: fn.version,
+        image: fn.imageDigest,
+        mode: 'stream',
+        settings: { ...DEFAULT_SETTINGS, concurrency: 64 },
+        contentType: 'application/json',
+      });
+    const auth = { authorization: `Bearer ${p.token}`, 'content-type': 'application/json' };
+    const hops = {
+      'HTTP → gateway → … → function': () => post(`${p.gatewayUrl}/v1/functions/noop/invoke`, '{}', auth),
+      'NATS → scheduler → … → function': () => nc.request(SUBJECTS.invoke, '{}', { timeout: 5000, headers: headers() }),
+      'NATS → worker → function': () => nc.request(SUBJECTS.nodeInvoke('hop-node'), '{}', { timeout: 5000, headers: headers() }),
+    };
+    for (const once of Object.values(hops)) for (let i = 0; i < 20; i++) await once();
+    const samples = await alternate(runs, hops);
+    report(`warm no-op entered at each hop, ${runs} alternating runs`, Object.entries(samples).map(([n, s]) => summarize(n, s)), 'NATS → worker → function');
+  } finally {
+    await nc.close();
+    await p.close();
+  }
+}
