@@ -1,6 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 
-/** A call id: 16 random bytes, hex. Cheap, unique enough, safe as a header and subject token. */
+/**
+ * A call id: 122 random bits as 32 hex digits. randomUUID draws from a pooled entropy buffer,
+ * so this is much cheaper per request than randomBytes; safe as a header and subject token.
+ */
 export function newCallId(): string {
-  return randomBytes(16).toString('hex');
+  return randomUUID().replaceAll('-', '');
 }

@@ -110,6 +110,12 @@ function sameSettings(row: Row, s: FunctionSettings): boolean {
 export class Registry {
   readonly db: Database.Database;
   private readonly stmts;
+  /**
+   * Current versions and keys as last read, so the invoke path does not query SQLite. Every
+   * write goes through this class and clears them; the file belongs to one gateway process.
+   */
+  private readonly fnCache = new Map<string, FunctionRecord | undefined>();
+  private readonly keyCache = new Map<string, { id: string; role: string } | undefined>();
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -146,8 +152,11 @@ export class Registry {
   }
 
   get(name: string): FunctionRecord | undefined {
+    if (this.fnCache.has(name)) return this.fnCache.get(name);
     const row = this.stmts.get.get(name);
-    return row && toRecord(row);
+    const record = row && toRecord(row);
+    if (record) this.fnCache.set(name, record);
+    return record;
   }
 
   list(): FunctionRecord[] {
@@ -177,6 +186,7 @@ export class Registry {
   }
 
   private write(name: string, version: number, s: FunctionSettings, isNew: boolean): void {
+    this.fnCache.delete(name);
     const params = toParams(name, version, s);
     (isNew ? this.stmts.insert : this.stmts.update).run(params);
     this.stmts.insertVersion.run(params);
@@ -184,6 +194,7 @@ export class Registry {
 
   /** Removes the function and its history; false if there was none. */
   remove(name: string): boolean {
+    this.fnCache.delete(name);
     return this.db.transaction(() => {
       const { changes } = this.stmts.delete.run(name);
       this.stmts.deleteVersions.run(name);
@@ -198,7 +209,11 @@ export class Registry {
   }
 
   findKey(tokenHash: string): { id: string; role: string } | undefined {
-    return this.stmts.keyByHash.get(tokenHash);
+    if (this.keyCache.has(tokenHash)) return this.keyCache.get(tokenHash);
+    const key = this.stmts.keyByHash.get(tokenHash);
+    // Only known keys are kept: unknown hashes from bad requests must not grow the cache.
+    if (key) this.keyCache.set(tokenHash, key);
+    return key;
   }
 
   hasKey(id: string): boolean {
@@ -206,6 +221,7 @@ export class Registry {
   }
 
   putKey(id: string, tokenHash: string, role: string): void {
+    this.keyCache.clear();
     this.stmts.upsertKey.run({ id, hash: tokenHash, role, now: new Date().toISOString() });
   }
 
