@@ -104,6 +104,9 @@ describe('deploy and invoke through every hop', () => {
       ['DELETE', '/v1/functions/echo'],
       ['POST', '/v1/functions/echo/invoke'],
       ['GET', '/v1/nodes'],
+      ['GET', '/v1/images'],
+      ['POST', '/v1/images'],
+      ['POST', '/v1/images/gc'],
     ];
     for (const [method, path] of routes) {
       for (const auth of [undefined, 'Bearer wrong-token-123456', 'Basic abc']) {

@@ -47,7 +47,7 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
       ...systemHandlers(api, messaging),
       ...functionHandlers(registry, store, messaging, config.defaultTimeoutMs),
       ...invokeHandlers(registry, messaging),
-      ...imageHandlers(store, config),
+      ...imageHandlers(store, registry, config),
     },
     (request) => {
       authenticate(registry, request.headers.authorization);

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Descriptor, ImageStore } from '@skiff/image';
 import type { GatewayConfig } from '../config.js';
 import type { Handlers } from '../openapi.js';
+import type { Registry } from '../registry.js';
 import { importArchive } from '../registry-api/archive.js';
 import { MAX_MANIFEST_BYTES, parseManifest } from '../registry-api/manifests.js';
 
@@ -70,8 +71,13 @@ async function summarize(store: ImageStore, entry: { ref: string; digest: string
 }
 
 /** The image store seen from /v1: list what is tagged, import oci-archives. */
-export function imageHandlers(store: ImageStore, config: Pick<GatewayConfig, 'maxBlobBytes' | 'maxArchiveBytes'>): Handlers {
+export function imageHandlers(store: ImageStore, registry: Registry, config: Pick<GatewayConfig, 'maxBlobBytes' | 'maxArchiveBytes'>): Handlers {
   return {
+    // Every version stays runnable: the images of all deployed versions are roots of the mark.
+    collectImageGarbage: ({ body }) => {
+      const graceSeconds = (body as { graceSeconds?: number } | undefined)?.graceSeconds ?? 3600;
+      return store.gc(registry.deployedDigests(), { graceMs: graceSeconds * 1000 });
+    },
     listImages: async () => {
       const entries = await store.list();
       const images = await Promise.all(entries.map((e) => summarize(store, e)));
