@@ -22,7 +22,7 @@ describe('placement across workers', () => {
     await p.buildNodeRuntime();
     p.start('scheduler');
     // node-b first: node-a would win every tie, so only warm placement keeps work on node-b.
-    p.start('worker', { SKIFF_NODE_ID: 'node-b' }, 'worker-node-b');
+    p.start('worker', { SKIFF_NODE_ID: 'node-b', SKIFF_WORKER_SLOTS: '2' }, 'worker-node-b');
     await p.startGateway();
     await p.waitForNodes(['node-b']);
   }, 180_000);
@@ -31,17 +31,18 @@ describe('placement across workers', () => {
   it('sends invocations to the node with a warm instance of the version', async () => {
     expect((await p.deployNode('counter', COUNTER)).status).toBe(201);
     const first = await call('counter');
-    p.start('worker', { SKIFF_NODE_ID: 'node-a' }, 'worker-node-a');
+    p.start('worker', { SKIFF_NODE_ID: 'node-a', SKIFF_WORKER_SLOTS: '2' }, 'worker-node-a');
     await p.waitForNodes(['node-a', 'node-b']);
     await sleep(500); // a heartbeat from node-b reporting its idle warm instance
     for (let i = 0; i < 5; i++) {
       const r = await call('counter');
       expect(r.body.instance).toBe(first.body.instance);
+      await sleep(100); // the node reports its load again after each invocation
     }
   });
 
-  it('spreads a burst of a new image over both nodes', async () => {
-    // An image no node has unpacked yet, so neither is preferred and load decides.
+  it('spreads a burst over both nodes once one is full', async () => {
+    // Two slots a node: a node with two invocations in flight has no room, whatever it has cached.
     const dir = mkdtempSync(join(tmpdir(), 'skiff-spread-'));
     cpSync(COUNTER, dir, { recursive: true });
     writeFileSync(join(dir, 'marker.txt'), 'a distinct image\n');

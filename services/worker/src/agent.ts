@@ -30,6 +30,11 @@ import { UidRanges } from './uids.js';
 
 const REAP_INTERVAL_MS = 1000;
 const STOP_GRACE_MS = 2000;
+/**
+ * After work finishes, the node's load is reported within this long (not only at the next
+ * heartbeat), so the schedulers' estimates of free slots and warm instances stay close.
+ */
+const LOAD_REPORT_MS = 20;
 
 /**
  * The worker agent of one node: announces itself with heartbeats, takes invocations placed on
@@ -41,6 +46,8 @@ export class WorkerAgent {
   private readonly loops: Promise<void>[] = [];
   private beat: NodeJS.Timeout | undefined;
   private reaper: NodeJS.Timeout | undefined;
+  private loadReport: NodeJS.Timeout | undefined;
+  private stopping = false;
   private readonly running = new Set<Promise<void>>();
   private readonly images: ImageCache;
   private readonly slots: Slots;
@@ -86,11 +93,23 @@ export class WorkerAgent {
   }
 
   private track(job: Promise<void>): void {
-    const tracked = job.finally(() => this.running.delete(tracked));
+    const tracked = job.finally(() => {
+      this.running.delete(tracked);
+      this.reportLoadSoon();
+    });
     this.running.add(tracked);
   }
 
+  private reportLoadSoon(): void {
+    this.loadReport ??= setTimeout(() => {
+      this.loadReport = undefined;
+      this.heartbeat();
+    }, LOAD_REPORT_MS);
+  }
+
   private heartbeat(): void {
+    // Once the node said it is leaving, a late load report must not bring it back.
+    if (this.stopping) return;
     const { nodeId, slots, heartbeatMs } = this.config;
     const warm = [...this.pools.values()].filter((p) => p.idle > 0).map((p) => ({ fn: p.fn, version: p.version, idle: p.idle }));
     this.nc.publish(
@@ -240,8 +259,10 @@ export class WorkerAgent {
 
   /** Leaves the node table, takes no new work, finishes what it has, stops instances, unmounts. */
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.beat) clearInterval(this.beat);
     if (this.reaper) clearInterval(this.reaper);
+    clearTimeout(this.loadReport);
     this.nc.publish(SUBJECTS.leave, encodeJson(leaveSchema, { type: 'leave', version: PROTOCOL_VERSION, nodeId: this.config.nodeId }));
     for (const s of this.subs) await s.drain();
     await Promise.all(this.loops);
