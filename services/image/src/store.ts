@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { SkiffError } from '@skiff/contracts';
@@ -159,14 +159,7 @@ export class ImageStore {
     });
     // Same digest and size: the content is already there (readers verify it anyway).
     if (existing?.size !== data.length) {
-      const tmp = join(this.dir, 'blobs', 'sha256', `.tmp-${randomBytes(8).toString('hex')}`);
-      try {
-        await writeFile(tmp, data, { flag: 'wx', mode: 0o644 });
-        await rename(tmp, path);
-      } catch (err) {
-        await rm(tmp, { force: true });
-        throw err;
-      }
+      await writeFileAtomic(path, data);
     }
     return { mediaType, digest, size: data.length };
   }
