@@ -35,6 +35,14 @@ describe('skiff up', () => {
     const token = readFileSync(tokenFile, 'utf8').trim();
     const res = await fetch(`http://127.0.0.1:${port}/v1/functions/echo/invoke`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: 'hello' });
     expect(await res.text()).toBe('hello');
+    // The stream-mode Node.js example, with its JSON in and out.
+    const hello = await fetch(`http://127.0.0.1:${port}/v1/functions/hello/invoke`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'Ada' }),
+    });
+    expect(hello.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await hello.json()).toEqual({ greeting: 'Hello, Ada!' });
 
     const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
     child.kill('SIGINT');

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse as loadYaml } from 'yaml';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Platform, REPO } from '@skiff/testkit';
 
@@ -24,9 +26,28 @@ describe('warm instances', () => {
   afterAll(async () => p?.close());
 
   it('serves the example hello function', async () => {
-    expect((await p.deployNode('hello', join(REPO, 'functions/hello'))).status).toBe(201);
+    const schemas = loadYaml(readFileSync(join(REPO, 'functions/hello/function.yaml'), 'utf8'));
+    const deployed = await p.deployNode('hello', join(REPO, 'functions/hello'), { inputSchema: schemas.inputSchema, outputSchema: schemas.outputSchema });
+    expect(deployed.status).toBe(201);
     const res = await call('hello', { name: 'Ada' });
     expect(res).toEqual({ status: 200, body: { greeting: 'Hello, Ada!' } });
+  });
+
+  it('checks JSON input against the function schema before it runs, and publishes the schema', async () => {
+    const bad = await call('hello', { name: 42, extra: true });
+    expect(bad.status).toBe(400);
+    expect(bad.body.code).toBe('SKIFF_VALIDATION_FAILED');
+    expect(bad.body.errors).toEqual(expect.arrayContaining([expect.objectContaining({ field: 'body.name' }), { field: 'body.extra', message: 'is not a known field' }]));
+    const doc = await (await fetch(`${p.gatewayUrl}/openapi.json`)).json();
+    const op = doc.paths['/v1/functions/hello/invoke'].post;
+    expect(op.requestBody.content['application/json'].schema.required).toEqual(['name']);
+    expect(op.responses['200'].content['application/json'].schema.properties.greeting).toEqual({ type: 'string' });
+  });
+
+  it('refuses a deploy whose schema is not a JSON Schema, naming the field', async () => {
+    const res = await p.api('PUT', '/v1/functions/broken', { image: 'hello:latest', mode: 'stream', inputSchema: { type: 'no-such-type' } });
+    expect(res.status).toBe(400);
+    expect((await res.json()).errors[0].field).toBe('body.inputSchema');
   });
 
   it('reuses the instance for the next invocation', async () => {

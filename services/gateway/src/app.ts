@@ -44,7 +44,7 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
     app,
     api,
     {
-      ...systemHandlers(api, messaging),
+      ...systemHandlers(api, messaging, registry),
       ...functionHandlers(registry, store, messaging, config.defaultTimeoutMs),
       ...invokeHandlers(registry, messaging),
       ...imageHandlers(store, registry, config),

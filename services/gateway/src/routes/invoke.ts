@@ -3,6 +3,7 @@ import { invoke } from '../invoker.js';
 import type { Messaging } from '../messaging.js';
 import type { Handlers } from '../openapi.js';
 import type { Registry } from '../registry.js';
+import { InputSchemas } from '../schemas.js';
 import { getOrThrow } from './functions.js';
 
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
@@ -15,6 +16,7 @@ const pick = (fn: RunSettings): RunSettings => Object.fromEntries(SETTING_NAMES.
 
 /** The synchronous invoke path: registry lookup, one NATS request, the function's bytes back. */
 export function invokeHandlers(registry: Registry, messaging: Messaging): Handlers {
+  const schemas = new InputSchemas();
   return {
     invokeFunction: async ({ request, reply, params }) => {
       const fn = getOrThrow(registry, params.name!);
@@ -31,6 +33,7 @@ export function invokeHandlers(registry: Registry, messaging: Messaging): Handle
         contentType: printable(request.headers['content-type']),
       };
       const body = Buffer.isBuffer(request.body) ? request.body : EMPTY;
+      schemas.check(fn, inv.contentType, body);
       const { body: out, contentType } = await invoke(messaging, inv, body);
       return reply
         .header('skiff-call-id', inv.callId)

@@ -3,17 +3,19 @@ import { SUBJECTS, SkiffError, decodeJson, nodeTableSchema } from '@skiff/contra
 import type { OpenAPIBackend } from 'openapi-backend';
 import type { Messaging } from '../messaging.js';
 import type { Handlers } from '../openapi.js';
+import type { Registry } from '../registry.js';
+import { documentWithFunctions } from '../schemas.js';
 
 const NODES_TIMEOUT_MS = 2000;
 
 /** Health, the live OpenAPI document and the scheduler's node table. */
-export function systemHandlers(api: OpenAPIBackend, messaging: Messaging): Handlers {
+export function systemHandlers(api: OpenAPIBackend, messaging: Messaging, registry: Registry): Handlers {
   return {
     getHealth: ({ reply }) => {
       const up = messaging.connected;
       return reply.code(up ? 200 : 503).send({ status: up ? 'ok' : 'degraded', nats: up ? 'connected' : 'disconnected' });
     },
-    getOpenApi: () => api.document,
+    getOpenApi: () => documentWithFunctions(api.document as { paths: Record<string, unknown> }, registry.list()),
     listNodes: async () => {
       if (!messaging.connected) throw new SkiffError('SKIFF_NATS_UNAVAILABLE', 'the gateway is not connected to NATS');
       try {
