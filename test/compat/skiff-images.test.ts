@@ -18,7 +18,7 @@ const haveBusybox = (() => {
   }
 })();
 
-describe.skipIf(!isRoot || !haveBusybox)('images built by Skiff', () => {
+describe.skipIf(!isRoot || !haveBusybox)('images built by Skiff (skipped unless root with busybox-static)', () => {
   let layout = '';
   beforeAll(async () => {
     layout = join(tempDir(), 'store');
@@ -32,7 +32,7 @@ describe.skipIf(!isRoot || !haveBusybox)('images built by Skiff', () => {
     await packFunction(store, { dir: fn, base: 'busybox:latest', ref: 'fn:1', entrypoint: ['/function/run.sh'] });
   }, 120_000);
 
-  describe.skipIf(!have('oci-image-tool'))('oci-image-tool validate', () => {
+  describe.skipIf(!have('oci-image-tool'))('oci-image-tool validate (skipped without oci-image-tool)', () => {
     // oci-image-tool 1.0.0-rc1 has no "imageLayout" type; "image" on a directory autodetects
     // the layout and validates index.json, each manifest, config and the blobs' digests/sizes.
     it('accepts the whole layout (every ref)', () => {
@@ -62,7 +62,7 @@ describe.skipIf(!isRoot || !haveBusybox)('images built by Skiff', () => {
     });
   });
 
-  describe.skipIf(!have('umoci'))('umoci unpack gives the same tree as Skiff', () => {
+  describe.skipIf(!have('umoci'))('umoci unpack gives the same tree as Skiff (skipped without umoci)', () => {
     for (const ref of ['busybox:latest', 'node:latest', 'fn:1']) {
       it(ref, async () => {
         const root = tempDir();
@@ -92,7 +92,7 @@ describe.skipIf(!isRoot || !haveBusybox)('images built by Skiff', () => {
       expect(libs.some((l) => /ld-linux|ld-musl|ld\.so/.test(l))).toBe(true);
     });
 
-    it.skipIf(!have('unshare') || !have('chroot'))("runs node -e 'console.log(1+1)' chrooted into it", () => {
+    it.skipIf(!have('unshare') || !have('chroot'))("runs node -e 'console.log(1+1)' chrooted into it (skipped without unshare and chroot)", () => {
       // A private mount namespace, then chroot: nothing from the host's / is reachable.
       const out = sh('unshare', ['-m', '--', 'chroot', rootfs, '/usr/local/bin/node', '-e', 'console.log(1+1)']);
       expect(out.trim()).toBe('2');

@@ -16,9 +16,7 @@ export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = join(REPO, 'services/cli/dist/main.js');
 export const isRoot = process.getuid?.() === 0;
 
-export function have(tool: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
-}
+export { have } from '@skiff/testkit';
 
 /** Runs a tool, returning stdout; a failure throws with the tool's stderr in the message. */
 export function sh(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string | Buffer } = {}): string {

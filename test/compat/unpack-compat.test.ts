@@ -72,7 +72,7 @@ echo layer2 > keep/added
 mkfifo fifo
 `;
 
-describe.skipIf(!isRoot || !have('umoci'))('umoci-built images (several layers)', () => {
+describe.skipIf(!isRoot || !have('umoci'))('umoci-built images (several layers; skipped unless root with umoci)', () => {
   let layout = '';
   beforeAll(() => {
     layout = join(tempDir(), 'img');
@@ -133,7 +133,7 @@ function buildah(root: string, args: string[]): string {
   return sh('buildah', ['--root', join(root, 'storage'), '--runroot', join(root, 'run'), '--storage-driver', 'vfs', ...args], { env: { BUILDAH_ISOLATION: 'chroot', STORAGE_DRIVER: 'vfs' } }).trim();
 }
 
-describe.skipIf(!isRoot || !have('buildah') || !have('umoci'))('buildah-built images', () => {
+describe.skipIf(!isRoot || !have('buildah') || !have('umoci'))('buildah-built images (skipped unless root with buildah and umoci)', () => {
   let layout = '';
   let root = '';
   beforeAll(() => {
@@ -176,7 +176,7 @@ function spawnCleanup(root: string): void {
   rmSync(root, { recursive: true, force: true });
 }
 
-describe.skipIf(!isRoot || !have('skopeo') || !have('umoci'))('images copied by skopeo', () => {
+describe.skipIf(!isRoot || !have('skopeo') || !have('umoci'))('images copied by skopeo (skipped unless root with skopeo and umoci)', () => {
   let src = '';
   beforeAll(() => {
     src = join(tempDir(), 'src');

@@ -5,24 +5,10 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, existsSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImageStore, MEDIA, buildBusyboxBase, packFunction } from '@skiff/image';
-import { Platform, REPO, freePort, waitUntil } from '@skiff/testkit';
+import { Platform, REPO, freePort, have, waitUntil } from '@skiff/testkit';
 
 const ECHO_DIR = join(REPO, 'functions/echo');
 const ECHO_ENTRY = ['/bin/sh', '/function/handler.sh'];
-
-function skopeoAvailable(): boolean {
-  try {
-    execFileSync('skopeo', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    try {
-      execFileSync('apt-get', ['install', '-y', 'skopeo'], { stdio: 'ignore', timeout: 300_000 });
-      return true;
-    } catch {
-      return false;
-    }
-  }
-}
 
 const sha256 = (b: Uint8Array | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -36,7 +22,7 @@ function manifestDigestOf(layoutDir: string): string {
   return index.manifests[0]!.digest;
 }
 
-describe.runIf(skopeoAvailable())('OCI Distribution API (/v2) with skopeo', () => {
+describe.runIf(have('skopeo'))('OCI Distribution API (/v2) with skopeo (skipped without skopeo)', () => {
   let p: Platform;
   let layout: string;
   let work: string;

@@ -5,7 +5,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImageStore, buildBusyboxBase, packFunction } from '@skiff/image';
-import { Platform, REPO } from '@skiff/testkit';
+import { Platform, REPO, have } from '@skiff/testkit';
 
 const ECHO_DIR = join(REPO, 'functions/echo');
 const ECHO_ENTRY = ['/bin/sh', '/function/handler.sh'];
@@ -15,20 +15,6 @@ interface Image {
   digest: string;
   mediaType: string;
   size: number;
-}
-
-function hasSkopeo(): boolean {
-  try {
-    execFileSync('skopeo', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    try {
-      execFileSync('apt-get', ['install', '-y', 'skopeo'], { stdio: 'ignore', timeout: 300_000 });
-      return true;
-    } catch {
-      return false;
-    }
-  }
 }
 
 function tarOf(dir: string): Buffer {
@@ -91,7 +77,7 @@ describe('image store over /v1/images', () => {
     expect(tempFiles(p.store)).toEqual([]);
   });
 
-  it.runIf(hasSkopeo())('imports an archive written by skopeo, naming bare tags with ?repository= (needs skopeo)', async () => {
+  it.runIf(have('skopeo'))('imports an archive written by skopeo, naming bare tags with ?repository= (needs skopeo)', async () => {
     const { dir, digest } = await layoutWith('src:latest');
     const archive = join(work, 'skopeo.tar');
     execFileSync('skopeo', ['copy', `oci:${dir}:src:latest`, `oci-archive:${archive}:v7`], { stdio: 'pipe' });

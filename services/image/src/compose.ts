@@ -1,25 +1,17 @@
 import { execFile } from 'node:child_process';
-import type { Stats } from 'node:fs';
-import { chmod, lstat, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { SkiffError } from '@skiff/contracts';
 import { unsafe } from './errors.js';
 import type { LayerInfo } from './layer-cache.js';
 import { MOUNT_POINTS } from './unpack.js';
+import { lstatOrNull } from './fs-util.js';
 
 const run = promisify(execFile);
 /** mount(2) takes at most a page of options. */
 const MAX_OPTIONS = 4000;
 
-async function lstatOrNull(path: string): Promise<Stats | null> {
-  try {
-    return await lstat(path);
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return null;
-    throw err;
-  }
-}
 
 type View = 'none' | 'dir' | 'symlink' | 'other';
 

@@ -4,17 +4,10 @@ import { chmod, copyFile, lchown, link, lstat, lutimes, mkdir, readdir, readlink
 import { basename, dirname, join } from 'node:path';
 import { toSkiffError } from './errors.js';
 import type { LayerInfo } from './layer-cache.js';
+import { lstatOrNull } from './fs-util.js';
 
 const CAN_CHOWN = process.getuid?.() === 0;
 
-async function lstatOrNull(path: string): Promise<Stats | null> {
-  try {
-    return await lstat(path);
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return null;
-    throw err;
-  }
-}
 
 /**
  * Copies cached layers (overlay format, bottom first) into one plain tree, with overlayfs's

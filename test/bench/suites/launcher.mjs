@@ -7,11 +7,13 @@
 // mount namespace with /sys/fs/cgroup/unified unmounted, and crun gets
 // --cgroup-manager=disabled (so crun alone creates no cgroup: it does less work than the rest).
 // See DEVELOPERS.md, "Launcher".
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_SETTINGS } from '@skiff/contracts';
+import { defaultSeccompProfile, runtimeSpec } from '@skiff/worker';
 import { alternate, report, summarize } from '../lib/stats.mjs';
 
 const here = fileURLToPath(import.meta.url);
@@ -30,50 +32,24 @@ function exec(cmd, args) {
   });
 }
 
-async function seccompProfile() {
-  // The worker's profile, compiled from its TypeScript source (no build step needed).
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'skiff-bench-ts-'));
-  execFileSync(path.join(REPO, 'node_modules/.bin/tsc'), ['--outDir', out, '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', path.join(REPO, 'services/worker/src/seccomp.ts')]);
-  fs.renameSync(path.join(out, 'seccomp.js'), path.join(out, 'seccomp.mjs'));
-  const { defaultSeccompProfile } = await import(path.join(out, 'seccomp.mjs'));
-  fs.rmSync(out, { recursive: true, force: true });
-  return defaultSeccompProfile();
-}
-
-function makeBundle(base, seccomp) {
+/** A busybox bundle whose config.json is exactly what the worker writes for a function. */
+function makeBundle(base) {
   const rootfs = path.join(base, 'rootfs');
   for (const d of ['bin', 'proc', 'dev', 'tmp', 'sys']) fs.mkdirSync(path.join(rootfs, d), { recursive: true });
   fs.copyFileSync('/bin/busybox', path.join(rootfs, 'bin/busybox'));
   fs.chmodSync(path.join(rootfs, 'bin/busybox'), 0o755);
   fs.symlinkSync('busybox', path.join(rootfs, 'bin/true'));
-  const hostId = 1_000_000 + 65536 * 900;
-  const config = {
-    ociVersion: '1.0.2',
-    process: {
-      terminal: false, user: { uid: 0, gid: 0 }, args: ['/bin/true'], env: ['PATH=/bin'], cwd: '/', noNewPrivileges: true,
-      capabilities: { bounding: [], effective: [], inheritable: [], permitted: [], ambient: [] },
-      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
-    },
-    root: { path: 'rootfs', readonly: true },
-    hostname: 'bench',
-    mounts: [
-      { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
-      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-      { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', 'size=65536k'] },
-      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['ro', 'nosuid', 'noexec', 'nodev'] },
-    ],
-    linux: {
-      namespaces: ['pid', 'network', 'mount', 'ipc', 'uts', 'cgroup', 'user'].map((type) => ({ type })),
-      uidMappings: [{ containerID: 0, hostID: hostId, size: 65536 }],
-      gidMappings: [{ containerID: 0, hostID: hostId, size: 65536 }],
-      maskedPaths: ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
-        '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap'],
-      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
-      resources: { memory: { limit: 128 << 20, swap: 128 << 20 }, cpu: { quota: 100000, period: 100000 }, pids: { limit: 128 } },
-      cgroupsPath: '/skiff-bench/true',
-      seccomp,
-    },
-  };
+  const image = { architecture: 'amd64', os: 'linux', config: { Env: ['PATH=/bin'], Cmd: ['/bin/true'] }, rootfs: { type: 'layers', diff_ids: [] } };
+  const config = runtimeSpec({
+    rootfs,
+    image,
+    fn: 'bench',
+    settings: { ...DEFAULT_SETTINGS, memoryMb: 128, maxProcesses: 128 },
+    env: [],
+    instanceId: 'true',
+    hostId: 1_000_000 + 65536 * 900,
+    seccomp: defaultSeccompProfile(),
+  });
   fs.writeFileSync(path.join(base, 'config.json'), JSON.stringify(config));
   return rootfs;
 }
@@ -81,7 +57,7 @@ function makeBundle(base, seccomp) {
 async function inner(runs) {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'skiff-bench-launcher-'));
   fs.chmodSync(base, 0o755);
-  const rootfs = makeBundle(base, await seccompProfile());
+  const rootfs = makeBundle(base);
   const state = { skiff: path.join(base, 'state-skiff'), runc: path.join(base, 'state-runc'), crun: path.join(base, 'state-crun') };
   let n = 0;
   const contenders = {

@@ -1,3 +1,4 @@
 export * from './ports.js';
 export * from './nats.js';
 export * from './platform.js';
+export * from './tools.js';

@@ -1,0 +1,6 @@
+import { spawnSync } from 'node:child_process';
+
+/** True when a command is on PATH (suites that need a tool no one here wrote skip without it). */
+export function have(tool: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
+}
