@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Platform, REPO } from '@skiff/testkit';
 
@@ -45,5 +46,37 @@ describe('worker nodes come and go', () => {
     const res = await p.api('POST', '/v1/functions/echo/invoke', 'x');
     expect(res.status).toBe(503);
     expect((await res.json()).code).toBe('SKIFF_NO_SCHEDULER');
+  });
+});
+
+describe('a call whose worker vanished before taking it', () => {
+  let p: Platform;
+
+  beforeAll(async () => {
+    p = await Platform.create();
+    await p.buildBase();
+    // Slow heartbeats keep a dead node in every table for seconds (3 missed × 3 s), so the
+    // gateway still places the next call on it, as it would in the moment after a crash.
+    const slow = { SKIFF_HEARTBEAT_MS: '3000' };
+    p.start('scheduler');
+    await p.startGateway();
+    p.start('worker', { SKIFF_NODE_ID: 'node-a', ...slow }, 'worker-node-a');
+    await p.waitForNodes(['node-a']);
+    const res = await p.deploy('echo', join(REPO, 'functions/echo'), ['/bin/sh', '/function/handler.sh']);
+    expect(res.status).toBe(201);
+    // node-a now has the image unpacked, so placement prefers it over a fresh node.
+    expect(await (await p.api('POST', '/v1/functions/echo/invoke', 'warm')).text()).toBe('warm');
+    p.start('worker', { SKIFF_NODE_ID: 'node-b', ...slow }, 'worker-node-b');
+    await p.waitForNodes(['node-a', 'node-b']);
+  });
+  afterAll(async () => p?.close());
+
+  it('is placed once more, on a live node, and answers', async () => {
+    await p.services.find((s) => s.name === 'worker-node-a')!.kill();
+    const res = await p.api('POST', '/v1/functions/echo/invoke', 'again');
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('again');
+    const log = readFileSync(join(p.dataDir, 'gateway.log'), 'utf8');
+    expect(log).toMatch(/"nodeId":"node-a".*placing it again/);
   });
 });

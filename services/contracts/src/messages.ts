@@ -226,7 +226,7 @@ export const nodeTableSchema = z.object({
   version: z.literal(PROTOCOL_VERSION),
   nodes: z.array(nodeEntrySchema),
 });
-export type NodeTable = z.infer<typeof nodeTableSchema>;
+export type NodeTableMessage = z.infer<typeof nodeTableSchema>;
 
 /** Checks a control message against its schema (defaults filled in) and serialises it. */
 export function encodeJson<S extends z.ZodType>(schema: S, value: z.input<S>): Uint8Array {

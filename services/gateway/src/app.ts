@@ -1,8 +1,9 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { CALL_ID_PATTERN, newCallId, type Logger } from '@skiff/contracts';
+import { CALL_ID_PATTERN, NodeDirectory, newCallId, type Logger } from '@skiff/contracts';
 import type { ImageStore } from '@skiff/image';
 import { authenticate } from './auth.js';
 import type { GatewayConfig } from './config.js';
+import { Invoker } from './invoker.js';
 import type { Messaging } from './messaging.js';
 import { loadApi, registerOperations } from './openapi.js';
 import { installProblemHandlers } from './problems.js';
@@ -38,6 +39,10 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
     },
   });
   installProblemHandlers(app, log);
+  // The gateway's own view of the worker nodes, for placing synchronous invocations itself.
+  const nodes = new NodeDirectory(messaging.nc, { missedHeartbeats: config.missedHeartbeats, log });
+  nodes.start();
+  app.addHook('onClose', async () => nodes.stop());
   const api = await loadApi();
   streamImageArchives(app, config.maxArchiveBytes);
   registerOperations(
@@ -46,7 +51,7 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
     {
       ...systemHandlers(api, messaging, registry),
       ...functionHandlers(registry, store, messaging, config.defaultTimeoutMs),
-      ...invokeHandlers(registry, messaging),
+      ...invokeHandlers(registry, new Invoker(messaging, nodes, log)),
       ...imageHandlers(store, registry, config),
     },
     (request) => {

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { missedHeartbeatsFrom } from '@skiff/contracts';
 
 export interface GatewayConfig {
   readonly host: string;
@@ -17,6 +18,8 @@ export interface GatewayConfig {
   readonly maxArchiveBytes: number;
   /** A /v2 blob upload untouched for this long is abandoned and its temporary file removed. */
   readonly uploadIdleMs: number;
+  /** A worker node that misses this many heartbeats is no longer given invocations. */
+  readonly missedHeartbeats: number;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -51,5 +54,6 @@ export function loadConfig(env: Env, cwd = process.cwd()): GatewayConfig {
     maxBlobBytes: int(env, 'SKIFF_MAX_BLOB_BYTES', 2 * 1024 ** 3, 1024, 1024 ** 4),
     maxArchiveBytes: int(env, 'SKIFF_MAX_ARCHIVE_BYTES', 8 * 1024 ** 3, 1024, 4 * 1024 ** 4),
     uploadIdleMs: int(env, 'SKIFF_UPLOAD_IDLE_MS', 15 * 60_000, 1000, 24 * 3_600_000),
+    missedHeartbeats: missedHeartbeatsFrom(env.SKIFF_MISSED_HEARTBEATS),
   });
 }

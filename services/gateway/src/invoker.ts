@@ -1,4 +1,4 @@
-import { RequestError, TimeoutError } from '@nats-io/transport-node';
+import { RequestError, TimeoutError, type Msg } from '@nats-io/transport-node';
 import {
   SUBJECTS,
   SkiffError,
@@ -6,35 +6,85 @@ import {
   encodeInvocation,
   remainingMs,
   type Invocation,
+  type Logger,
+  type NodeDirectory,
 } from '@skiff/contracts';
 import type { Messaging } from './messaging.js';
 
+export interface InvokeResult {
+  body: Uint8Array;
+  contentType: string | undefined;
+}
+
+const isNoResponders = (err: unknown) => err instanceof RequestError && err.isNoResponders();
+
 /**
- * Sends one invocation to the schedulers and waits for the result, which the worker sends
- * straight to this request's inbox. The only timeout is what is left of the deadline.
+ * Sends synchronous invocations. The gateway places them itself, with the same placement as
+ * the schedulers over its own copy of the node table, and sends each straight to the chosen
+ * worker, which answers to this request's inbox: one NATS round trip. Until the gateway has
+ * heard from any worker it hands the invocation to the schedulers instead. The only timeout
+ * is what is left of the deadline.
  */
-export async function invoke(messaging: Messaging, inv: Invocation, body: Uint8Array): Promise<{ body: Uint8Array; contentType: string | undefined }> {
-  if (!messaging.connected) throw new SkiffError('SKIFF_NATS_UNAVAILABLE', 'the gateway is not connected to NATS; try again shortly');
-  const timeout = remainingMs(inv.deadline);
-  if (timeout === 0) throw new SkiffError('SKIFF_DEADLINE_EXCEEDED', 'the deadline passed before the invocation was sent');
-  let reply;
-  try {
-    reply = await messaging.nc.request(SUBJECTS.invoke, body, { timeout, headers: encodeInvocation(inv) });
-  } catch (err) {
-    throw requestFailure(err, inv);
+export class Invoker {
+  constructor(
+    private readonly messaging: Messaging,
+    private readonly nodes: NodeDirectory,
+    private readonly log: Logger,
+  ) {}
+
+  async invoke(inv: Invocation, body: Uint8Array): Promise<InvokeResult> {
+    if (!this.messaging.connected) throw new SkiffError('SKIFF_NATS_UNAVAILABLE', 'the gateway is not connected to NATS; try again shortly');
+    const target = { fn: inv.fn, fnVersion: inv.fnVersion, image: inv.image };
+    const headers = encodeInvocation(inv);
+    const node = this.nodes.pick(target);
+    if (!node) return this.decode(inv, await this.send(SUBJECTS.invoke, inv, body, headers, 'SKIFF_NO_SCHEDULER'));
+    this.nodes.placed(node.nodeId, target);
+    try {
+      return this.decode(inv, await this.send(SUBJECTS.nodeInvoke(node.nodeId), inv, body, headers));
+    } catch (err) {
+      if (!isNoResponders(err)) throw requestFailure(err, inv);
+      // Nothing listens on the node's subject: it stopped or died before it took this call,
+      // so the call never started and placing it once more cannot run it twice.
+      this.nodes.forget(node.nodeId, 'nothing listens on its subject');
+      this.log.info({ callId: inv.callId, fn: inv.fn, nodeId: node.nodeId }, 'worker gone before the call started; placing it again');
+      const next = this.nodes.pick(target);
+      if (next) this.nodes.placed(next.nodeId, target);
+      const subject = next ? SUBJECTS.nodeInvoke(next.nodeId) : SUBJECTS.invoke;
+      return this.decode(inv, await this.send(subject, inv, body, headers, next ? 'SKIFF_NO_WORKER' : 'SKIFF_NO_SCHEDULER'));
+    }
   }
-  const result = decodeResult(reply.headers, reply.data);
-  if (result.callId !== inv.callId) {
-    throw new SkiffError('SKIFF_BAD_MESSAGE', `result for call ${result.callId} arrived for call ${inv.callId}`);
+
+  /** One request; with `noResponders` set, that case becomes this error instead of being thrown raw. */
+  private async send(subject: string, inv: Invocation, body: Uint8Array, headers: ReturnType<typeof encodeInvocation>, noResponders?: 'SKIFF_NO_SCHEDULER' | 'SKIFF_NO_WORKER'): Promise<Msg> {
+    const timeout = remainingMs(inv.deadline);
+    if (timeout === 0) throw new SkiffError('SKIFF_DEADLINE_EXCEEDED', 'the deadline passed before the invocation was sent');
+    try {
+      return await this.messaging.nc.request(subject, body, { timeout, headers });
+    } catch (err) {
+      if (noResponders && isNoResponders(err)) throw noRespondersError(noResponders, err);
+      if (noResponders) throw requestFailure(err, inv);
+      throw err;
+    }
   }
-  if (!result.ok) throw result.error;
-  return { body: result.body, contentType: result.contentType };
+
+  private decode(inv: Invocation, reply: Msg): InvokeResult {
+    const result = decodeResult(reply.headers, reply.data);
+    if (result.callId !== inv.callId) {
+      throw new SkiffError('SKIFF_BAD_MESSAGE', `result for call ${result.callId} arrived for call ${inv.callId}`);
+    }
+    if (!result.ok) throw result.error;
+    return { body: result.body, contentType: result.contentType };
+  }
+}
+
+function noRespondersError(code: 'SKIFF_NO_SCHEDULER' | 'SKIFF_NO_WORKER', cause: unknown): SkiffError {
+  return code === 'SKIFF_NO_SCHEDULER'
+    ? new SkiffError(code, 'no scheduler is listening for invocations', { cause })
+    : new SkiffError(code, 'no worker node is available to run the function', { cause });
 }
 
 function requestFailure(err: unknown, inv: Invocation): SkiffError {
-  if (err instanceof RequestError && err.isNoResponders()) {
-    return new SkiffError('SKIFF_NO_SCHEDULER', 'no scheduler is listening for invocations', { cause: err });
-  }
+  if (err instanceof SkiffError) return err;
   if (err instanceof TimeoutError || (err instanceof RequestError && err.cause instanceof TimeoutError)) {
     return new SkiffError('SKIFF_DEADLINE_EXCEEDED', `function "${inv.fn}" did not answer before its deadline`, { cause: err });
   }

@@ -1,3 +1,2 @@
 export { Scheduler } from './scheduler.js';
 export { loadConfig, type SchedulerConfig } from './config.js';
-export * from './placement.js';

@@ -1,6 +1,5 @@
 import { SETTING_NAMES, type Invocation, type RunSettings } from '@skiff/contracts';
-import { invoke } from '../invoker.js';
-import type { Messaging } from '../messaging.js';
+import type { Invoker } from '../invoker.js';
 import type { Handlers } from '../openapi.js';
 import type { Registry } from '../registry.js';
 import { InputSchemas } from '../schemas.js';
@@ -15,7 +14,7 @@ const printable = (v: string | undefined) => (v && v.length <= 256 && /^[\x20-\x
 const pick = (fn: RunSettings): RunSettings => Object.fromEntries(SETTING_NAMES.map((k) => [k, fn[k]])) as RunSettings;
 
 /** The synchronous invoke path: registry lookup, one NATS request, the function's bytes back. */
-export function invokeHandlers(registry: Registry, messaging: Messaging): Handlers {
+export function invokeHandlers(registry: Registry, invoker: Invoker): Handlers {
   const schemas = new InputSchemas();
   return {
     invokeFunction: async ({ request, reply, params }) => {
@@ -34,7 +33,7 @@ export function invokeHandlers(registry: Registry, messaging: Messaging): Handle
       };
       const body = Buffer.isBuffer(request.body) ? request.body : EMPTY;
       schemas.check(fn, inv.contentType, body);
-      const { body: out, contentType } = await invoke(messaging, inv, body);
+      const { body: out, contentType } = await invoker.invoke(inv, body);
       return reply
         .header('skiff-call-id', inv.callId)
         .type(contentType ?? 'application/octet-stream')

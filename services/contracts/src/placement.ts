@@ -1,8 +1,8 @@
 /**
  * The node table and placement as pure functions over a snapshot: no clocks, no I/O, so every
- * rule is unit-tested directly. The Scheduler class holds the table and does the messaging.
+ * rule is unit-tested directly. NodeDirectory holds a table and does the messaging.
  */
-import type { Heartbeat, NodeEntry } from '@skiff/contracts';
+import type { Heartbeat, NodeEntry } from './messages.js';
 
 export interface NodeState {
   nodeId: string;

@@ -1,0 +1,117 @@
+import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
+import type { Logger } from './logger.js';
+import { decodeJson, heartbeatSchema, leaveSchema } from './messages.js';
+import { pickNode, withHeartbeat, withPlaced, withoutExpired, withoutNode, type NodeState, type NodeTable, type PlacementTarget } from './placement.js';
+import { SUBJECTS } from './subjects.js';
+
+const SWEEP_MS = 250;
+
+/** A node is dropped after this many of its promised heartbeats are missed, unless configured. */
+export const DEFAULT_MISSED_HEARTBEATS = 3;
+
+/** SKIFF_MISSED_HEARTBEATS, checked the same way by every service that places invocations. */
+export function missedHeartbeatsFrom(raw: string | undefined): number {
+  if (raw === undefined || raw === '') return DEFAULT_MISSED_HEARTBEATS;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 100) throw new Error(`SKIFF_MISSED_HEARTBEATS must be an integer from 1 to 100, got "${raw}"`);
+  return n;
+}
+
+export interface NodeDirectoryOptions {
+  missedHeartbeats: number;
+  log: Logger;
+  /** Log joins, leaves and expiries at info (the scheduler) rather than debug (the gateways). */
+  announce?: boolean;
+}
+
+/**
+ * The live node table as one process sees it, kept from worker heartbeats and leave messages,
+ * with placement over it. Every process that places invocations (schedulers, gateways) keeps
+ * its own; in-flight counts are local estimates until the node's next heartbeat.
+ */
+export class NodeDirectory {
+  private table: NodeTable = new Map();
+  private readonly subs: Subscription[] = [];
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly opts: NodeDirectoryOptions,
+  ) {}
+
+  start(): void {
+    this.follow(SUBJECTS.heartbeat, (m) => this.onHeartbeat(m));
+    this.follow(SUBJECTS.leave, (m) => this.onLeave(m));
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  /** Live nodes now. */
+  nodes(now = Date.now()): NodeTable {
+    this.table = withoutExpired(this.table, now, this.opts.missedHeartbeats);
+    return this.table;
+  }
+
+  /** The best node for the target (see pickNode), or none when no live node has slots. */
+  pick(target: PlacementTarget, now = Date.now()): NodeState | undefined {
+    return pickNode(this.table, now, this.opts.missedHeartbeats, target);
+  }
+
+  /** Counts an invocation sent to the node until its next heartbeat says how busy it is. */
+  placed(nodeId: string, target: PlacementTarget): void {
+    this.table = withPlaced(this.table, nodeId, target);
+  }
+
+  /** Drops a node known to be gone (nothing listens on its subject); a heartbeat brings it back. */
+  forget(nodeId: string, why: string): void {
+    if (!this.table.has(nodeId)) return;
+    this.table = withoutNode(this.table, nodeId);
+    this.say({ nodeId, why }, 'node dropped');
+  }
+
+  stop(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    for (const s of this.subs) s.unsubscribe();
+  }
+
+  private follow(subject: string, handle: (m: Msg) => void): void {
+    const log = this.opts.log;
+    this.subs.push(
+      this.nc.subscribe(subject, {
+        callback: (err, m) => {
+          if (err) return log.warn({ err, subject }, 'subscription failed');
+          try {
+            handle(m);
+          } catch (e) {
+            log.warn({ err: e, subject }, 'message rejected');
+          }
+        },
+      }),
+    );
+  }
+
+  private say(fields: object, msg: string): void {
+    if (this.opts.announce) this.opts.log.info(fields, msg);
+    else this.opts.log.debug(fields, msg);
+  }
+
+  private sweep(): void {
+    const live = withoutExpired(this.table, Date.now(), this.opts.missedHeartbeats);
+    if (live.size === this.table.size) return;
+    for (const id of this.table.keys()) if (!live.has(id)) this.say({ nodeId: id }, 'node missed its heartbeats; removed');
+    this.table = live;
+  }
+
+  private onHeartbeat(m: Msg): void {
+    const hb = decodeJson(heartbeatSchema, m.data, 'heartbeat');
+    if (!this.table.has(hb.nodeId)) this.say({ nodeId: hb.nodeId, slots: hb.slots }, 'node joined');
+    this.table = withHeartbeat(this.table, hb, Date.now());
+  }
+
+  private onLeave(m: Msg): void {
+    const leave = decodeJson(leaveSchema, m.data, 'leave');
+    if (!this.table.has(leave.nodeId)) return;
+    this.table = withoutNode(this.table, leave.nodeId);
+    this.say({ nodeId: leave.nodeId }, 'node left');
+  }
+}
