@@ -242,6 +242,31 @@ describe('skiff-launch run', () => {
     expect(fs.existsSync('/run/skiff-launch/orphan')).toBe(false);
   });
 
+  it('with --wait-fd, reads the bundle only after a byte arrives, and starts nothing at end of file', async () => {
+    const start = (id: string) => {
+      // The bundle does not exist yet: a launcher started ahead must not read it before the go.
+      const bundle = path.join(base, `later-${id}`);
+      const child = spawn(launcher, ['run', '--wait-fd', '3', '--bundle', bundle, id], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      const exited = once(child, 'exit');
+      return { bundle, child, go: child.stdio[3] as NodeJS.WritableStream, result: async () => ({ code: (await exited)[0], out }) };
+    };
+    const used = start('wait-go');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(used.child.exitCode).toBeNull();
+    fs.mkdirSync(used.bundle);
+    fs.writeFileSync(path.join(used.bundle, 'config.json'), JSON.stringify(baseConfig(['sh', '-c', 'echo started; cat'])));
+    used.go.end('g');
+    used.child.stdin!.end('body');
+    expect(await used.result()).toEqual({ code: 0, out: 'started\nbody' });
+
+    const unused = start('wait-eof');
+    unused.go.end();
+    expect(await unused.result()).toEqual({ code: 0, out: '' });
+    expect(fs.existsSync(unused.bundle)).toBe(false);
+  });
+
   it('exits 127 when args[0] is not found and 126 when it cannot be executed', () => {
     const missing = run(['no-such-binary']);
     expect(missing.status).toBe(127);

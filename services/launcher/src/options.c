@@ -10,8 +10,9 @@
 
 const char cli_usage[] =
 	"usage: skiff-launch [--root DIR] COMMAND ...\n"
-	"  run [--bundle DIR] [--pid-file FILE] [--preserve-fds N] ID   create, start and wait\n"
-	"  create [--bundle DIR] [--pid-file FILE] [--preserve-fds N] ID\n"
+	"  run [--bundle DIR] [--pid-file FILE] [--preserve-fds N] [--wait-fd N] ID\n"
+	"                           create, start and wait for the container\n"
+	"  create [--bundle DIR] [--pid-file FILE] [--preserve-fds N] [--wait-fd N] ID\n"
 	"  start ID\n"
 	"  state ID                 print the state as JSON\n"
 	"  kill [--all] ID [SIGNAL] default SIGTERM; a name (KILL, SIGKILL) or a number\n"
@@ -40,6 +41,7 @@ static const struct flag run_flags[] = {
 	{ "bundle", 'b', FLAG_STRING, offsetof(struct cli, bundle) },
 	{ "preserve-fds", 0, FLAG_UINT, offsetof(struct cli, preserve_fds) },
 	{ "pid-file", 0, FLAG_STRING, offsetof(struct cli, pid_file) },
+	{ "wait-fd", 0, FLAG_UINT, offsetof(struct cli, wait_fd) },
 	{ NULL, 0, 0, 0 },
 };
 
@@ -197,6 +199,8 @@ int cli_parse(int argc, char *const argv[], struct cli *cli, struct launch_error
 		return err_msg(err, cli->command, NULL, cmd->max_args == 1
 			       ? "expected exactly one container ID, got %d arguments"
 			       : "expected a container ID and an optional signal, got %d arguments", argc - i);
+	if (cli->wait_fd && cli->wait_fd < 3 + cli->preserve_fds)
+		return err_msg(err, cli->command, NULL, "--wait-fd must be 3 or more and not among the --preserve-fds");
 	cli->id = argv[i];
 	if (!cli_valid_id(cli->id))
 		return err_msg(err, cli->command, NULL, "invalid container ID \"%s\"", cli->id);

@@ -16,6 +16,7 @@ struct cli {
 	const char *bundle;
 	const char *pid_file;
 	unsigned preserve_fds;
+	unsigned wait_fd;        /* run/create: wait for a byte on this fd first; 0 = no wait */
 	const char *id;          /* NULL for spec/features */
 	const char *signal;      /* kill: the signal argument, NULL for the default */
 	bool force;              /* delete --force */

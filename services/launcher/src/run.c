@@ -452,10 +452,39 @@ static int spawn(struct launch *l, struct launch_error *err)
 	return rc;
 }
 
+/*
+ * --wait-fd: a launcher started ahead of need blocks here, before it reads the bundle, until
+ * one byte arrives, so starting this process costs the caller nothing when the container is
+ * wanted. End of file means it is not wanted: *go stays false and nothing is created.
+ */
+static int await_go(unsigned fd, bool *go, struct launch_error *err)
+{
+	char b;
+	ssize_t n;
+
+	do
+		n = read((int)fd, &b, 1);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return err_sys(err, "wait-fd", NULL);
+	close((int)fd);
+	*go = n == 1;
+	return 0;
+}
+
 static int launch(const struct cli *cli, bool create, struct launch_error *err)
 {
 	struct launch l;
 	int rc = -1;
+
+	if (cli->wait_fd) {
+		bool go = false;
+
+		if (await_go(cli->wait_fd, &go, err) < 0)
+			return -1;
+		if (!go)
+			return 0;
+	}
 
 	memset(&l, 0, sizeof(l));
 	l.cli = cli;

@@ -18,7 +18,10 @@ static void run_flags(const void *arg)
 	CHECK_STR(cli.bundle, "/b");
 	CHECK_STR(cli.pid_file, "/p");
 	CHECK(cli.preserve_fds == 2);
+	CHECK(cli.wait_fd == 0);
 	CHECK_STR(cli.id, "fn-1");
+	CHECK(PARSE(&cli, &err, "run", "--preserve-fds", "1", "--wait-fd", "4", "fn-2") == 0);
+	CHECK(cli.wait_fd == 4);
 }
 
 static void flag_spellings(const void *arg)
@@ -62,6 +65,8 @@ static const struct bad bad_cases[] = {
 	BAD("run: --preserve-fds: must be an integer from 0 to 1048576", "run", "--preserve-fds", "x", "id"),
 	BAD("run: --preserve-fds: must be an integer from 0 to 1048576", "run", "--preserve-fds=-1", "id"),
 	BAD("run: invalid container ID \"../x\"", "run", "../x"),
+	BAD("run: --wait-fd must be 3 or more and not among the --preserve-fds", "run", "--wait-fd", "2", "id"),
+	BAD("create: --wait-fd must be 3 or more and not among the --preserve-fds", "create", "--preserve-fds", "2", "--wait-fd", "4", "id"),
 	BAD("usage: --version takes no value", "--version=1"),
 };
 

@@ -23,6 +23,7 @@ import { ImageCache, type PreparedImage } from './images.js';
 import { StreamInstance } from './pool/instance.js';
 import type { InvokeReply } from './stream/index.js';
 import { FunctionPool } from './pool/pool.js';
+import { LauncherPool, canPrestart } from './prestart.js';
 import { runExec } from './runner.js';
 import { defaultSeccompProfile } from './seccomp.js';
 import { Slots } from './slots.js';
@@ -30,6 +31,8 @@ import { UidRanges } from './uids.js';
 
 const REAP_INTERVAL_MS = 1000;
 const STOP_GRACE_MS = 2000;
+/** Launchers kept started ahead for exec invocations: enough for a small burst, each a waiting process. */
+const PRESTARTED_LAUNCHERS = 2;
 /**
  * After work finishes, the node's load is reported within this long (not only at the next
  * heartbeat), so the schedulers' estimates of free slots and warm instances stay close.
@@ -57,6 +60,8 @@ export class WorkerAgent {
   private readonly pools = new Map<string, FunctionPool>();
   /** Digests this node has unpacked, for placement. */
   private readonly unpacked = new Set<string>();
+  /** Launchers waiting for exec invocations (skiff-launch only). */
+  private readonly launchers: LauncherPool | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -67,6 +72,7 @@ export class WorkerAgent {
     this.images = new ImageCache(store, join(config.workDir, 'images'), log);
     this.slots = new Slots(config.slots, config.maxQueued);
     this.uids = new UidRanges(join(config.workDir, 'uids.json'), config.uidBase);
+    if (canPrestart(config.runtime)) this.launchers = new LauncherPool(config.runtime, join(config.workDir, 'bundles'), PRESTARTED_LAUNCHERS);
   }
 
   /** Invocations taken by this node: running or waiting. */
@@ -77,6 +83,7 @@ export class WorkerAgent {
   start(): void {
     this.serve(this.nc.subscribe(SUBJECTS.nodeInvoke(this.config.nodeId)), (m) => this.track(this.handle(m)));
     this.serve(this.nc.subscribe(SUBJECTS.fnChanged), (m) => this.onFnChanged(m));
+    this.launchers?.fill();
     this.heartbeat();
     this.beat = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
     this.reaper = setInterval(() => this.reap(), REAP_INTERVAL_MS);
@@ -162,11 +169,20 @@ export class WorkerAgent {
     const image = await this.prepare(inv.image).catch((err: unknown) => (release(), Promise.reject(err)));
     try {
       // Instance ids are the worker's own: call ids come from clients and may repeat.
-      const instanceId = randomBytes(8).toString('hex');
+      const prestarted = this.launchers?.take();
+      const instanceId = prestarted?.instanceId ?? randomBytes(8).toString('hex');
+      let spec: object;
+      try {
+        spec = this.spec(image, inv, instanceId, invocationEnv(inv));
+      } catch (err) {
+        prestarted?.cancel();
+        throw err;
+      }
       const { stdout } = await runExec({
         runtime: this.config.runtime,
         bundleDir: join(this.config.workDir, 'bundles', instanceId),
-        spec: this.spec(image, inv, instanceId, invocationEnv(inv)),
+        prestarted,
+        spec,
         invocation: inv,
         body,
         maxOutputBytes: this.config.maxOutputBytes,
@@ -175,6 +191,7 @@ export class WorkerAgent {
     } finally {
       image.release();
       release();
+      this.launchers?.refill();
     }
   }
 
@@ -267,6 +284,7 @@ export class WorkerAgent {
     for (const s of this.subs) await s.drain();
     await Promise.all(this.loops);
     await Promise.allSettled([...this.running]);
+    this.launchers?.close();
     await Promise.allSettled([...this.pools.values()].map((p) => p.drain()));
     this.pools.clear();
     await this.images.close();

@@ -2,6 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { SkiffError, remainingMs, type Invocation } from '@skiff/contracts';
+import { containerIdOf, type ReadyLauncher } from './prestart.js';
 import { Tail } from './tail.js';
 
 /** Launcher exit status for "the runtime itself failed" (runc and crun use it too). */
@@ -10,7 +11,10 @@ const STDERR_TAIL_BYTES = 2048;
 
 export interface ExecRequest {
   runtime: string;
+  /** bundles/<instanceId>; the container is skiff-<instanceId>. */
   bundleDir: string;
+  /** A launcher already started for this bundle, waiting to go; otherwise one is started. */
+  prestarted?: ReadyLauncher | undefined;
   spec: object;
   invocation: Invocation;
   body: Uint8Array;
@@ -30,10 +34,11 @@ export interface ExecOutcome {
  */
 export async function runExec(req: ExecRequest): Promise<ExecOutcome> {
   const { invocation: inv } = req;
-  const containerId = `skiff-${basename(req.bundleDir)}`;
+  const containerId = containerIdOf(basename(req.bundleDir));
   let killed = false;
-  await mkdir(req.bundleDir, { recursive: true, mode: 0o700 });
+  let started = false;
   try {
+    await mkdir(req.bundleDir, { recursive: true, mode: 0o700 });
     await writeFile(join(req.bundleDir, 'config.json'), JSON.stringify(req.spec));
     return await runContainer(req);
   } catch (err) {
@@ -41,12 +46,16 @@ export async function runExec(req: ExecRequest): Promise<ExecOutcome> {
     if (err instanceof SkiffError && killed) await forceDelete(req.runtime, containerId);
     throw err;
   } finally {
-    await rm(req.bundleDir, { recursive: true, force: true });
+    if (!started) req.prestarted?.cancel();
+    // The bundle holds only config.json; removing it need not delay the answer.
+    void rm(req.bundleDir, { recursive: true, force: true }).catch(() => undefined);
   }
 
   function runContainer(r: ExecRequest): Promise<ExecOutcome> {
     return new Promise((resolve, reject) => {
-      const child = spawn(r.runtime, ['run', '--bundle', r.bundleDir, containerId], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = r.prestarted ? r.prestarted.child : spawn(r.runtime, ['run', '--bundle', r.bundleDir, containerId], { stdio: ['pipe', 'pipe', 'pipe'] });
+      r.prestarted?.go();
+      started = true;
       const out: Buffer[] = [];
       let outBytes = 0;
       const stderr = new Tail(STDERR_TAIL_BYTES);
