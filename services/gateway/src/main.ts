@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogger } from '@skiff/contracts';
 import { ImageStore } from '@skiff/image';
+import { startTelemetry } from '@skiff/telemetry';
 import { build } from './app.js';
 import { ensureAdminKey } from './auth.js';
 import { loadConfig } from './config.js';
@@ -12,6 +13,7 @@ import { Registry } from './registry.js';
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const log = createLogger('gateway', config.logLevel);
+  const telemetry = await startTelemetry({ service: 'gateway' });
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const registry = new Registry(join(config.dataDir, 'registry.db'));
   const tokenFile = ensureAdminKey(registry, config.dataDir, config.adminToken);
@@ -26,7 +28,10 @@ async function main(): Promise<void> {
   const address = await app.listen({ host: config.host, port: config.port });
   log.info({ address }, 'gateway listening');
   const stop = () => {
-    app.close().then(() => process.exit(0), (err) => (log.error({ err }, 'shutdown failed'), process.exit(1)));
+    app
+      .close()
+      .then(() => telemetry.shutdown())
+      .then(() => process.exit(0), (err) => (log.error({ err }, 'shutdown failed'), process.exit(1)));
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 import { connect } from '@nats-io/transport-node';
 import { createLogger } from '@skiff/contracts';
+import { startTelemetry } from '@skiff/telemetry';
 import { loadConfig } from './config.js';
 import { Scheduler } from './scheduler.js';
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const log = createLogger('scheduler', config.logLevel);
+  const telemetry = await startTelemetry({ service: 'scheduler' });
   const nc = await connect({ servers: config.natsUrl, name: 'skiff-scheduler', maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true, waitOnFirstConnect: true });
   const scheduler = new Scheduler(nc, config, log);
   scheduler.start();
@@ -14,6 +16,7 @@ async function main(): Promise<void> {
   const stop = async () => {
     await scheduler.stop();
     await nc.drain();
+    await telemetry.shutdown();
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop());

@@ -15,6 +15,7 @@ import {
   unpackLayers,
 } from '@skiff/image';
 import type { Logger } from '@skiff/contracts';
+import { ImageMetrics } from './image-metrics.js';
 
 export interface PreparedImage {
   digest: string;
@@ -30,6 +31,8 @@ export interface ImageCacheOptions {
   /** 'overlay' (layer cache + one read-only overlay mount per image), 'flat' (a plain tree per image), or 'auto'. */
   mode?: 'auto' | 'overlay' | 'flat';
   onEvent?: (digest: string, e: LayerEvent) => void;
+  /** Where preparation timings and layer counts are recorded; default: the process's MeterProvider. */
+  metrics?: ImageMetrics;
 }
 
 /** What image.json beside each rootfs records. */
@@ -56,7 +59,8 @@ export class ImageCache {
   private readonly leases = new Map<string, number>();
   private readonly lastUsed = new Map<string, number>();
   private readonly layers: LayerCache;
-  private readonly opts: Required<Omit<ImageCacheOptions, 'onEvent'>> & Pick<ImageCacheOptions, 'onEvent'>;
+  private readonly opts: Required<Omit<ImageCacheOptions, 'onEvent' | 'metrics'>> & Pick<ImageCacheOptions, 'onEvent'>;
+  private readonly metrics: ImageMetrics;
   private modeP: Promise<'overlay' | 'flat'> | undefined;
 
   constructor(
@@ -67,6 +71,7 @@ export class ImageCache {
   ) {
     this.layers = new LayerCache(join(dir, 'layers'));
     this.opts = { maxBytes: opts.maxBytes ?? 10 * 1024 ** 3, minIdleMs: opts.minIdleMs ?? 60_000, mode: opts.mode ?? 'auto', onEvent: opts.onEvent };
+    this.metrics = opts.metrics ?? new ImageMetrics();
   }
 
   /** The image's rootfs, unpacking and mounting it on first use. Concurrent calls share one preparation. */
@@ -117,6 +122,8 @@ export class ImageCache {
   }
 
   private async load(digest: string): Promise<PreparedImage> {
+    const loadStarted = performance.now();
+    const seconds = (): number => (performance.now() - loadStarted) / 1000;
     const image = await this.store.image(digest);
     const base = this.imageDir(digest);
     const rootfs = join(base, 'rootfs');
@@ -124,6 +131,7 @@ export class ImageCache {
     const record = await this.record(digest);
     if (record && (record.mode === 'flat' || (await isMountPoint(rootfs)))) {
       await this.touchRecord(digest);
+      this.metrics.prepared(record.mode, true, seconds());
       return { digest, rootfs, config: image.config };
     }
     const started = performance.now();
@@ -131,10 +139,20 @@ export class ImageCache {
       // Unprivileged: no overlay-format layers possible, so unpack the image directly.
       const res = await unpackImage(this.store, digest, rootfs);
       await this.writeRecord(digest, { digest, mode: 'flat', layers: [] });
+      // No bytes read: the tree was already there (an earlier unpack ended before its record).
+      const fresh = res.bytes > 0;
+      if (fresh) this.metrics.imageUnpacked(res.layers, image.manifest.layers.reduce((n, l) => n + l.size, 0), res.bytes);
+      this.metrics.prepared('flat', !fresh, seconds());
       this.log.info({ image: digest, mode, layers: res.layers, bytes: res.bytes, ms: Math.round(res.ms) }, 'image unpacked');
       return { digest, rootfs, config: image.config };
     }
-    const layered = await unpackLayers(this.store, digest, this.layers, { onEvent: (e) => this.opts.onEvent?.(digest, e) });
+    const recordLayer = this.metrics.layerListener();
+    const layered = await unpackLayers(this.store, digest, this.layers, {
+      onEvent: (e) => {
+        recordLayer(e);
+        this.opts.onEvent?.(digest, e);
+      },
+    });
     const top = await ensureMountPointsLayer(this.layers.root);
     const dirs = [...layered.layers.map((l) => l.dir), top];
     const layers = layered.layers.map((l) => l.diffId);
@@ -152,6 +170,7 @@ export class ImageCache {
       await flattenLayers([...layered.layers, { ...layered.layers[0]!, dir: top, whiteouts: [], opaques: [], implicitDirs: [] }], rootfs);
     }
     await this.writeRecord(digest, { digest, mode: used, layers });
+    this.metrics.prepared(used, layered.unpacked === 0, seconds());
     this.log.info(
       { image: digest, mode: used, layers: layers.length, unpackedLayers: layered.unpacked, unpackMs: Math.round(layered.ms), ms: Math.round(performance.now() - started) },
       'image ready',

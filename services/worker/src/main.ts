@@ -3,12 +3,15 @@ import { accessSync, constants } from 'node:fs';
 import { connect } from '@nats-io/transport-node';
 import { createLogger } from '@skiff/contracts';
 import { ImageStore } from '@skiff/image';
+import { startTelemetry } from '@skiff/telemetry';
 import { WorkerAgent } from './agent.js';
 import { loadConfig } from './config.js';
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const log = createLogger('worker', config.logLevel).child({ nodeId: config.nodeId });
+  // Before the agent: its meters come from the provider registered here.
+  const telemetry = await startTelemetry({ service: 'worker', attributes: { 'service.instance.id': config.nodeId } });
   try {
     accessSync(config.runtime, constants.X_OK);
   } catch {
@@ -22,6 +25,7 @@ async function main(): Promise<void> {
   const stop = async () => {
     await agent.stop();
     await nc.drain();
+    await telemetry.shutdown();
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop());
