@@ -3,7 +3,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as loadYaml } from 'yaml';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Platform, REPO } from '@skiff/testkit';
+import { connect } from '@nats-io/transport-node';
+import { SUBJECTS, type Heartbeat } from '@skiff/contracts';
+import { Platform, REPO, waitUntil } from '@skiff/testkit';
 
 const COUNTER = join(REPO, 'test/fixtures/functions/counter');
 
@@ -129,6 +131,24 @@ describe('warm instances', () => {
     const first = await call('keeper');
     await sleep(2500);
     expect((await call('keeper')).body.instance).toBe(first.body.instance);
+  });
+
+  it('starts minInstances when the version is deployed, before any invocation', async () => {
+    const nc = await connect({ servers: p.nats.url });
+    try {
+      let seen = false;
+      nc.subscribe(SUBJECTS.heartbeat, {
+        callback: (_err, m) => {
+          const hb = m.json<Heartbeat>();
+          if (hb.warm.some((w) => w.fn === 'early' && w.idle >= 1)) seen = true;
+        },
+      });
+      expect((await p.deployNode('early', COUNTER, { minInstances: 1 })).status).toBe(201);
+      await waitUntil(async () => seen, 'a heartbeat reporting an idle instance of "early"', 30_000);
+      expect((await call('early')).body.count).toBe(1);
+    } finally {
+      await nc.close();
+    }
   });
 
   it('moves to new instances when a new version is deployed', async () => {

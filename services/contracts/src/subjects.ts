@@ -10,8 +10,10 @@ export const SUBJECTS = {
   fnChanged: 'skiff.fn.changed',
   /** anyone → one scheduler: the current node table. */
   nodesList: 'skiff.nodes.list',
-  /** scheduler → one worker: an invocation placed on that node. */
+  /** gateway or scheduler → one worker: an invocation placed on that node. */
   nodeInvoke: (nodeId: string) => `skiff.node.${nodeId}.invoke`,
+  /** gateway → one worker: start a stream function version's minInstances there (invocation headers, no body). */
+  nodeWarm: (nodeId: string) => `skiff.node.${nodeId}.warm`,
 } as const;
 
 export const QUEUE_GROUPS = {

@@ -4,6 +4,7 @@ import type { ImageStore } from '@skiff/image';
 import { authenticate } from './auth.js';
 import type { GatewayConfig } from './config.js';
 import { Invoker } from './invoker.js';
+import { Prewarmer } from './prewarm.js';
 import type { Messaging } from './messaging.js';
 import { loadApi, registerOperations } from './openapi.js';
 import { installProblemHandlers } from './problems.js';
@@ -50,7 +51,7 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
     api,
     {
       ...systemHandlers(api, messaging, registry),
-      ...functionHandlers(registry, store, messaging, config.defaultTimeoutMs),
+      ...functionHandlers(registry, store, messaging, new Prewarmer(messaging, nodes, log), config.defaultTimeoutMs),
       ...invokeHandlers(registry, new Invoker(messaging, nodes, log)),
       ...imageHandlers(store, registry, config),
     },

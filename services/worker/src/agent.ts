@@ -82,6 +82,7 @@ export class WorkerAgent {
 
   start(): void {
     this.serve(this.nc.subscribe(SUBJECTS.nodeInvoke(this.config.nodeId)), (m) => this.track(this.handle(m)));
+    this.serve(this.nc.subscribe(SUBJECTS.nodeWarm(this.config.nodeId)), (m) => this.onWarm(m));
     this.serve(this.nc.subscribe(SUBJECTS.fnChanged), (m) => this.onFnChanged(m));
     this.launchers?.fill();
     this.heartbeat();
@@ -263,6 +264,18 @@ export class WorkerAgent {
       this.drainPools(change.fn, (p) => change.fnVersion === null || p.version !== change.fnVersion);
     } catch (err) {
       this.log.warn({ err }, 'function change rejected');
+    }
+  }
+
+  /** Starts a stream function version's minimum of instances before any invocation needs them. */
+  private onWarm(m: Msg): void {
+    try {
+      const inv = decodeInvocation(m.headers);
+      if (inv.mode !== 'stream' || inv.settings.minInstances === 0 || this.stopping) return;
+      this.log.info({ fn: inv.fn, version: inv.fnVersion, minInstances: inv.settings.minInstances }, 'starting the minimum of warm instances');
+      this.pool(inv).scale();
+    } catch (err) {
+      this.log.warn({ err }, 'warm request rejected');
     }
   }
 

@@ -1,5 +1,6 @@
 import { DEFAULT_SETTINGS, PROTOCOL_VERSION, SETTING_NAMES, SUBJECTS, SkiffError, encodeJson, fnChangedSchema, type FunctionMode, type RunSettings } from '@skiff/contracts';
 import type { Messaging } from '../messaging.js';
+import type { Prewarmer } from '../prewarm.js';
 import { InputSchemas } from '../schemas.js';
 import type { ImageStore } from '@skiff/image';
 import type { Handlers, OperationContext } from '../openapi.js';
@@ -20,7 +21,7 @@ export function getOrThrow(registry: Registry, name: string): FunctionRecord {
 }
 
 /** Management of the function registry: create, deploy versions, read, delete. */
-export function functionHandlers(registry: Registry, store: ImageStore, messaging: Messaging, defaultTimeoutMs: number): Handlers {
+export function functionHandlers(registry: Registry, store: ImageStore, messaging: Messaging, prewarmer: Prewarmer, defaultTimeoutMs: number): Handlers {
   // Workers drain instances of versions that are no longer current. Best effort: a worker that
   // misses it drains them anyway when the next invocation brings the new version.
   const changed = (fn: string, fnVersion: number | null) => {
@@ -48,12 +49,14 @@ export function functionHandlers(registry: Registry, store: ImageStore, messagin
     createFunction: async ({ body, reply }: OperationContext) => {
       const b = body as SettingsBody & { name: string };
       const record = registry.create(b.name, await settings(b));
+      prewarmer.warm(record);
       return reply.code(201).send(record);
     },
     deployFunction: async ({ params, body, reply }: OperationContext) => {
       const before = registry.get(params.name!)?.version;
       const { record, created } = registry.deploy(params.name!, await settings(body as SettingsBody));
       if (before !== undefined && before !== record.version) changed(record.name, record.version);
+      if (before !== record.version) prewarmer.warm(record);
       return reply.code(created ? 201 : 200).send(record);
     },
     deleteFunction: ({ params, reply }) => {

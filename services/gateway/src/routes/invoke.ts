@@ -1,4 +1,5 @@
-import { SETTING_NAMES, type Invocation, type RunSettings } from '@skiff/contracts';
+import type { Invocation } from '@skiff/contracts';
+import { invocationFor } from '../invocation.js';
 import type { Invoker } from '../invoker.js';
 import type { Handlers } from '../openapi.js';
 import type { Registry } from '../registry.js';
@@ -11,8 +12,6 @@ const EMPTY = new Uint8Array(0);
 /** A header value that can travel on NATS as is, or nothing. */
 const printable = (v: string | undefined) => (v && v.length <= 256 && /^[\x20-\x7e]+$/.test(v) ? v : undefined);
 
-const pick = (fn: RunSettings): RunSettings => Object.fromEntries(SETTING_NAMES.map((k) => [k, fn[k]])) as RunSettings;
-
 /** The synchronous invoke path: registry lookup, one NATS request, the function's bytes back. */
 export function invokeHandlers(registry: Registry, invoker: Invoker): Handlers {
   const schemas = new InputSchemas();
@@ -21,13 +20,7 @@ export function invokeHandlers(registry: Registry, invoker: Invoker): Handlers {
       const fn = getOrThrow(registry, params.name!);
       const traceparent = request.headers.traceparent;
       const inv: Invocation = {
-        callId: request.id,
-        deadline: Date.now() + fn.timeoutMs,
-        fn: fn.name,
-        fnVersion: fn.version,
-        image: fn.imageDigest,
-        mode: fn.mode,
-        settings: pick(fn),
+        ...invocationFor(fn, request.id),
         traceparent: typeof traceparent === 'string' && TRACEPARENT.test(traceparent) ? traceparent : undefined,
         contentType: printable(request.headers['content-type']),
       };
