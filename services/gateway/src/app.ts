@@ -43,7 +43,8 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
   // The gateway's own view of the worker nodes, for placing synchronous invocations itself.
   const nodes = new NodeDirectory(messaging.nc, { missedHeartbeats: config.missedHeartbeats, log });
   nodes.start();
-  app.addHook('onClose', async () => nodes.stop());
+  const invoker = new Invoker(messaging, nodes, log);
+  app.addHook('onClose', async () => (invoker.close(), nodes.stop()));
   const api = await loadApi();
   streamImageArchives(app, config.maxArchiveBytes);
   registerOperations(
@@ -52,7 +53,7 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
     {
       ...systemHandlers(api, messaging, registry),
       ...functionHandlers(registry, store, messaging, new Prewarmer(messaging, nodes, log), config.defaultTimeoutMs),
-      ...invokeHandlers(registry, new Invoker(messaging, nodes, log)),
+      ...invokeHandlers(registry, invoker),
       ...imageHandlers(store, registry, config),
     },
     (request) => {

@@ -1,4 +1,4 @@
-import { RequestError, TimeoutError, type Msg } from '@nats-io/transport-node';
+import type { Msg, MsgHdrs } from '@nats-io/transport-node';
 import {
   SUBJECTS,
   SkiffError,
@@ -10,13 +10,14 @@ import {
   type NodeDirectory,
 } from '@skiff/contracts';
 import type { Messaging } from './messaging.js';
+import { NoRespondersError, Replies, ReplyTimeoutError } from './replies.js';
 
 export interface InvokeResult {
   body: Uint8Array;
   contentType: string | undefined;
 }
 
-const isNoResponders = (err: unknown) => err instanceof RequestError && err.isNoResponders();
+const isNoResponders = (err: unknown) => err instanceof NoRespondersError;
 
 /**
  * Holds the requests made during one turn of the event loop and sends them together at its end
@@ -56,12 +57,19 @@ class TurnBatch {
  */
 export class Invoker {
   private readonly batch = new TurnBatch();
+  private readonly replies: Replies;
 
   constructor(
     private readonly messaging: Messaging,
     private readonly nodes: NodeDirectory,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.replies = new Replies(messaging.nc);
+  }
+
+  close(): void {
+    this.replies.close();
+  }
 
   async invoke(inv: Invocation, body: Uint8Array): Promise<InvokeResult> {
     if (!this.messaging.connected) throw new SkiffError('SKIFF_NATS_UNAVAILABLE', 'the gateway is not connected to NATS; try again shortly');
@@ -86,12 +94,12 @@ export class Invoker {
   }
 
   /** One request; with `noResponders` set, that case becomes this error instead of being thrown raw. */
-  private async send(subject: string, inv: Invocation, body: Uint8Array, headers: ReturnType<typeof encodeInvocation>, noResponders?: 'SKIFF_NO_SCHEDULER' | 'SKIFF_NO_WORKER'): Promise<Msg> {
+  private async send(subject: string, inv: Invocation, body: Uint8Array, headers: MsgHdrs, noResponders?: 'SKIFF_NO_SCHEDULER' | 'SKIFF_NO_WORKER'): Promise<Msg> {
     try {
       return await this.batch.run(() => {
         const timeout = remainingMs(inv.deadline);
         if (timeout === 0) throw new SkiffError('SKIFF_DEADLINE_EXCEEDED', 'the deadline passed before the invocation was sent');
-        return this.messaging.nc.request(subject, body, { timeout, headers });
+        return this.replies.request(subject, body, headers, timeout);
       });
     } catch (err) {
       if (noResponders && isNoResponders(err)) throw noRespondersError(noResponders, err);
@@ -118,7 +126,7 @@ function noRespondersError(code: 'SKIFF_NO_SCHEDULER' | 'SKIFF_NO_WORKER', cause
 
 function requestFailure(err: unknown, inv: Invocation): SkiffError {
   if (err instanceof SkiffError) return err;
-  if (err instanceof TimeoutError || (err instanceof RequestError && err.cause instanceof TimeoutError)) {
+  if (err instanceof ReplyTimeoutError) {
     return new SkiffError('SKIFF_DEADLINE_EXCEEDED', `function "${inv.fn}" did not answer before its deadline`, { cause: err });
   }
   return new SkiffError('SKIFF_NATS_UNAVAILABLE', `could not send the invocation: ${(err as Error).message}`, { cause: err });
