@@ -4,7 +4,6 @@ import {
   SkiffError,
   decodeResult,
   encodeInvocation,
-  remainingMs,
   type Invocation,
   type Logger,
   type NodeDirectory,
@@ -20,35 +19,6 @@ export interface InvokeResult {
 const isNoResponders = (err: unknown) => err instanceof NoRespondersError;
 
 /**
- * Holds the requests made during one turn of the event loop and sends them together at its end
- * (setImmediate), so they reach NATS in one write: under load many HTTP requests are read in
- * one turn, and a write per request was the gateway's largest single cost. Alone, a request
- * waits only for the rest of the current turn.
- */
-class TurnBatch {
-  private queue: (() => void)[] = [];
-
-  run<T>(send: () => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const go = () => {
-        try {
-          send().then(resolve, reject);
-        } catch (err) {
-          reject(err);
-        }
-      };
-      if (this.queue.push(go) === 1) setImmediate(() => this.flush());
-    });
-  }
-
-  private flush(): void {
-    const queue = this.queue;
-    this.queue = [];
-    for (const send of queue) send();
-  }
-}
-
-/**
  * Sends synchronous invocations. The gateway places them itself, with the same placement as
  * the schedulers over its own copy of the node table, and sends each straight to the chosen
  * worker, which answers to this request's inbox: one NATS round trip. Until the gateway has
@@ -56,7 +26,6 @@ class TurnBatch {
  * is what is left of the deadline.
  */
 export class Invoker {
-  private readonly batch = new TurnBatch();
   private readonly replies: Replies;
 
   constructor(
@@ -96,11 +65,7 @@ export class Invoker {
   /** One request; with `noResponders` set, that case becomes this error instead of being thrown raw. */
   private async send(subject: string, inv: Invocation, body: Uint8Array, headers: MsgHdrs, noResponders?: 'SKIFF_NO_SCHEDULER' | 'SKIFF_NO_WORKER'): Promise<Msg> {
     try {
-      return await this.batch.run(() => {
-        const timeout = remainingMs(inv.deadline);
-        if (timeout === 0) throw new SkiffError('SKIFF_DEADLINE_EXCEEDED', 'the deadline passed before the invocation was sent');
-        return this.replies.request(subject, body, headers, timeout);
-      });
+      return await this.replies.request(subject, body, headers, inv.deadline);
     } catch (err) {
       if (noResponders && isNoResponders(err)) throw noRespondersError(noResponders, err);
       if (noResponders) throw requestFailure(err, inv);

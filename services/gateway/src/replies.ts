@@ -5,69 +5,91 @@ export class NoRespondersError extends Error {
   override readonly name = 'NoRespondersError';
 }
 
-/** No reply before the timeout. */
+/** No reply before the deadline. */
 export class ReplyTimeoutError extends Error {
   override readonly name = 'ReplyTimeoutError';
 }
 
-interface Waiting {
+interface Request {
+  subject: string;
+  body: Uint8Array;
+  headers: MsgHdrs;
+  deadline: number;
+  token: string;
   resolve: (m: Msg) => void;
   reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
+  timer?: NodeJS.Timeout;
 }
 
 /**
- * Request/reply over one wildcard inbox subscription: each request gets a token, its reply
- * comes to `<inbox>.<token>`. This is what nats.js's request() does, minus the per-request
- * promise plumbing and the Error object (with a stack trace) it builds for every request,
- * which showed up in the gateway's profile on the invoke path.
+ * Request/reply over one wildcard inbox subscription: each request gets a token and its reply
+ * comes to `<inbox>.<token>`, as with nats.js's request(), minus the Error object (with a
+ * stack trace) and the promise plumbing it builds per request.
+ *
+ * Requests made during one turn of the event loop are published together at its end
+ * (setImmediate), so they reach NATS in one write: under load the gateway reads many HTTP
+ * requests per turn, and a write per request was its largest single cost. A lone request
+ * waits only for the rest of the current turn.
  */
 export class Replies {
   private readonly prefix = `${createInbox()}.`;
-  private readonly waiting = new Map<string, Waiting>();
+  private readonly waiting = new Map<string, Request>();
   private readonly sub: Subscription;
+  private queued: Request[] = [];
   private next = 0;
 
   constructor(private readonly nc: NatsConnection) {
     this.sub = nc.subscribe(`${this.prefix}*`, { callback: (_err, m) => this.onReply(m) });
   }
 
-  request(subject: string, body: Uint8Array, headers: MsgHdrs, timeoutMs: number): Promise<Msg> {
-    const token = (this.next++).toString(36);
+  /** Resolves with the reply; rejects with NoRespondersError, ReplyTimeoutError or a NATS error. */
+  request(subject: string, body: Uint8Array, headers: MsgHdrs, deadline: number): Promise<Msg> {
     return new Promise<Msg>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(token);
-        reject(new ReplyTimeoutError(`no reply on ${subject} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waiting.set(token, { resolve, reject, timer });
-      try {
-        this.nc.publish(subject, body, { headers, reply: this.prefix + token });
-      } catch (err) {
-        clearTimeout(timer);
-        this.waiting.delete(token);
-        reject(err as Error);
-      }
+      const token = (this.next++).toString(36);
+      if (this.queued.push({ subject, body, headers, deadline, token, resolve, reject }) === 1) setImmediate(() => this.publishQueued());
     });
   }
 
   /** Stops listening; requests still waiting fail. */
   close(): void {
     this.sub.unsubscribe();
-    for (const w of this.waiting.values()) {
-      clearTimeout(w.timer);
-      w.reject(new Error('the gateway is closing'));
+    for (const r of [...this.waiting.values(), ...this.queued.splice(0)]) {
+      clearTimeout(r.timer);
+      r.reject(new Error('the gateway is closing'));
     }
     this.waiting.clear();
   }
 
-  private onReply(m: Msg): void {
+  private publishQueued(): void {
+    const now = Date.now();
+    for (const r of this.queued.splice(0)) {
+      const left = r.deadline - now;
+      if (left <= 0) {
+        r.reject(new ReplyTimeoutError(`the deadline passed before the request to ${r.subject} was sent`));
+        continue;
+      }
+      r.timer = setTimeout(() => {
+        this.waiting.delete(r.token);
+        r.reject(new ReplyTimeoutError(`no reply on ${r.subject} before the deadline`));
+      }, left);
+      this.waiting.set(r.token, r);
+      try {
+        this.nc.publish(r.subject, r.body, { headers: r.headers, reply: this.prefix + r.token });
+      } catch (err) {
+        clearTimeout(r.timer);
+        this.waiting.delete(r.token);
+        r.reject(err as Error);
+      }
+    }
+  }
+
+  private onReply(m: Msg | undefined): void {
     if (!m) return;
-    const token = m.subject.slice(this.prefix.length);
-    const w = this.waiting.get(token);
-    if (!w) return; // late, after its timeout
-    this.waiting.delete(token);
-    clearTimeout(w.timer);
-    if (m.data.length === 0 && m.headers?.code === 503) w.reject(new NoRespondersError('nothing listens on the subject'));
-    else w.resolve(m);
+    const r = this.waiting.get(m.subject.slice(this.prefix.length));
+    if (!r) return; // late, after its deadline
+    this.waiting.delete(r.token);
+    clearTimeout(r.timer);
+    if (m.data.length === 0 && m.headers?.code === 503) r.reject(new NoRespondersError(`nothing listens on ${r.subject}`));
+    else r.resolve(m);
   }
 }
