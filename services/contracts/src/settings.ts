@@ -36,7 +36,13 @@ export function encodeSettings(s: RunSettings): string {
   return SETTING_NAMES.map((k) => `${k}=${s[k]}`).join(';');
 }
 
+/** Parsed headers by text: a function version sends the same one with every invocation. */
+const parsedSettings = new Map<string, Readonly<RunSettings>>();
+const PARSED_SETTINGS_KEPT = 1024;
+
 export const settingsHeader = z.string().transform((text, ctx) => {
+  const known = parsedSettings.get(text);
+  if (known) return known;
   const entries = text.split(';').map((pair) => pair.split('='));
   if (entries.some((e) => e.length !== 2 || !/^-?[0-9]+(\.[0-9]+)?$/.test(e[1]!))) {
     ctx.addIssue({ code: 'custom', message: 'must be name=number pairs separated by ";"' });
@@ -47,5 +53,8 @@ export const settingsHeader = z.string().transform((text, ctx) => {
     for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', message: `${issue.path.join('.') || 'settings'}: ${issue.message}` });
     return z.NEVER;
   }
-  return parsed.data as RunSettings;
+  if (parsedSettings.size >= PARSED_SETTINGS_KEPT) parsedSettings.clear();
+  const settings = Object.freeze(parsed.data as RunSettings);
+  parsedSettings.set(text, settings);
+  return settings;
 });
