@@ -83,11 +83,15 @@ export async function run({ runs }) {
     console.log(`  bare fastify echo       ${rpsBare.rps.toFixed(0).padStart(8)} requests/s      p50 ${rpsBare.p50.toFixed(2)} ms  p99 ${rpsBare.p99.toFixed(2)} ms`);
 
     // Cold: exec starts a container per invocation; node with every instance gone (a new
-    // version each time, so no warm instance exists) — the image is already unpacked.
+    // version each time, so no warm instance exists) — the image is already unpacked. Each
+    // cold start comes to an idle node (200 ms after the last one), as cold starts do, not
+    // while the worker still stops the instance a new version replaced.
+    const idle = () => new Promise((r) => setTimeout(r, 200));
     const coldRuns = Math.max(10, Math.floor(runs / 10));
     let version = 0;
     const coldNode = async () => {
       await deploy(Promise.resolve(await p.api('PUT', '/v1/functions/noop', { image: 'noop:latest', mode: 'stream', timeoutMs: 30_000 + ++version })).then((r) => (r.status === 200 ? { status: 201, text: () => '' } : r)));
+      await idle();
       const t0 = performance.now();
       await invoke('noop')();
       return performance.now() - t0;
@@ -95,6 +99,7 @@ export async function run({ runs }) {
     const execSamples = [];
     const nodeSamples = [];
     for (let i = 0; i < coldRuns; i++) {
+      await idle();
       const t0 = performance.now();
       await invoke('echo')();
       execSamples.push(performance.now() - t0);
