@@ -76,6 +76,8 @@ export async function run({ runs }) {
     );
 
     const tSeconds = Number(process.env.BENCH_SECONDS ?? 5);
+    await skiffLoad(32, 1); // warm-up at this concurrency: a second instance may start
+    await bareLoad(32, 1);
     const rpsSkiff = await skiffLoad(32, tSeconds);
     const rpsBare = await bareLoad(32, tSeconds);
     console.log(`\nthroughput at 32 connections (wrk), ${tSeconds} s each`);
