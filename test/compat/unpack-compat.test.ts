@@ -5,6 +5,8 @@
 import { chmodSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ImageStore, LayerCache, mountOverlay, unmount, unpackLayers } from '../../services/image/src/index.js';
+import { rawTar, type RawEntry } from '../../services/image/src/testkit.js';
 import { cleanTemps, have, isRoot, manifests, sh, skiffCliUnpack, skiffLibUnpack, tempDir, umociUnpack } from './tools.js';
 
 afterAll(cleanTemps);
@@ -125,6 +127,74 @@ describe.skipIf(!isRoot || !have('umoci'))('umoci-built images (several layers; 
     }
     expect(lstatSync(join(reference, 'suid')).mode & 0o7777).toBe(0o4755);
     expect(lstatSync(join(reference, 'fifo')).isFIFO()).toBe(true);
+  });
+});
+
+/** Adds each list of entries as one layer, verbatim (umoci repack would never write these). */
+async function rawLayers(layout: string, ref: string, layers: RawEntry[][]): Promise<void> {
+  const dir = tempDir();
+  for (const [i, entries] of layers.entries()) {
+    writeFileSync(join(dir, `${i}.tar`), await rawTar(entries));
+    sh('umoci', ['raw', 'add-layer', '--image', `${layout}:${ref}`, join(dir, `${i}.tar`)]);
+  }
+}
+
+describe.skipIf(!isRoot || !have('umoci'))('whiteouts under lower files and missing paths (skipped unless root with umoci)', () => {
+  let layout = '';
+  beforeAll(async () => {
+    layout = join(tempDir(), 'img');
+    sh('umoci', ['init', '--layout', layout]);
+    sh('umoci', ['new', '--image', `${layout}:v1`]);
+    await rawLayers(layout, 'v1', [
+      [
+        { name: 'a', data: 'lower a' },
+        { name: 'a2', type: 'link', linkname: 'a' }, // a hard-link group the whiteout below must leave whole
+        { name: 'b', data: 'lower b' },
+        { name: 'sub/', type: 'directory', mode: 0o750 },
+        { name: 'sub/f', data: 'lower f' },
+        { name: 'etc/', type: 'directory', mode: 0o711, uid: 1000, gid: 1000 },
+        { name: 'etc/gone', data: 'x' },
+        { name: 'etc/stay', data: 'y' },
+        { name: 'root/', type: 'directory', mode: 0o700 },
+      ],
+      // No directory entries: every parent here is made only for the entry below it.
+      [
+        { name: 'a/.wh.x' }, // under a lower file
+        { name: 'b/.wh..wh..opq' }, // opaque marker on a lower file
+        { name: 'sub/f/.wh.y' }, // under a lower file, one level down
+        { name: 'c/.wh.x' }, // under a path no layer has
+        { name: 'd/e/.wh..wh..opq' },
+        { name: 'etc/.wh.gone' }, // under a lower directory: removes, keeps its mode and owner
+        { name: 'root/.profile', data: 'p' }, // a file under a lower 0700 directory
+      ],
+    ]);
+  });
+
+  it('the flat unpacker, the CLI (layer cache + flatten) and the overlay mount give the tree umoci gives', async () => {
+    const { lib, reference, cli } = expectSameTrees(layout, 'v1');
+    await expectLibSame(layout, 'v1', reference, lib);
+    const root = tempDir();
+    const store = await ImageStore.open(layout);
+    const cache = new LayerCache(join(root, 'layers'));
+    const { layers } = await unpackLayers(store, (await store.resolve('v1')).digest, cache);
+    const mnt = join(root, 'mnt');
+    mkdirSync(mnt);
+    await mountOverlay(layers.map((l) => l.dir), mnt, cache.root);
+    try {
+      const m = manifests(reference, mnt);
+      expect(m.skiff, 'overlay mount of the layer cache vs umoci unpack').toEqual(m.ref);
+      // Spelled out (the manifests cover it too): whiteouts under files removed nothing, made nothing.
+      for (const tree of [reference, cli, lib, mnt]) {
+        expect(readFileSync(join(tree, 'a'), 'utf8')).toBe('lower a');
+        expect(readFileSync(join(tree, 'sub/f'), 'utf8')).toBe('lower f');
+        expect(() => lstatSync(join(tree, 'c'))).toThrow();
+        expect(() => lstatSync(join(tree, 'etc/gone'))).toThrow();
+        expect(lstatSync(join(tree, 'etc'))).toMatchObject({ mode: 0o40711, uid: 1000 });
+        expect(lstatSync(join(tree, 'root')).mode & 0o7777).toBe(0o700);
+      }
+    } finally {
+      await unmount(mnt);
+    }
   });
 });
 

@@ -39,6 +39,14 @@ describe.each<UnpackPath>(privileged ? ['flat', 'layered'] : ['flat'])('%s unpac
       expect((await lstat(join(dest, 'p'))).isDirectory()).toBe(true);
       expect(await readFile(join(dest, 'p/in'), 'utf8')).toBe('x');
     });
+    it('an entry under a path a lower layer has as a file is refused: no directory made as a parent replaces the file', () =>
+      refused(path, [[{ name: 'a', data: 'lower' }], [{ name: 'a/y', data: 'x' }]], 'SKIFF_LAYER_UNSAFE', 'not a directory'));
+    it('an entry under a lower file is refused even when a layer in between only whited out something under it', () =>
+      refused(path, [[{ name: 'a', data: 'lower' }], [{ name: 'a/.wh.x' }], [{ name: 'a/y', data: 'x' }]], 'SKIFF_LAYER_UNSAFE', 'not a directory'));
+    it('a directory entry over a lower file replaces it', async () => {
+      const { dest } = await unpack(path, [[{ name: 'a', data: 'lower' }], [{ name: 'a/', type: 'directory' }, { name: 'a/y', data: 'x' }]]);
+      expect(await readFile(join(dest, 'a/y'), 'utf8')).toBe('x');
+    });
     it('a symlink then a file at the same path: the file replaces the link, the link target is untouched', async () => {
       const { dest, c } = await unpack(path, [[{ name: "p", type: "symlink", linkname: "/etc/shadow-of-host" }, { name: "p", data: "mine" }]]);
       expect((await lstat(join(dest, 'p'))).isFile()).toBe(true);

@@ -1,6 +1,7 @@
 // SECURITY.md items 1–4, through both public unpack paths: the flat unpacker and the layer
 // cache + flatten (what `skiff image unpack` and the worker use).
-import { readFile, rm } from 'node:fs/promises';
+import { lstat, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { attackContext, rawTar, unpackVia, type AttackContext, type RawEntry, type UnpackPath } from '../../services/image/src/testkit.js';
 
@@ -64,6 +65,28 @@ describe.each<UnpackPath>(privileged ? ['flat', 'layered'] : ['flat'])('%s unpac
       refused(path, (ctx) => [[{ name: 'l', type: 'symlink', linkname: outside(ctx) }], [{ name: 'l/.wh.victim' }]], 'symlink'));
     it('refuses an opaque whiteout in a symlinked directory', () =>
       refused(path, (ctx) => [[{ name: 'l', type: 'symlink', linkname: outside(ctx) }], [{ name: 'l/.wh..wh..opq' }]], 'symlink'));
+    it('a whiteout or opaque marker under a lower file, or under a path no layer has, removes and creates nothing', async () => {
+      const ctx = await attackContext();
+      roots.push(ctx.root);
+      const lower = await rawTar([{ name: 'a', data: 'lower a' }, { name: 'a2', type: 'link', linkname: 'a' }, { name: 'b', data: 'lower b' }, { name: 'd/', type: 'directory', mode: 0o750 }, { name: 'd/f', data: 'lower f' }]);
+      const upper = await rawTar([{ name: 'a/.wh.x' }, { name: 'b/.wh..wh..opq' }, { name: 'd/f/.wh.y' }, { name: 'c/.wh.x' }, { name: 'e/g/.wh..wh..opq' }]);
+      const dest = await unpackVia(path, ctx.store, ctx.root, [{ tar: lower }, { tar: upper }]);
+      expect(await readFile(join(dest, 'a'), 'utf8')).toBe('lower a');
+      expect((await lstat(join(dest, 'a'))).ino).toBe((await lstat(join(dest, 'a2'))).ino);
+      expect(await readFile(join(dest, 'b'), 'utf8')).toBe('lower b');
+      expect(await readFile(join(dest, 'd/f'), 'utf8')).toBe('lower f');
+      expect((await lstat(join(dest, 'd'))).mode & 0o7777).toBe(0o750);
+      const mountPoints = ['dev', 'proc', 'sys', 'tmp']; // the flat unpacker adds these
+      expect((await readdir(dest)).filter((n) => !mountPoints.includes(n)).sort()).toEqual(['a', 'a2', 'b', 'd']);
+    });
+    it('a whiteout under a directory the layer never declared keeps that directory\'s mode', async () => {
+      const ctx = await attackContext();
+      roots.push(ctx.root);
+      const lower = await rawTar([{ name: 'root/', type: 'directory', mode: 0o700 }, { name: 'root/gone', data: 'x' }, { name: 'root/kept', data: 'y' }]);
+      const dest = await unpackVia(path, ctx.store, ctx.root, [{ tar: lower }, { tar: await rawTar([{ name: 'root/.wh.gone' }, { name: 'root/new', data: 'z' }]) }]);
+      expect((await lstat(join(dest, 'root'))).mode & 0o7777).toBe(0o700);
+      expect((await readdir(join(dest, 'root'))).sort()).toEqual(['kept', 'new']);
+    });
     for (const name of ['.wh.', '.wh..', 'a/.wh..']) {
       it(`refuses whiteout ${JSON.stringify(name)} that names no entry`, () => refused(path, () => [[{ name: 'a/', type: 'directory' }], [{ name }]], 'names no entry'));
     }

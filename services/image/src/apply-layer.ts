@@ -38,6 +38,12 @@ export interface OverlayMarks {
   opaques: string[];
   /** Directories created only as parents of entries, with no directory entry of their own. */
   implicitDirs: string[];
+  /**
+   * The implicit directories that hold nothing but whiteouts or opaque markers. A flat unpack
+   * never creates these (a whiteout under a path that is missing or not a directory removes
+   * nothing), so composition must hide them where the layers below have no directory there.
+   */
+  whiteoutDirs: string[];
 }
 
 export interface ApplierOptions {
@@ -86,7 +92,7 @@ function mtimeOf(header: Header): Date | undefined {
  */
 export class LayerApplier {
   readonly counts: LayerCounts = { entries: 0, dropped: 0, fileBytes: 0 };
-  readonly marks: OverlayMarks = { whiteouts: [], opaques: [], implicitDirs: [] };
+  readonly marks: OverlayMarks = { whiteouts: [], opaques: [], implicitDirs: [], whiteoutDirs: [] };
   private readonly overlay: boolean;
   /** Overlay mode: placeholder files standing for whiteouts until finish(), by path, with their inode. */
   private readonly placeholders = new Map<string, number>();
@@ -342,6 +348,8 @@ export class LayerApplier {
     this.marks.whiteouts = whiteouts.sort();
     this.marks.opaques = opaques.sort();
     this.marks.implicitDirs = implicitDirs.sort();
+    // Real entries mark their parents as touched; whiteouts and opaque markers do not.
+    this.marks.whiteoutDirs = implicitDirs.filter((p) => !this.touched.has(p));
   }
 
   /** Removes what lower layers put under `dir`, keeping what this layer already wrote there. */

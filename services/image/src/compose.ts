@@ -7,68 +7,44 @@ import { unsafe } from './errors.js';
 import type { LayerInfo } from './layer-cache.js';
 import { MOUNT_POINTS } from './unpack.js';
 import { lstatOrNull } from './fs-util.js';
+import { viewAt } from './overlay-view.js';
 
 const run = promisify(execFile);
 /** mount(2) takes at most a page of options. */
 const MAX_OPTIONS = 4000;
 
 
-type View = 'none' | 'dir' | 'symlink' | 'other';
-
-/**
- * What the overlay of `lowers` (topmost first) shows at `comps`, found the way overlayfs
- * finds it: directories merge downwards until an opaque one; a whiteout, file or symlink
- * ends the stack. Only paths whose every parent is a real directory in that layer are
- * looked at, so nothing here follows a symlink.
- */
-async function lowerView(lowers: LayerInfo[], comps: string[]): Promise<View> {
-  let candidates = lowers;
-  for (let m = 1; m <= comps.length; m++) {
-    const p = comps.slice(0, m).join('/');
-    const next: LayerInfo[] = [];
-    let kind: View = 'none';
-    for (const layer of candidates) {
-      const st = await lstatOrNull(join(layer.dir, p));
-      if (!st) continue;
-      if (st.isDirectory()) {
-        next.push(layer);
-        kind = 'dir';
-        if (layer.opaques.includes(p)) break;
-        continue;
-      }
-      if (kind === 'none') kind = st.isSymbolicLink() ? 'symlink' : st.isCharacterDevice() ? 'none' : 'other';
-      break;
-    }
-    if (kind !== 'dir') return kind === 'symlink' ? 'symlink' : m === comps.length ? kind : 'none';
-    candidates = next;
-  }
-  return 'dir';
-}
-
 /**
  * Layers are unpacked on their own, so rule 2 across layers is checked here: a layer that
  * puts entries under a directory it never declared (made only as a parent) must not find a
  * symlink at that path in the layers below; a flat unpack would have written through it.
- * A declared directory replaces a lower symlink, as in every other unpacker.
+ * Nor a file: a flat unpack (and umoci) refuses to write under a file. A declared directory
+ * replaces a lower symlink or file, as in every other unpacker. Directories made only for
+ * whiteouts are left to fixups.ts: a whiteout under a file removes nothing.
+ * `lowers` is the stack below the layer, topmost first.
  */
-export async function checkLayerStack(layers: LayerInfo[]): Promise<void> {
-  for (let i = 1; i < layers.length; i++) {
-    const layer = layers[i] as LayerInfo;
-    if (layer.implicitDirs.length === 0) continue;
-    const implicit = new Set(layer.implicitDirs);
-    const lowers = layers.slice(0, i).reverse();
-    for (const dir of layer.implicitDirs) {
-      const comps = dir.split('/');
-      for (let m = 1; m <= comps.length; m++) {
-        const prefix = comps.slice(0, m);
-        const view = await lowerView(lowers, prefix);
-        if (view === 'symlink' && implicit.has(prefix.join('/'))) {
-          throw unsafe(`layer ${i} ${layer.diffId} writes under /${prefix.join('/')}, a symlink in a lower layer; refusing to write through it`);
-        }
-        if (view !== 'dir' || layer.opaques.includes(prefix.join('/'))) break;
+export async function checkLayer(layer: LayerInfo, index: number, lowers: LayerInfo[]): Promise<void> {
+  const implicit = new Set(layer.implicitDirs);
+  const whiteoutOnly = new Set(layer.whiteoutDirs ?? []);
+  for (const dir of layer.implicitDirs) {
+    const comps = dir.split('/');
+    for (let m = 1; m <= comps.length; m++) {
+      const prefix = comps.slice(0, m).join('/');
+      const { kind } = await viewAt(lowers, comps.slice(0, m));
+      if (kind === 'symlink' && implicit.has(prefix)) {
+        throw unsafe(`layer ${index} ${layer.diffId} writes under /${prefix}, a symlink in a lower layer; refusing to write through it`);
       }
+      if (kind === 'other' && implicit.has(prefix) && !whiteoutOnly.has(prefix)) {
+        throw unsafe(`layer ${index} ${layer.diffId} writes under /${prefix}, which is not a directory in a lower layer`);
+      }
+      if (kind !== 'dir' || layer.opaques.includes(prefix)) break;
     }
   }
+}
+
+/** checkLayer for every layer of a stack (bottom first). */
+export async function checkLayerStack(layers: LayerInfo[]): Promise<void> {
+  for (let i = 1; i < layers.length; i++) await checkLayer(layers[i] as LayerInfo, i, layers.slice(0, i).reverse());
 }
 
 /** The topmost layer of every image: real directories where the runtime mounts /proc, /sys, /dev, /tmp. */

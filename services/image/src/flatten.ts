@@ -8,6 +8,36 @@ import { lstatOrNull } from './fs-util.js';
 
 const CAN_CHOWN = process.getuid?.() === 0;
 
+/**
+ * The cached file each regular file of the result was copied from, by result path. Files
+ * with one source inode stay one inode in the result: hard links within a layer, and a
+ * fixup's link to a lower layer's file (fixups.ts), which may come after a layer above
+ * replaced that file with a directory made only for whiteouts.
+ */
+class Copies {
+  private readonly source = new Map<string, string>();
+  private readonly paths = new Map<string, string[]>();
+
+  constructor(private readonly dest: string) {}
+
+  holds(rel: string, key: string): boolean {
+    return this.source.get(rel) === key;
+  }
+
+  add(rel: string, key: string): void {
+    this.source.set(rel, key);
+    this.paths.set(key, [...(this.paths.get(key) ?? []), rel]);
+  }
+
+  /** A path of the result that still holds a copy of `key`, if any. */
+  async surviving(key: string): Promise<string | undefined> {
+    for (const rel of this.paths.get(key) ?? []) {
+      if (this.holds(rel, key) && (await lstatOrNull(join(this.dest, rel)))?.isFile()) return rel;
+    }
+    return undefined;
+  }
+}
+
 
 /**
  * Copies cached layers (overlay format, bottom first) into one plain tree, with overlayfs's
@@ -17,11 +47,9 @@ const CAN_CHOWN = process.getuid?.() === 0;
  * so nothing is ever written through a symlink. Files are copied (reflinked where the
  * filesystem can), never hard-linked to the cache, so the result can be changed freely.
  */
-async function applyLayer(layer: LayerInfo, dest: string): Promise<void> {
+async function applyLayer(layer: LayerInfo, dest: string, copies: Copies): Promise<void> {
   const opaque = new Set(layer.opaques);
   const dirs: Array<{ path: string; st: Stats }> = [];
-  /** Hard links inside the layer stay hard links in the result. */
-  const inodes = new Map<number, string>();
   const walk = async (rel: string): Promise<void> => {
     for (const name of await readdir(join(layer.dir, rel))) {
       const r = rel ? `${rel}/${name}` : name;
@@ -41,15 +69,19 @@ async function applyLayer(layer: LayerInfo, dest: string): Promise<void> {
         await walk(r);
         continue;
       }
+      const key = `${st.dev}:${st.ino}`;
+      if (have?.isFile() && copies.holds(r, key)) continue; // this very file is already here
       if (have) await rm(dst, { recursive: true, force: true });
+      const twin = st.isFile() && st.nlink > 1 ? await copies.surviving(key) : undefined;
       if (st.isSymbolicLink()) {
         await symlink(await readlink(src), dst);
-      } else if (st.nlink > 1 && inodes.has(st.ino)) {
-        await link(inodes.get(st.ino) as string, dst);
+      } else if (twin !== undefined) {
+        await link(join(dest, twin), dst);
+        copies.add(r, key);
         continue;
       } else {
         await copyFile(src, dst, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
-        if (st.nlink > 1) inodes.set(st.ino, dst);
+        copies.add(r, key);
         await chmod(dst, st.mode & 0o7777);
       }
       if (CAN_CHOWN) await lchown(dst, st.uid, st.gid);
@@ -74,7 +106,8 @@ export async function flattenLayers(layers: LayerInfo[], dest: string): Promise<
   const tmp = join(dirname(dest), `.${basename(dest)}.flat-${randomBytes(6).toString('hex')}`);
   await mkdir(tmp, { mode: 0o700 });
   try {
-    for (const layer of layers) await applyLayer(layer, tmp);
+    const copies = new Copies(tmp);
+    for (const layer of layers) await applyLayer(layer, tmp, copies);
     await chmod(tmp, 0o755);
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });

@@ -1,14 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LayerApplier } from './apply-layer.js';
 import { assertDigest } from './digest.js';
 import { invalid, toSkiffError } from './errors.js';
+import { runLayerJob, warmLayerThreads } from './layer-threads.js';
 import type { Budget } from './limits.js';
 import type { ImageStore } from './store.js';
-import { Tree } from './tree.js';
 import type { Descriptor } from './types.js';
-import { readLayer } from './unpack.js';
 
 /** What is known about one unpacked layer; stored as layer.json beside its tree. */
 export interface LayerInfo {
@@ -24,7 +22,12 @@ export interface LayerInfo {
   whiteouts: string[];
   opaques: string[];
   implicitDirs: string[];
+  /** Implicit directories holding only whiteouts (see OverlayMarks); absent in caches from before it was recorded. */
+  whiteoutDirs?: string[];
 }
+
+/** What a builder of a cache entry reports; the cache adds diffId and dir. */
+export type LayerRecord = Omit<LayerInfo, 'dir' | 'diffId'>;
 
 export type LayerEvent =
   | { type: 'layer-cached'; index: number; diffId: string }
@@ -45,7 +48,10 @@ function errno(err: unknown): string | undefined {
 export class LayerCache {
   private readonly inflight = new Map<string, Promise<LayerInfo>>();
 
-  constructor(readonly root: string) {}
+  constructor(readonly root: string) {
+    // A cache is made when a process starts serving images; the thread is ready by the first layer.
+    warmLayerThreads();
+  }
 
   /** Directory name of a layer: the diffID with ':' (a separator in overlay options) replaced. */
   name(diffId: string): string {
@@ -94,10 +100,23 @@ export class LayerCache {
 
   /** The layer's info, unpacking it first if it is not cached yet. */
   ensure(store: ImageStore, desc: Descriptor, diffId: string, index: number, budget: Budget, onEvent?: (e: LayerEvent) => void): Promise<LayerInfo> {
-    const key = this.name(diffId);
+    return this.once(diffId, () => this.load(store, desc, diffId, index, budget, onEvent));
+  }
+
+  /**
+   * An entry that is not a layer of any image but derived from several (see fixups.ts),
+   * built by `build` into the given tree directory unless it is cached already.
+   */
+  ensureDerived(id: string, build: (tree: string) => Promise<LayerRecord>): Promise<LayerInfo> {
+    return this.once(id, async () => (await this.get(id)) ?? (await this.publish(id, build)).info);
+  }
+
+  /** One build per entry at a time in this process (other processes are handled by publish). */
+  private once(id: string, load: () => Promise<LayerInfo>): Promise<LayerInfo> {
+    const key = this.name(id);
     let p = this.inflight.get(key);
     if (!p) {
-      p = this.load(store, desc, diffId, index, budget, onEvent).finally(() => this.inflight.delete(key));
+      p = load().finally(() => this.inflight.delete(key));
       this.inflight.set(key, p);
     }
     return p;
@@ -111,47 +130,57 @@ export class LayerCache {
     }
     const started = performance.now();
     onEvent?.({ type: 'layer-start', index, diffId, compressedSize: desc.size });
-    await mkdir(this.root, { recursive: true });
-    const tmp = join(this.root, `.tmp-${randomBytes(6).toString('hex')}`);
-    const treeDir = join(tmp, 'tree');
-    await mkdir(tmp, { mode: 0o700 });
-    await mkdir(treeDir, { mode: 0o755 });
-    const applier = new LayerApplier(new Tree(treeDir), budget, { overlay: true });
-    let bytes = 0;
     let lastReport = 0;
-    const progress = (n: number): void => {
-      bytes += n;
+    const progress = (bytes: number): void => {
       if (onEvent && bytes - lastReport >= 4 * 1024 * 1024) {
         lastReport = bytes;
         onEvent({ type: 'layer-progress', index, diffId, bytes });
       }
     };
+    let bytes = 0;
+    const { info, ours } = await this.publish(diffId, async (tree) => {
+      // Resolves only after both digests matched and the thread stopped writing to the tree.
+      const job = { blob: store.blobPath(desc.digest), desc: { digest: desc.digest, size: desc.size, mediaType: desc.mediaType }, diffId, index, tree, overlay: true, budget: budget.share() };
+      const result = await runLayerJob(job, progress);
+      bytes = result.bytes;
+      const { counts, marks } = result;
+      return { entries: counts.entries, dropped: counts.dropped, diskBytes: counts.fileBytes + counts.entries * 512, unpackMs: Math.round(performance.now() - started), ...marks };
+    }).catch((err: unknown) => {
+      throw toSkiffError(err, `unpacking layer ${index} ${diffId}`);
+    });
+    if (ours) onEvent?.({ type: 'layer-done', index, diffId, entries: info.entries, bytes, ms: info.unpackMs });
+    return info;
+  }
+
+  /**
+   * Builds an entry in a private temp directory and renames it into place with its layer.json
+   * already inside, so a directory that exists is whole. If another process finished the same
+   * entry first, theirs is kept (it is as good as ours) and `ours` is false. A failed build
+   * leaves nothing behind.
+   */
+  private async publish(id: string, build: (tree: string) => Promise<LayerRecord>): Promise<{ info: LayerInfo; ours: boolean }> {
+    await mkdir(this.root, { recursive: true });
+    const tmp = join(this.root, `.tmp-${randomBytes(6).toString('hex')}`);
+    const treeDir = join(tmp, 'tree');
+    await mkdir(tmp, { mode: 0o700 });
     try {
-      const counts = await readLayer(store, applier, budget, desc, diffId, index, progress);
-      const info: Omit<LayerInfo, 'dir' | 'diffId'> = {
-        entries: counts.entries,
-        dropped: counts.dropped,
-        diskBytes: counts.fileBytes + counts.entries * 512,
-        unpackMs: Math.round(performance.now() - started),
-        ...applier.marks,
-      };
-      await writeFile(join(tmp, 'layer.json'), JSON.stringify(info));
+      await mkdir(treeDir, { mode: 0o755 });
+      const record = await build(treeDir);
+      await writeFile(join(tmp, 'layer.json'), JSON.stringify(record));
       await chmod(tmp, 0o755);
       try {
-        await rename(tmp, this.path(diffId));
+        await rename(tmp, this.path(id));
       } catch (err) {
-        // Another process finished the same layer first; theirs is as good as ours.
         if (errno(err) !== 'ENOTEMPTY' && errno(err) !== 'EEXIST') throw err;
         await rm(tmp, { recursive: true, force: true });
-        const theirs = await this.get(diffId);
-        if (!theirs) throw invalid(`layer ${diffId} vanished while being cached`);
-        return theirs;
+        const theirs = await this.get(id);
+        if (!theirs) throw invalid(`layer ${id} vanished while being cached`);
+        return { info: theirs, ours: false };
       }
-      onEvent?.({ type: 'layer-done', index, diffId, entries: counts.entries, bytes, ms: info.unpackMs });
-      return { ...info, diffId, dir: join(this.path(diffId), 'tree') };
+      return { info: { ...record, diffId: id, dir: join(this.path(id), 'tree') }, ours: true };
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
-      throw toSkiffError(err, `unpacking layer ${index} ${diffId}`);
+      throw err;
     }
   }
 }

@@ -1,5 +1,5 @@
-import { checkLayerStack } from './compose.js';
 import { toSkiffError } from './errors.js';
+import { composeStack } from './fixups.js';
 import type { LayerCache, LayerEvent, LayerInfo } from './layer-cache.js';
 import { Budget, DEFAULT_LIMITS, type UnpackLimits } from './limits.js';
 import type { ImageStore } from './store.js';
@@ -7,7 +7,7 @@ import type { ResolvedImage } from './types.js';
 
 export interface LayeredImage {
   image: Omit<ResolvedImage, 'ref'> & { ref: string | undefined };
-  /** Bottom layer first. */
+  /** Bottom layer first, with any fixups (fixups.ts) right above the layer they belong to. */
   layers: LayerInfo[];
   /** Layers unpacked by this call (the others were cached). */
   unpacked: number;
@@ -16,7 +16,9 @@ export interface LayeredImage {
 
 /**
  * Makes sure every layer of the image is in the cache (each unpacked once, by diffID) and
- * that the stack is safe to compose. Limits count the layers unpacked by this call.
+ * that the stack is safe to compose. Limits count the layers unpacked by this call. The
+ * returned stack may hold fixup entries besides the image's layers (fixups.ts); mount
+ * or flatten all of them, in order.
  */
 export async function unpackLayers(
   store: ImageStore,
@@ -27,18 +29,24 @@ export async function unpackLayers(
   const started = performance.now();
   const image = await store.image(manifestDigest);
   const budget = new Budget({ ...DEFAULT_LIMITS, ...opts.limits });
-  const layers: LayerInfo[] = [];
   let unpacked = 0;
-  for (const [i, desc] of image.manifest.layers.entries()) {
-    const diffId = image.config.rootfs.diff_ids[i] as string;
-    const info = await cache.ensure(store, desc, diffId, i, budget, (e) => {
-      if (e.type === 'layer-done') unpacked += 1;
-      opts.onEvent?.(e);
-    });
-    layers.push(info);
-  }
+  // Layers are independent until composed, so they unpack at once (the layer threads bound
+  // how many). A failure is reported once every layer has settled, the lowest layer's
+  // first, so no temp tree is still being written when the caller hears of it.
+  const settled = await Promise.allSettled(
+    image.manifest.layers.map((desc, i) =>
+      cache.ensure(store, desc, image.config.rootfs.diff_ids[i] as string, i, budget, (e) => {
+        if (e.type === 'layer-done') unpacked += 1;
+        opts.onEvent?.(e);
+      }),
+    ),
+  );
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  const unpackedLayers = settled.map((r) => (r as PromiseFulfilledResult<LayerInfo>).value);
+  let layers: LayerInfo[];
   try {
-    await checkLayerStack(layers);
+    layers = await composeStack(cache, unpackedLayers);
   } catch (err) {
     throw toSkiffError(err, `image ${manifestDigest}`);
   }

@@ -18,23 +18,54 @@ export const DEFAULT_LIMITS: UnpackLimits = {
   maxDepth: 128,
 };
 
-/** Running totals for one unpack; every check throws SKIFF_LAYER_UNSAFE naming the limit. */
-export class Budget {
-  bytes = 0;
-  entries = 0;
+/** What a layer thread needs to count against the same budget: the limits and the shared counters. */
+export interface SharedBudget {
+  limits: UnpackLimits;
+  counters: SharedArrayBuffer;
+}
 
-  constructor(readonly limits: UnpackLimits) {}
+const BYTES = 0;
+const ENTRIES = 1;
+
+/**
+ * Running totals for one unpack; every check throws SKIFF_LAYER_UNSAFE naming the limit.
+ * The totals live in shared memory, so layers unpacked at once on several threads draw
+ * on one budget (each addition is atomic; a limit trips in whichever layer crosses it).
+ */
+export class Budget {
+  private readonly counters: BigInt64Array;
+
+  constructor(readonly limits: UnpackLimits, shared?: SharedArrayBuffer) {
+    this.counters = new BigInt64Array(shared ?? new SharedArrayBuffer(2 * BigInt64Array.BYTES_PER_ELEMENT));
+  }
+
+  /** The same budget on another thread. */
+  static attach(shared: SharedBudget): Budget {
+    return new Budget(shared.limits, shared.counters);
+  }
+
+  share(): SharedBudget {
+    return { limits: this.limits, counters: this.counters.buffer as SharedArrayBuffer };
+  }
+
+  get bytes(): number {
+    return Number(Atomics.load(this.counters, BYTES));
+  }
+
+  get entries(): number {
+    return Number(Atomics.load(this.counters, ENTRIES));
+  }
 
   addBytes(n: number): void {
-    this.bytes += n;
-    if (this.bytes > this.limits.maxBytes) {
+    const total = Number(Atomics.add(this.counters, BYTES, BigInt(n))) + n;
+    if (total > this.limits.maxBytes) {
       throw unsafe(`image exceeds limit maxBytes (${this.limits.maxBytes} uncompressed bytes)`);
     }
   }
 
   addEntry(name: string): void {
-    this.entries += 1;
-    if (this.entries > this.limits.maxEntries) {
+    const total = Number(Atomics.add(this.counters, ENTRIES, 1n)) + 1;
+    if (total > this.limits.maxEntries) {
       throw unsafe(`image exceeds limit maxEntries (${this.limits.maxEntries}) at ${JSON.stringify(name.slice(0, 200))}`);
     }
   }

@@ -1,21 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
-import tar from 'tar-stream';
-import { LayerApplier, type Header, type LayerCounts } from './apply-layer.js';
-import { DigestVerifier } from './digest.js';
-import { invalid, toSkiffError } from './errors.js';
+import { toSkiffError } from './errors.js';
+import { lstatOrNull } from './fs-util.js';
+import type { LayerJob } from './layer-job.js';
+import { runLayerJob } from './layer-threads.js';
 import { Budget, DEFAULT_LIMITS, type UnpackLimits } from './limits.js';
-import { layerCompression } from './media.js';
 import type { ImageStore } from './store.js';
-import { TarFrame } from './tar-frame.js';
-import { Tree } from './tree.js';
-import type { Descriptor } from './types.js';
-
-/** Bigger output chunks than zlib's 16 KiB: fewer trips through the stream stages and fewer writes. */
-const GUNZIP_CHUNK = 256 * 1024;
 
 export interface UnpackResult {
   dir: string;
@@ -45,49 +36,14 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/**
- * One layer, streamed: blob → compressed digest/size check → gunzip → diffID check (and
- * the byte budget) → tar framing → tar parser → applier. The checks fire at the end of the
- * stream, after the entries were written, which is why callers unpack into a temp tree.
- */
-export async function readLayer(store: ImageStore, applier: LayerApplier, budget: Budget, desc: Descriptor, diffId: string, i: number, onBytes?: (n: number) => void): Promise<LayerCounts> {
-  const compression = layerCompression(desc.mediaType);
-  if (!compression) throw invalid(`layer ${i} ${desc.digest} has unsupported media type ${desc.mediaType}`);
-  const extract = tar.extract();
-  extract.on('entry', (header, stream, next) => {
-    // A parse error destroys the entry stream, maybe before the applier starts reading it;
-    // the error reaches us through the pipeline, so an unheard 'error' must not crash.
-    stream.on('error', () => undefined);
-    applier.entry(header as Header, stream as AsyncIterable<Buffer>).then(() => next(), next);
-  });
-  const diff = new DigestVerifier({
-    digest: diffId,
-    label: `layer ${i} diffID`,
-    onBytes: (n) => {
-      budget.addBytes(n);
-      onBytes?.(n);
-    },
-  });
-  const frame = new TarFrame(`layer ${i} ${desc.digest}`);
-  const blob = store.blobStream(desc, `layer ${i}`);
-  try {
-    if (compression === 'gzip') await pipeline(blob, createGunzip({ chunkSize: GUNZIP_CHUNK }), diff, frame, extract);
-    else await pipeline(blob, diff, frame, extract);
-  } catch (err) {
-    // Do not let the caller delete the tree while an entry is still being written.
-    await applier.settled();
-    throw toSkiffError(err, `layer ${i} ${desc.digest}`);
-  }
-  await applier.finish();
-  return applier.counts;
-}
-
-export async function ensureMountPoints(tree: Tree): Promise<void> {
+/** Real directories at the mount points, replacing whatever the image put there. */
+async function ensureMountPoints(root: string): Promise<void> {
   for (const [name, mode] of MOUNT_POINTS) {
-    const st = await tree.lstat([name]);
-    if (st && !st.isDirectory()) await tree.remove([name]);
-    if (!st || !st.isDirectory()) await mkdir(tree.abs([name]), { mode: 0o755 });
-    if (name === 'tmp' || !st) await chmod(tree.abs([name]), mode);
+    const path = join(root, name);
+    const st = await lstatOrNull(path);
+    if (st && !st.isDirectory()) await rm(path, { recursive: true, force: true });
+    if (!st || !st.isDirectory()) await mkdir(path, { mode: 0o755 });
+    if (name === 'tmp' || !st) await chmod(path, mode);
   }
 }
 
@@ -109,17 +65,26 @@ export async function unpackImage(
   const tmp = join(dirname(dest), `.${basename(dest)}.unpack-${randomBytes(6).toString('hex')}`);
   // 0700 while under construction, so nobody sees (or runs) a half-made tree.
   await mkdir(tmp, { mode: 0o700 });
-  const tree = new Tree(tmp);
   const budget = new Budget(limits);
   let entries = 0;
   let dropped = 0;
   try {
+    // In order, each on a layer thread: a layer applies on top of the ones below it.
     for (const [i, layer] of layers.entries()) {
-      const counts = await readLayer(store, new LayerApplier(tree, budget), budget, layer, image.config.rootfs.diff_ids[i] as string, i);
+      const job: LayerJob = {
+        blob: store.blobPath(layer.digest),
+        desc: { digest: layer.digest, size: layer.size, mediaType: layer.mediaType },
+        diffId: image.config.rootfs.diff_ids[i] as string,
+        index: i,
+        tree: tmp,
+        overlay: false,
+        budget: budget.share(),
+      };
+      const { counts } = await runLayerJob(job);
       entries += counts.entries;
       dropped += counts.dropped;
     }
-    await ensureMountPoints(tree);
+    await ensureMountPoints(tmp);
     await chmod(tmp, 0o755);
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });

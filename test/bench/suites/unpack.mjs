@@ -1,8 +1,11 @@
 // `npm run bench unpack`: unpack of the busybox and node base images by Skiff (layer cache
 // + read-only overlay mount, what the worker does), `umoci unpack` and `oci-image-tool
 // unpack`, same image, same run, alternating. Plus: a second function on the same base,
-// which should unpack only its own layer. Needs root (mounts) and umoci/oci-image-tool.
+// which should unpack only its own layer, and how long this process's event loop was held
+// up while Skiff unpacked (the worker must keep serving meanwhile). Needs root (mounts) and
+// umoci/oci-image-tool.
 import { execFileSync } from 'node:child_process';
+import { createHistogram } from 'node:perf_hooks';
 import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +14,17 @@ import { alternate, report, summarize } from '../lib/stats.mjs';
 export const description = 'image unpack: skiff (layers + overlay) vs umoci vs oci-image-tool';
 
 const image = await import('../../../services/image/dist/index.js');
+
+/** Samples how late a 5 ms timer fires (the event loop's delay) into `hist` until the returned stop is called. */
+function sampleLoopDelay(hist) {
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    hist.record(Math.max(1, Math.round((now - last - 5) * 1e6)));
+    last = now;
+  }, 5);
+  return () => clearInterval(timer);
+}
 
 function have(tool) {
   try {
@@ -31,13 +45,16 @@ export async function run({ runs }) {
     await image.buildBusyboxBase(store, { ref: 'busybox:latest' });
     await image.buildNodeBase(store, { ref: 'node:latest' });
     let k = 0;
+    // Sampled only while Skiff unpacks (umoci and oci-image-tool run synchronously).
+    const loopDelay = createHistogram();
     for (const ref of ['busybox:latest', 'node:latest']) {
       const { digest } = await store.resolve(ref);
       const contenders = {
         skiff: async () => {
           const dir = join(root, `s${k++}`);
           const cache = new image.LayerCache(join(dir, 'layers'));
-          const { layers } = await image.unpackLayers(store, digest, cache);
+          const stop = sampleLoopDelay(loopDelay);
+          const { layers } = await image.unpackLayers(store, digest, cache).finally(stop);
           const top = await image.ensureMountPointsLayer(cache.root);
           mkdirSync(join(dir, 'rootfs'));
           await image.mountOverlay([...layers.map((l) => l.dir), top], join(dir, 'rootfs'), cache.root);
@@ -51,6 +68,9 @@ export async function run({ runs }) {
       report(`unpack ${ref} (${n} runs each; fewer than BENCH_RUNS because each run writes the whole image)`, Object.entries(samples).map(([k2, v]) => summarize(k2, v)), 'umoci');
     }
 
+    const ms = (ns) => (ns / 1e6).toFixed(1);
+    console.log(`\n  event-loop delay of this process while skiff unpacked: p50 ${ms(loopDelay.percentile(50))} ms, p99 ${ms(loopDelay.percentile(99))} ms, max ${ms(loopDelay.max)} ms`);
+
     // Second function on the same base: only its own layer is unpacked.
     const fnDir = join(root, 'fn');
     mkdirSync(fnDir);
@@ -61,7 +81,7 @@ export async function run({ runs }) {
     const b = await image.packFunction(store, { dir: fnDir, base: 'node:latest', ref: 'fb:1', entrypoint: ['/usr/local/bin/node', '/function/index.js'] });
     const first = await image.unpackLayers(store, a.digest, cache);
     const second = await image.unpackLayers(store, b.digest, cache);
-    console.log(`\n  first function on node base: ${first.unpacked} layers unpacked in ${first.ms.toFixed(1)} ms`);
+    console.log(`  first function on node base: ${first.unpacked} layers unpacked in ${first.ms.toFixed(1)} ms`);
     console.log(`  second function, same base:  ${second.unpacked} layer unpacked in ${second.ms.toFixed(1)} ms`);
   } finally {
     for (const m of await image.mountsUnder(root)) await image.unmount(m);
