@@ -1,4 +1,4 @@
-import type { Msg, MsgHdrs } from '@nats-io/transport-node';
+import type { Msg } from '@nats-io/transport-node';
 import {
   SUBJECTS,
   SkiffError,
@@ -15,8 +15,6 @@ export interface InvokeResult {
   body: Uint8Array;
   contentType: string | undefined;
 }
-
-const isNoResponders = (err: unknown) => err instanceof NoRespondersError;
 
 /**
  * Sends synchronous invocations. The gateway places them itself, with the same placement as
@@ -44,33 +42,24 @@ export class Invoker {
     if (!this.messaging.connected) throw new SkiffError('SKIFF_NATS_UNAVAILABLE', 'the gateway is not connected to NATS; try again shortly');
     const target = { fn: inv.fn, fnVersion: inv.fnVersion, image: inv.image };
     const headers = encodeInvocation(inv);
+    const send = (nodeId: string | undefined): Promise<Msg> => {
+      if (nodeId) this.nodes.placed(nodeId, target);
+      return this.replies.request(nodeId ? SUBJECTS.nodeInvoke(nodeId) : SUBJECTS.invoke, body, headers, inv.deadline);
+    };
     const node = this.nodes.pick(target);
-    if (!node) return this.decode(inv, await this.send(SUBJECTS.invoke, inv, body, headers, 'SKIFF_NO_SCHEDULER'));
-    this.nodes.placed(node.nodeId, target);
+    let reply: Msg;
     try {
-      return this.decode(inv, await this.send(SUBJECTS.nodeInvoke(node.nodeId), inv, body, headers));
+      reply = await send(node?.nodeId);
     } catch (err) {
-      if (!isNoResponders(err)) throw requestFailure(err, inv);
+      if (!node || !(err instanceof NoRespondersError)) throw requestFailure(err, inv, node ? 'SKIFF_NO_WORKER' : 'SKIFF_NO_SCHEDULER');
       // Nothing listens on the node's subject: it stopped or died before it took this call,
       // so the call never started and placing it once more cannot run it twice.
       this.nodes.forget(node.nodeId, 'nothing listens on its subject');
       this.log.info({ callId: inv.callId, fn: inv.fn, nodeId: node.nodeId }, 'worker gone before the call started; placing it again');
       const next = this.nodes.pick(target);
-      if (next) this.nodes.placed(next.nodeId, target);
-      const subject = next ? SUBJECTS.nodeInvoke(next.nodeId) : SUBJECTS.invoke;
-      return this.decode(inv, await this.send(subject, inv, body, headers, next ? 'SKIFF_NO_WORKER' : 'SKIFF_NO_SCHEDULER'));
+      reply = await send(next?.nodeId).catch((e: unknown) => Promise.reject(requestFailure(e, inv, next ? 'SKIFF_NO_WORKER' : 'SKIFF_NO_SCHEDULER')));
     }
-  }
-
-  /** One request; with `noResponders` set, that case becomes this error instead of being thrown raw. */
-  private async send(subject: string, inv: Invocation, body: Uint8Array, headers: MsgHdrs, noResponders?: 'SKIFF_NO_SCHEDULER' | 'SKIFF_NO_WORKER'): Promise<Msg> {
-    try {
-      return await this.replies.request(subject, body, headers, inv.deadline);
-    } catch (err) {
-      if (noResponders && isNoResponders(err)) throw noRespondersError(noResponders, err);
-      if (noResponders) throw requestFailure(err, inv);
-      throw err;
-    }
+    return this.decode(inv, reply);
   }
 
   private decode(inv: Invocation, reply: Msg): InvokeResult {
@@ -83,14 +72,14 @@ export class Invoker {
   }
 }
 
-function noRespondersError(code: 'SKIFF_NO_SCHEDULER' | 'SKIFF_NO_WORKER', cause: unknown): SkiffError {
-  return code === 'SKIFF_NO_SCHEDULER'
-    ? new SkiffError(code, 'no scheduler is listening for invocations', { cause })
-    : new SkiffError(code, 'no worker node is available to run the function', { cause });
-}
-
-function requestFailure(err: unknown, inv: Invocation): SkiffError {
+/** What a failed request means for the caller; `noResponders` names who was missing. */
+function requestFailure(err: unknown, inv: Invocation, noResponders: 'SKIFF_NO_SCHEDULER' | 'SKIFF_NO_WORKER'): SkiffError {
   if (err instanceof SkiffError) return err;
+  if (err instanceof NoRespondersError) {
+    return noResponders === 'SKIFF_NO_SCHEDULER'
+      ? new SkiffError(noResponders, 'no scheduler is listening for invocations', { cause: err })
+      : new SkiffError(noResponders, 'no worker node is available to run the function', { cause: err });
+  }
   if (err instanceof ReplyTimeoutError) {
     return new SkiffError('SKIFF_DEADLINE_EXCEEDED', `function "${inv.fn}" did not answer before its deadline`, { cause: err });
   }

@@ -62,6 +62,8 @@ export class WorkerAgent {
   private readonly unpacked = new Set<string>();
   /** Launchers waiting for exec invocations (skiff-launch only). */
   private readonly launchers: LauncherPool | undefined;
+  /** One OCI bundle directory per instance, named by its instance id. */
+  private readonly bundlesDir: string;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -72,7 +74,8 @@ export class WorkerAgent {
     this.images = new ImageCache(store, join(config.workDir, 'images'), log);
     this.slots = new Slots(config.slots, config.maxQueued);
     this.uids = new UidRanges(join(config.workDir, 'uids.json'), config.uidBase);
-    if (canPrestart(config.runtime)) this.launchers = new LauncherPool(config.runtime, join(config.workDir, 'bundles'), PRESTARTED_LAUNCHERS);
+    this.bundlesDir = join(config.workDir, 'bundles');
+    if (canPrestart(config.runtime)) this.launchers = new LauncherPool(config.runtime, this.bundlesDir, PRESTARTED_LAUNCHERS);
   }
 
   /** Invocations taken by this node: running or waiting. */
@@ -181,7 +184,7 @@ export class WorkerAgent {
       }
       const { stdout } = await runExec({
         runtime: this.config.runtime,
-        bundleDir: join(this.config.workDir, 'bundles', instanceId),
+        bundleDir: join(this.bundlesDir, instanceId),
         prestarted,
         spec,
         invocation: inv,
@@ -228,7 +231,7 @@ export class WorkerAgent {
     try {
       const inst = await StreamInstance.launch({
         runtime: this.config.runtime,
-        bundleDir: join(this.config.workDir, 'bundles', instanceId),
+        bundleDir: join(this.bundlesDir, instanceId),
         spec: this.spec(image, inv, instanceId, env),
         maxBodyBytes: this.config.maxOutputBytes,
         log: this.log.child({ fn: inv.fn, version: inv.fnVersion }),
