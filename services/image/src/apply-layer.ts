@@ -1,19 +1,10 @@
-import { chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync, openSync, symlinkSync, utimesSync, writeSync } from 'node:fs';
-import { mkdir, open, readdir, unlink } from 'node:fs/promises';
-import type { Header as TarHeader } from 'tar-stream';
+import { chmodSync, closeSync, constants, fchmodSync, fchownSync, fstatSync, futimesSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, readdirSync, symlinkSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { entryComponents } from './entry-path.js';
 import { invalid, unsafe } from './errors.js';
 import type { Budget } from './limits.js';
 import { writeOverlayMarks } from './overlay-marks.js';
+import type { TarHandler, TarHeader as Header } from './tar-reader.js';
 import type { Tree } from './tree.js';
-
-/** tar-stream's header as it really arrives: unknown type flags are null, pax records are strings. */
-export type Header = Omit<TarHeader, 'pax' | 'type' | 'linkname'> & {
-  type: TarHeader['type'] | null;
-  linkname: string | null;
-  pax?: Record<string, string> | null;
-};
-type EntryStream = AsyncIterable<Buffer>;
 
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
@@ -54,10 +45,6 @@ export interface ApplierOptions {
   overlay?: boolean;
 }
 
-async function drain(stream: EntryStream): Promise<void> {
-  for await (const chunk of stream) void chunk;
-}
-
 /** uid/gid from the header or a pax record; anything but a small non-negative integer is refused. */
 function ownerId(header: Header, key: 'uid' | 'gid'): number {
   const pax = header.pax?.[key];
@@ -81,16 +68,26 @@ function permissions(header: Header, dir: boolean): number {
 }
 
 function mtimeOf(header: Header): Date | undefined {
-  const t = header.mtime?.getTime() as number | undefined;
-  return t !== undefined && Number.isFinite(t) && t >= 0 ? header.mtime : undefined;
+  const t = header.mtime.getTime();
+  return Number.isFinite(t) && t >= 0 ? header.mtime : undefined;
+}
+
+/** A regular file being written: its data arrives in pieces between begin() and end(). */
+interface OpenFile {
+  fd: number;
+  header: Header;
+  uid: number;
+  gid: number;
+  mode: number;
 }
 
 /**
- * Applies the entries of one layer, in order, to the tree. Device nodes and FIFOs are
- * dropped on purpose: a function never needs one from its image (the runtime provides
- * /dev), and creating them would hand the container raw device access.
+ * Applies the entries of one layer, in order, to the tree, synchronously as a TarReader
+ * hands them over. Device nodes and FIFOs are dropped on purpose: a function never needs
+ * one from its image (the runtime provides /dev), and creating them would hand the
+ * container raw device access.
  */
-export class LayerApplier {
+export class LayerApplier implements TarHandler {
   readonly counts: LayerCounts = { entries: 0, dropped: 0, fileBytes: 0 };
   readonly marks: OverlayMarks = { whiteouts: [], opaques: [], implicitDirs: [], whiteoutDirs: [] };
   private readonly overlay: boolean;
@@ -103,21 +100,44 @@ export class LayerApplier {
   private readonly touched = new Set<string>();
   /** Directories whose final mode and mtime are applied when the layer ends. */
   private readonly dirs: Array<{ components: string[]; mode: number; mtime: Date | undefined }> = [];
-  /** The entry being applied, awaited before the tree is removed after a failure. */
-  private current: Promise<void> = Promise.resolve();
+  private open: OpenFile | undefined;
 
   constructor(private readonly tree: Tree, private readonly budget: Budget, opts: ApplierOptions = {}) {
     this.overlay = opts.overlay ?? false;
   }
 
-  entry(header: Header, stream: EntryStream): Promise<void> {
-    const run = this.apply(header, stream);
-    this.current = run.catch(() => undefined);
-    return run;
+  begin(header: Header): void {
+    this.apply(header);
   }
 
-  settled(): Promise<void> {
-    return this.current;
+  /** Data of the current entry; only regular files keep theirs. */
+  data(chunk: Buffer): void {
+    const file = this.open;
+    if (!file) return;
+    this.counts.fileBytes += chunk.length;
+    let off = 0;
+    while (off < chunk.length) off += writeSync(file.fd, chunk, off, chunk.length - off);
+  }
+
+  end(): void {
+    const file = this.open;
+    if (!file) return;
+    this.open = undefined;
+    try {
+      if (this.needsChown(file.uid, file.gid)) fchownSync(file.fd, file.uid, file.gid);
+      // After chown, which would clear set-id bits anyway; we never set them.
+      if ((file.mode & UMASK) !== 0) fchmodSync(file.fd, file.mode);
+      const mtime = mtimeOf(file.header);
+      if (mtime) futimesSync(file.fd, mtime, mtime);
+    } finally {
+      closeSync(file.fd);
+    }
+  }
+
+  /** After a failure: closes a file left half written (the caller removes the tree). */
+  abandon(): void {
+    if (this.open) closeSync(this.open.fd);
+    this.open = undefined;
   }
 
   /** Marks the entry and every directory above it as holding content of this layer. */
@@ -129,7 +149,7 @@ export class LayerApplier {
     }
   }
 
-  private async apply(header: Header, stream: EntryStream): Promise<void> {
+  private apply(header: Header): void {
     const name = header.name;
     this.budget.addEntry(name);
     this.counts.entries += 1;
@@ -137,36 +157,29 @@ export class LayerApplier {
     this.budget.checkPath(name, components.length);
     const base = components[components.length - 1];
 
-    if (base !== undefined && base.startsWith(WHITEOUT)) {
-      await drain(stream);
-      return this.whiteout(name, components, base);
-    }
+    if (base !== undefined && base.startsWith(WHITEOUT)) return this.whiteout(name, components, base);
     switch (header.type) {
       case 'file':
       case 'contiguous-file':
-        return this.file(header, components, stream);
+        return this.file(header, components);
       case 'directory':
-        await drain(stream);
         return this.directory(header, components);
       case 'symlink':
-        await drain(stream);
         return this.symlink(header, components);
       case 'link':
-        await drain(stream);
         return this.hardlink(header, components);
       case 'character-device':
       case 'block-device':
       case 'fifo':
-        await drain(stream);
         this.counts.dropped += 1;
         return;
       default:
-        throw unsafe(`${JSON.stringify(name)} has unsupported tar entry type ${String(header.type)}`);
+        throw unsafe(`${JSON.stringify(name)} has unsupported tar entry type ${JSON.stringify(header.flag)}`);
     }
   }
 
   /** Parents checked (and created), then whatever sits at the path cleared. */
-  private async prepare(header: Header, components: string[], keepDir: boolean): Promise<'dir' | 'none'> {
+  private prepare(header: Header, components: string[], keepDir: boolean): 'dir' | 'none' {
     this.prepareParents(header, components);
     return this.tree.clearSync(components, keepDir);
   }
@@ -182,7 +195,7 @@ export class LayerApplier {
     this.createdDirs.add(sub.join('/'));
   };
 
-  private async own(header: Header, path: string): Promise<void> {
+  private own(header: Header, path: string): void {
     const uid = ownerId(header, 'uid');
     const gid = ownerId(header, 'gid');
     if (this.needsChown(uid, gid)) lchownSync(path, uid, gid);
@@ -193,7 +206,7 @@ export class LayerApplier {
     return CAN_CHOWN && (uid !== 0 || gid !== 0 || !this.tree.createsAsRoot());
   }
 
-  private async file(header: Header, components: string[], stream: EntryStream): Promise<void> {
+  private file(header: Header, components: string[]): void {
     if (components.length === 0) throw unsafe(`${JSON.stringify(header.name)}: a file cannot replace the image root`);
     const uid = ownerId(header, 'uid'); // refuse bad ids before writing any data
     const gid = ownerId(header, 'gid');
@@ -203,34 +216,21 @@ export class LayerApplier {
     // a file hard-linked from elsewhere; whatever was at the path is cleared on EEXIST.
     // Created with its final permission bits (never set-id ones): the tree is private (0700).
     const fd = this.tree.create(components, (p) => openSync(p, WRITE_FLAGS, mode));
-    try {
-      for await (const chunk of stream) {
-        this.counts.fileBytes += chunk.length;
-        let off = 0;
-        while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
-      }
-      if (this.needsChown(uid, gid)) fchownSync(fd, uid, gid);
-      // After chown, which would clear set-id bits anyway; we never set them.
-      if ((mode & UMASK) !== 0) fchmodSync(fd, mode);
-      const mtime = mtimeOf(header);
-      if (mtime) futimesSync(fd, mtime, mtime);
-    } finally {
-      closeSync(fd);
-    }
+    this.open = { fd, header, uid, gid, mode };
   }
 
-  private async directory(header: Header, components: string[]): Promise<void> {
+  private directory(header: Header, components: string[]): void {
     // The root's own entry ("./") is ignored: the root is always root-owned 0755.
     if (components.length === 0) return;
     this.prepareParents(header, components);
     this.tree.mkdirOrKeep(components);
     const path = this.tree.abs(components);
     this.explicitDirs.add(components.join('/'));
-    await this.own(header, path);
+    this.own(header, path);
     this.dirs.push({ components, mode: permissions(header, true), mtime: mtimeOf(header) });
   }
 
-  private async symlink(header: Header, components: string[]): Promise<void> {
+  private symlink(header: Header, components: string[]): void {
     if (components.length === 0) throw unsafe(`symlink entry ${JSON.stringify(header.name)} would replace the image root`);
     const target = header.linkname ?? '';
     if (target === '' || target.includes('\0')) throw unsafe(`symlink ${JSON.stringify(header.name)} has an empty or NUL-bearing target`);
@@ -242,12 +242,12 @@ export class LayerApplier {
       symlinkSync(target, p);
       return p;
     });
-    await this.own(header, path);
+    this.own(header, path);
     const mtime = mtimeOf(header);
     if (mtime) lutimesSync(path, mtime, mtime);
   }
 
-  private async hardlink(header: Header, components: string[]): Promise<void> {
+  private hardlink(header: Header, components: string[]): void {
     const name = JSON.stringify(header.name);
     if (components.length === 0) throw unsafe(`hardlink entry ${name} would replace the image root`);
     const linkname = header.linkname ?? '';
@@ -256,10 +256,10 @@ export class LayerApplier {
     if (target.length === 0) throw unsafe(`hardlink ${name} points at the image root`);
     if (target.join('/') === components.join('/')) throw unsafe(`hardlink ${name} points at itself`);
     if (this.placeholders.has(target.join('/'))) throw unsafe(`hardlink ${name} points at a whiteout`);
-    await this.prepare(header, components, false);
+    this.prepare(header, components, false);
     // Checked after clearing our own path, which might have held the target.
-    await this.tree.parents(target, false, linkname);
-    const st = await this.tree.lstat(target);
+    this.tree.parentsSync(target, false, linkname);
+    const st = this.tree.lstatSync(target);
     if (!st?.isFile()) {
       // Layers are cached on their own in overlay mode, so a link into a lower layer cannot be made.
       const where = this.overlay ? 'in this layer (links into lower layers are not supported)' : 'in the image';
@@ -268,14 +268,14 @@ export class LayerApplier {
     linkSync(this.tree.abs(target), this.tree.abs(components));
   }
 
-  private async whiteout(name: string, components: string[], base: string): Promise<void> {
+  private whiteout(name: string, components: string[], base: string): void {
     const dir = components.slice(0, -1);
     if (this.overlay) return this.overlayWhiteout(name, dir, base);
     if (base === OPAQUE) {
-      if (!(await this.tree.parents(components, false, name, undefined, true))) return;
-      const st = await this.tree.lstat(dir);
+      if (!this.tree.parentsSync(components, false, name, undefined, true)) return;
+      const st = this.tree.lstatSync(dir);
       if (st?.isSymbolicLink()) throw unsafe(`opaque whiteout ${JSON.stringify(name)} names a symlinked directory`);
-      if (st?.isDirectory()) await this.prune(dir);
+      if (st?.isDirectory()) this.prune(dir);
       return;
     }
     const victim = base.slice(WHITEOUT.length);
@@ -285,21 +285,21 @@ export class LayerApplier {
     const target = [...dir, victim];
     // A whiteout under a path that is no longer a directory has nothing to remove: umoci
     // repack writes "d" (now a file) and then "d/.wh.x" for a directory it replaced.
-    if (!(await this.tree.parents(target, false, name, undefined, true))) return;
-    await this.tree.remove(target);
+    if (!this.tree.parentsSync(target, false, name, undefined, true)) return;
+    this.tree.removeSync(target);
   }
 
   /** Overlay mode: the same checks as below, but the deletion is recorded for overlayfs instead of done. */
-  private async overlayWhiteout(name: string, dir: string[], base: string): Promise<void> {
+  private overlayWhiteout(name: string, dir: string[], base: string): void {
     if (base === OPAQUE) {
       if (dir.length === 0) throw invalid(`opaque whiteout ${JSON.stringify(name)} at the image root is not supported`);
-      if (!(await this.tree.parents(dir, true, name, this.onCreate, true))) return;
-      const st = await this.tree.lstat(dir);
+      if (!this.tree.parentsSync(dir, true, name, this.onCreate, true)) return;
+      const st = this.tree.lstatSync(dir);
       if (st?.isSymbolicLink()) throw unsafe(`opaque whiteout ${JSON.stringify(name)} names a symlinked directory`);
       // This layer put a file there, which hides everything below anyway.
       if (st && !st.isDirectory()) return;
       if (!st) {
-        await mkdir(this.tree.abs(dir), { mode: 0o755 });
+        mkdirSync(this.tree.abs(dir), { mode: 0o755 });
         this.tree.markDir(dir);
         this.onCreate(dir);
       }
@@ -311,14 +311,14 @@ export class LayerApplier {
     if (victim === '' || victim === '.' || victim === '..') throw unsafe(`whiteout ${JSON.stringify(name)} names no entry`);
     const target = [...dir, victim];
     // As above: this layer replaced a parent with a file, which already hides what was below.
-    if (!(await this.tree.parents(target, true, name, this.onCreate, true))) return;
-    await this.tree.clear(target, false);
+    if (!this.tree.parentsSync(target, true, name, this.onCreate, true)) return;
+    this.tree.clearSync(target, false);
     // An empty file holds the place; a later entry at the same path simply replaces it.
-    const fh = await open(this.tree.abs(target), WRITE_FLAGS, 0o000);
+    const fd = openSync(this.tree.abs(target), WRITE_FLAGS, 0o000);
     try {
-      this.placeholders.set(target.join('/'), (await fh.stat()).ino);
+      this.placeholders.set(target.join('/'), fstatSync(fd).ino);
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
 
@@ -330,7 +330,7 @@ export class LayerApplier {
       if (!(await this.tree.parentsAreDirs(c))) continue;
       const st = await this.tree.lstat(c);
       if (!st?.isFile() || st.ino !== ino) continue;
-      await unlink(this.tree.abs(c));
+      unlinkSync(this.tree.abs(c));
       whiteouts.push(path);
     }
     const opaques: string[] = [];
@@ -353,11 +353,11 @@ export class LayerApplier {
   }
 
   /** Removes what lower layers put under `dir`, keeping what this layer already wrote there. */
-  private async prune(dir: string[]): Promise<void> {
-    for (const child of await readdir(this.tree.abs(dir))) {
+  private prune(dir: string[]): void {
+    for (const child of readdirSync(this.tree.abs(dir))) {
       const c = [...dir, child];
-      if (!this.touched.has(c.join('/'))) await this.tree.remove(c);
-      else if ((await this.tree.lstat(c))?.isDirectory()) await this.prune(c);
+      if (!this.touched.has(c.join('/'))) this.tree.removeSync(c);
+      else if (this.tree.lstatSync(c)?.isDirectory()) this.prune(c);
     }
   }
 

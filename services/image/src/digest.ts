@@ -27,45 +27,58 @@ export interface VerifyOptions {
   onBytes?: ((n: number) => void) | undefined;
 }
 
+/** Hashes and counts bytes as they pass; check() throws unless digest and size match. */
+export class DigestCheck {
+  private readonly hash: Hash = createHash('sha256');
+  private seen = 0;
+
+  constructor(private readonly opts: VerifyOptions) {}
+
+  /** Counts (failing at once past the declared size) and hashes `chunk`. */
+  update(chunk: Uint8Array): void {
+    this.seen += chunk.length;
+    const { size, label, digest } = this.opts;
+    if (size !== undefined && this.seen > size) throw invalid(`${label} ${digest}: more than the declared ${size} bytes`);
+    this.opts.onBytes?.(chunk.length);
+    this.hash.update(chunk);
+  }
+
+  check(): void {
+    const { size, label, digest } = this.opts;
+    if (size !== undefined && this.seen !== size) throw invalid(`${label} ${digest}: ${this.seen} bytes, expected ${size}`);
+    const actual = `sha256:${this.hash.digest('hex')}`;
+    if (actual !== digest) throw invalid(`${label} ${digest}: content hashes to ${actual}`);
+  }
+}
+
 /**
  * Pass-through that hashes and counts. It fails as soon as the size is exceeded and, at the
  * end, if digest or size differ, so a consumer downstream never sees a clean end of
  * unverified bytes.
  */
 export class DigestVerifier extends Transform {
-  private readonly hash: Hash = createHash('sha256');
-  private seen = 0;
+  private readonly check: DigestCheck;
 
-  constructor(private readonly opts: VerifyOptions) {
+  constructor(opts: VerifyOptions) {
     super();
+    this.check = new DigestCheck(opts);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.seen += chunk.length;
-    const { size, label, digest } = this.opts;
-    if (size !== undefined && this.seen > size) {
-      cb(invalid(`${label} ${digest}: more than the declared ${size} bytes`));
-      return;
-    }
     try {
-      this.opts.onBytes?.(chunk.length);
+      this.check.update(chunk);
     } catch (err) {
       cb(err as Error);
       return;
     }
-    this.hash.update(chunk);
     cb(null, chunk);
   }
 
   override _flush(cb: TransformCallback): void {
-    const { size, label, digest } = this.opts;
-    if (size !== undefined && this.seen !== size) {
-      cb(invalid(`${label} ${digest}: ${this.seen} bytes, expected ${size}`));
-      return;
-    }
-    const actual = `sha256:${this.hash.digest('hex')}`;
-    if (actual !== digest) {
-      cb(invalid(`${label} ${digest}: content hashes to ${actual}`));
+    try {
+      this.check.check();
+    } catch (err) {
+      cb(err as Error);
       return;
     }
     cb();

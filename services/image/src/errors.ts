@@ -1,4 +1,4 @@
-import { SkiffError } from '@skiff/contracts';
+import { SkiffError } from '@skiff/contracts/errors';
 
 export function notFound(detail: string, cause?: unknown): SkiffError {
   return new SkiffError('SKIFF_IMAGE_NOT_FOUND', detail, { cause });

@@ -3,7 +3,7 @@
  * with synchronous fs calls, which is cheap here and blocks no one else's event loop.
  */
 import { parentPort } from 'node:worker_threads';
-import { SkiffError } from '@skiff/contracts';
+import { SkiffError } from '@skiff/contracts/errors';
 import { toSkiffError } from './errors.js';
 import { applyLayerJob } from './layer-job.js';
 import type { JobReply, JobRequest } from './layer-threads.js';

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { SkiffError } from '@skiff/contracts';
+import { SkiffError } from '@skiff/contracts/errors';
 
 /*
  * overlayfs reads deletions from its layers as a character device 0/0 (whiteout) and a

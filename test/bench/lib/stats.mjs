@@ -29,11 +29,15 @@ export function report(title, rows, baseline) {
   }
 }
 
-/** Runs each measured function in turn, `runs` times, so noise hits all of them alike. */
-export async function alternate(runs, contenders) {
+/**
+ * Runs each measured function in turn, `runs` times, so noise hits all of them alike.
+ * `before`, if given, runs untimed ahead of every measured call.
+ */
+export async function alternate(runs, contenders, { before } = {}) {
   const samples = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
   for (let i = 0; i < runs; i++) {
     for (const [name, once] of Object.entries(contenders)) {
+      await before?.();
       const t0 = performance.now();
       await once();
       samples[name].push(performance.now() - t0);
