@@ -25,7 +25,7 @@ const MAX_OPTIONS = 4000;
  */
 export async function checkLayer(layer: LayerInfo, index: number, lowers: LayerInfo[]): Promise<void> {
   const implicit = new Set(layer.implicitDirs);
-  const whiteoutOnly = new Set(layer.whiteoutDirs ?? []);
+  const whiteoutOnly = new Set(layer.whiteoutDirs);
   for (const dir of layer.implicitDirs) {
     const comps = dir.split('/');
     for (let m = 1; m <= comps.length; m++) {

@@ -47,7 +47,7 @@ export async function composeStack(cache: LayerCache, layers: LayerInfo[]): Prom
 }
 
 async function fixesFor(layer: LayerInfo, below: LayerInfo[]): Promise<Fix[]> {
-  const whiteoutOnly = new Set(layer.whiteoutDirs ?? []);
+  const whiteoutOnly = new Set(layer.whiteoutDirs);
   const fixes: Fix[] = [];
   for (const path of [...layer.implicitDirs].sort()) {
     // Below a hidden directory nothing shows; below an opaque one the lower layers do not count.

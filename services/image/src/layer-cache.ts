@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { lstatSync, readdirSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assertDigest } from './digest.js';
@@ -22,8 +23,8 @@ export interface LayerInfo {
   whiteouts: string[];
   opaques: string[];
   implicitDirs: string[];
-  /** Implicit directories holding only whiteouts (see OverlayMarks); absent in caches from before it was recorded. */
-  whiteoutDirs?: string[];
+  /** Implicit directories holding only whiteouts (see OverlayMarks). */
+  whiteoutDirs: string[];
 }
 
 /** What a builder of a cache entry reports; the cache adds diffId and dir. */
@@ -37,6 +38,26 @@ export type LayerEvent =
 
 function errno(err: unknown): string | undefined {
   return (err as { code?: string } | undefined)?.code;
+}
+
+/**
+ * True when nothing but whiteouts (0/0 character devices) and directories the layer made
+ * only as parents lie below `rel`: what the applier records as a whiteout-only directory.
+ */
+function holdsOnlyWhiteouts(tree: string, rel: string, implicit: Set<string>): boolean {
+  for (const entry of readdirSync(join(tree, rel), { withFileTypes: true })) {
+    const path = `${rel}/${entry.name}`;
+    if (entry.isCharacterDevice() && lstatSync(join(tree, path)).rdev === 0) continue;
+    if (entry.isDirectory() && implicit.has(path) && holdsOnlyWhiteouts(tree, path, implicit)) continue;
+    return false;
+  }
+  return true;
+}
+
+/** Layers cached before `whiteoutDirs` was recorded get it from their tree, once. */
+function whiteoutDirsOf(tree: string, implicitDirs: string[]): string[] {
+  const implicit = new Set(implicitDirs);
+  return implicitDirs.filter((d) => holdsOnlyWhiteouts(tree, d, implicit));
 }
 
 /**
@@ -71,8 +92,17 @@ export class LayerCache {
       if (errno(err) === 'ENOENT') return undefined;
       throw err;
     }
-    const info = JSON.parse(raw.toString('utf8')) as Omit<LayerInfo, 'dir'>;
-    return { ...info, diffId, dir: join(dir, 'tree') };
+    const info = JSON.parse(raw.toString('utf8')) as Omit<LayerInfo, 'dir' | 'whiteoutDirs'> & { whiteoutDirs?: string[] };
+    const tree = join(dir, 'tree');
+    if (!info.whiteoutDirs) {
+      // Written whole to a temp file and renamed, so a reader never sees half a record.
+      const upgraded = { ...info, whiteoutDirs: whiteoutDirsOf(tree, info.implicitDirs) };
+      const tmp = join(dir, `.layer.json-${randomBytes(6).toString('hex')}`);
+      await writeFile(tmp, JSON.stringify(upgraded));
+      await rename(tmp, join(dir, 'layer.json'));
+      return { ...upgraded, diffId, dir: tree };
+    }
+    return { ...info, whiteoutDirs: info.whiteoutDirs, diffId, dir: tree };
   }
 
   /** Marks the layer used now (the mtime of layer.json), for eviction by least recent use. */
