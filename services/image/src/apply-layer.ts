@@ -106,10 +106,6 @@ export class LayerApplier implements TarHandler {
     this.overlay = opts.overlay ?? false;
   }
 
-  begin(header: Header): void {
-    this.apply(header);
-  }
-
   /** Data of the current entry; only regular files keep theirs. */
   data(chunk: Buffer): void {
     const file = this.open;
@@ -149,7 +145,8 @@ export class LayerApplier implements TarHandler {
     }
   }
 
-  private apply(header: Header): void {
+  /** A new entry: applied now, except a regular file's data, which follows through data(). */
+  begin(header: Header): void {
     const name = header.name;
     this.budget.addEntry(name);
     this.counts.entries += 1;
