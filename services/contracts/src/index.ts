@@ -5,4 +5,5 @@ export * from './settings.js';
 export * from './logger.js';
 export * from './ids.js';
 export * from './placement.js';
+export * from './min-instances.js';
 export * from './node-directory.js';

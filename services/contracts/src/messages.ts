@@ -192,8 +192,22 @@ export const heartbeatSchema = z.object({
   intervalMs: z.number().int().positive(),
   /** Manifest digests of the images unpacked on the node (placement prefers them). */
   images: z.array(digest).max(100_000).default([]),
-  /** Function versions with idle warm instances on the node (placement prefers them most). */
-  warm: z.array(z.object({ fn: z.string().min(1).max(63), version: z.number().int().positive(), idle: z.number().int().nonnegative() })).max(100_000).default([]),
+  /**
+   * Function versions with instances on the node: `idle` ones, which placement prefers most, and
+   * `instances`, all of them starting, idle or busy, which the gateways compare with minInstances.
+   * Workers from before `instances` send only versions with idle ones; read `idle` as the count.
+   */
+  warm: z
+    .array(
+      z.object({
+        fn: z.string().min(1).max(63),
+        version: z.number().int().positive(),
+        idle: z.number().int().nonnegative(),
+        instances: z.number().int().nonnegative().optional(),
+      }),
+    )
+    .max(100_000)
+    .default([]),
 });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;
 

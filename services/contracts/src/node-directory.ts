@@ -17,6 +17,9 @@ export function missedHeartbeatsFrom(raw: string | undefined): number {
   return n;
 }
 
+/** A node came into the table (its first heartbeat) or went out of it (left, dropped, expired). */
+export type NodeChange = 'joined' | 'left';
+
 export interface NodeDirectoryOptions {
   missedHeartbeats: number;
   log: Logger;
@@ -33,6 +36,7 @@ export class NodeDirectory {
   private table: NodeTable = new Map();
   private readonly subs: Subscription[] = [];
   private sweeper: NodeJS.Timeout | undefined;
+  private readonly watchers: ((nodeId: string, change: NodeChange) => void)[] = [];
 
   constructor(
     private readonly nc: NatsConnection,
@@ -67,6 +71,12 @@ export class NodeDirectory {
     if (!this.table.has(nodeId)) return;
     this.table = withoutNode(this.table, nodeId);
     this.say({ nodeId, why }, 'node dropped');
+    this.changed(nodeId, 'left');
+  }
+
+  /** Calls `watcher` after each node that joins or leaves the table, with the table updated. */
+  watch(watcher: (nodeId: string, change: NodeChange) => void): void {
+    this.watchers.push(watcher);
   }
 
   stop(): void {
@@ -95,17 +105,34 @@ export class NodeDirectory {
     else this.opts.log.debug(fields, msg);
   }
 
+  private changed(nodeId: string, change: NodeChange): void {
+    for (const w of this.watchers) {
+      try {
+        w(nodeId, change);
+      } catch (err) {
+        this.opts.log.warn({ err, nodeId, change }, 'node change watcher failed');
+      }
+    }
+  }
+
   private sweep(): void {
     const live = withoutExpired(this.table, Date.now(), this.opts.missedHeartbeats);
     if (live.size === this.table.size) return;
-    for (const id of this.table.keys()) if (!live.has(id)) this.say({ nodeId: id }, 'node missed its heartbeats; removed');
+    const gone = [...this.table.keys()].filter((id) => !live.has(id));
     this.table = live;
+    for (const id of gone) {
+      this.say({ nodeId: id }, 'node missed its heartbeats; removed');
+      this.changed(id, 'left');
+    }
   }
 
   private onHeartbeat(m: Msg): void {
     const hb = decodeJson(heartbeatSchema, m.data, 'heartbeat');
-    if (!this.table.has(hb.nodeId)) this.say({ nodeId: hb.nodeId, slots: hb.slots }, 'node joined');
+    const joined = !this.table.has(hb.nodeId);
     this.table = withHeartbeat(this.table, hb, Date.now());
+    if (!joined) return;
+    this.say({ nodeId: hb.nodeId, slots: hb.slots }, 'node joined');
+    this.changed(hb.nodeId, 'joined');
   }
 
   private onLeave(m: Msg): void {
@@ -113,5 +140,6 @@ export class NodeDirectory {
     if (!this.table.has(leave.nodeId)) return;
     this.table = withoutNode(this.table, leave.nodeId);
     this.say({ nodeId: leave.nodeId }, 'node left');
+    this.changed(leave.nodeId, 'left');
   }
 }

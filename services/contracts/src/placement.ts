@@ -15,6 +15,8 @@ export interface NodeState {
   images: ReadonlySet<string>;
   /** Idle warm instances by `fn@version`. */
   warm: ReadonlyMap<string, number>;
+  /** Instances starting, idle or busy by `fn@version` (what minInstances counts). */
+  instances: ReadonlyMap<string, number>;
 }
 
 /** What is being placed: the function version and its image. */
@@ -38,6 +40,7 @@ export function withHeartbeat(table: NodeTable, hb: Heartbeat, now: number): Map
     intervalMs: hb.intervalMs,
     images: new Set(hb.images),
     warm: new Map(hb.warm.filter((w) => w.idle > 0).map((w) => [warmKey(w.fn, w.version), w.idle])),
+    instances: new Map(hb.warm.map((w) => [warmKey(w.fn, w.version), Math.max(w.instances ?? 0, w.idle)] as const).filter(([, n]) => n > 0)),
   });
   return next;
 }

@@ -44,7 +44,10 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
   const nodes = new NodeDirectory(messaging.nc, { missedHeartbeats: config.missedHeartbeats, log });
   nodes.start();
   const invoker = new Invoker(messaging, nodes, log);
-  app.addHook('onClose', async () => (invoker.close(), nodes.stop()));
+  // Starts stream functions' minInstances at deploy and restores them when workers come and go.
+  const prewarmer = new Prewarmer(messaging, nodes, registry, { periodMs: config.minInstancesCheckMs, missedHeartbeats: config.missedHeartbeats }, log);
+  prewarmer.start();
+  app.addHook('onClose', async () => (prewarmer.stop(), invoker.close(), nodes.stop()));
   const api = await loadApi();
   streamImageArchives(app, config.maxArchiveBytes);
   registerOperations(
@@ -52,7 +55,7 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
     api,
     {
       ...systemHandlers(api, messaging, registry),
-      ...functionHandlers(registry, store, messaging, new Prewarmer(messaging, nodes, log), config.defaultTimeoutMs),
+      ...functionHandlers(registry, store, messaging, prewarmer, config.defaultTimeoutMs),
       ...invokeHandlers(registry, invoker),
       ...imageHandlers(store, registry, config),
     },

@@ -20,6 +20,11 @@ export interface GatewayConfig {
   readonly uploadIdleMs: number;
   /** A worker node that misses this many heartbeats is no longer given invocations. */
   readonly missedHeartbeats: number;
+  /**
+   * How often the gateway compares stream functions' minInstances with the instances the
+   * workers report and asks for the missing ones (it also does when a node joins or leaves).
+   */
+  readonly minInstancesCheckMs: number;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -55,5 +60,6 @@ export function loadConfig(env: Env, cwd = process.cwd()): GatewayConfig {
     maxArchiveBytes: int(env, 'SKIFF_MAX_ARCHIVE_BYTES', 8 * 1024 ** 3, 1024, 4 * 1024 ** 4),
     uploadIdleMs: int(env, 'SKIFF_UPLOAD_IDLE_MS', 15 * 60_000, 1000, 24 * 3_600_000),
     missedHeartbeats: missedHeartbeatsFrom(env.SKIFF_MISSED_HEARTBEATS),
+    minInstancesCheckMs: int(env, 'SKIFF_MIN_INSTANCES_CHECK_MS', 5000, 100, 3_600_000),
   });
 }

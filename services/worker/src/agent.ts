@@ -122,7 +122,9 @@ export class WorkerAgent {
     // Once the node said it is leaving, a late load report must not bring it back.
     if (this.stopping) return;
     const { nodeId, slots, heartbeatMs } = this.config;
-    const warm = [...this.pools.values()].filter((p) => p.idle > 0).map((p) => ({ fn: p.fn, version: p.version, idle: p.idle }));
+    const warm = [...this.pools.values()]
+      .map((p) => ({ fn: p.fn, version: p.version, idle: p.idle, instances: p.present }))
+      .filter((w) => w.idle > 0 || w.instances > 0);
     this.nc.publish(
       SUBJECTS.heartbeat,
       encodeJson(heartbeatSchema, {
@@ -270,13 +272,23 @@ export class WorkerAgent {
     }
   }
 
-  /** Starts a stream function version's minimum of instances before any invocation needs them. */
+  /**
+   * Brings a stream function version up to its minimum of instances on this node, before any
+   * invocation needs them. Means "have at least minInstances": gateways repeat it until their
+   * heartbeats show the instances, so what is running or starting already is counted.
+   */
   private onWarm(m: Msg): void {
     try {
       const inv = decodeInvocation(m.headers);
       if (inv.mode !== 'stream' || inv.settings.minInstances === 0 || this.stopping) return;
-      this.log.info({ fn: inv.fn, version: inv.fnVersion, minInstances: inv.settings.minInstances }, 'starting the minimum of warm instances');
-      this.pool(inv).scale();
+      // A request that crossed a deploy on the way must not bring an old version back.
+      if ([...this.pools.values()].some((p) => p.fn === inv.fn && p.version > inv.fnVersion)) {
+        return this.log.debug({ fn: inv.fn, version: inv.fnVersion }, 'warm request for a replaced version ignored');
+      }
+      const started = this.pool(inv).scale();
+      const fields = { fn: inv.fn, version: inv.fnVersion, minInstances: inv.settings.minInstances, started };
+      if (started > 0) this.log.info(fields, 'starting the minimum of warm instances');
+      else this.log.debug(fields, 'warm request started nothing: the minimum is running or starting, or there is no room');
     } catch (err) {
       this.log.warn({ err }, 'warm request rejected');
     }

@@ -54,6 +54,11 @@ export class FunctionPool {
     return [...this.instances].filter((i) => i.state === 'idle').length;
   }
 
+  /** Instances starting (container being made included), idle or busy: what minInstances counts. */
+  get present(): number {
+    return this.launching + [...this.instances].filter((i) => i.state === 'starting' || i.state === 'idle' || i.state === 'busy').length;
+  }
+
   /** Live instances (for the node's memory budget). */
   get live(): number {
     return [...this.instances].filter((i) => i.state !== 'stopped').length;
@@ -143,12 +148,16 @@ export class FunctionPool {
     if (this.waiting.length > 0) this.scale();
   }
 
-  /** Starts what the waiting invocations and minInstances need, within the limits. */
-  scale(): void {
-    if (this.draining) return;
+  /**
+   * Starts what the waiting invocations and minInstances need, within the limits, counting the
+   * starts under way: calling it again starts nothing more. Returns how many it started.
+   */
+  scale(): number {
+    if (this.draining) return 0;
     const launching = Array.from({ length: this.launching }, (_, i): InstanceView => ({ id: `launching-${i}`, state: 'starting', inflight: 0, lastUsedAt: 0 }));
     const n = startsNeeded([...this.views(), ...launching], this.waiting.length, this.settings, this.deps.room() - this.launching);
     for (let i = 0; i < n; i++) void this.start();
+    return n;
   }
 
   private async start(): Promise<void> {
