@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ImageStore } from '@skiff/image';
 import { ensureBasesFor, findFunctions, packManifest } from './images.js';
 import { deploySettings } from './manifest.js';
-import { REPO_ROOT, serviceMain } from './paths.js';
+import { REPO_ROOT, serviceArgs } from './paths.js';
 
 export interface UpOptions {
   dataDir: string;
@@ -86,7 +86,7 @@ export async function up(opts: UpOptions): Promise<void> {
   }
 
   const env = { ...process.env, SKIFF_DATA_DIR: opts.dataDir, SKIFF_NATS_URL: natsUrl, SKIFF_PORT: String(opts.port) };
-  for (const service of ['scheduler', 'worker', 'gateway'] as const) start(service, process.execPath, [serviceMain(service)], env);
+  for (const service of ['scheduler', 'worker', 'gateway'] as const) start(service, process.execPath, serviceArgs(service), env);
 
   const store = await ImageStore.open(join(opts.dataDir, 'store'));
   const functions = findFunctions(join(REPO_ROOT, 'functions'));

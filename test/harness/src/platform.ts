@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { serviceArgs } from '@skiff/cli';
 import { ImageStore, buildBusyboxBase, buildNodeRuntime, packFunction } from '@skiff/image';
 import { startNats, stopProcess, waitUntil, type NatsServer } from './nats.js';
 import { freePort } from './ports.js';
@@ -53,7 +54,7 @@ export class Platform {
 
   /** Starts one compiled service; its logs go to <data dir>/<name>.log. */
   start(service: ServiceName, extraEnv: Record<string, string> = {}, name: string = service): Service {
-    const child = spawn(process.execPath, [join(REPO, 'services', service, 'dist/main.js')], {
+    const child = spawn(process.execPath, serviceArgs(service), {
       env: this.env(extraEnv),
       stdio: ['ignore', 'ignore', 'pipe'],
     });
