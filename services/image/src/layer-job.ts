@@ -74,25 +74,23 @@ export async function applyLayerJob(job: LayerJob, onBytes?: (n: number) => void
       onBytes?.(n);
     },
   });
-  const inflater = compression === 'gzip' ? new Inflater(`${label} ${job.desc.digest}`, CHUNK, (out) => {
+  /** Tar bytes, inflated or as stored: checked against the diffID and applied. */
+  const take = (out: Buffer): void => {
     diff.update(out);
     tar.push(out);
-  }) : undefined;
+  };
+  const buf = (readBuffer ??= Buffer.allocUnsafe(CHUNK));
   const fd = openBlob(job, label);
-  const buf = readBuffer?.length === CHUNK ? readBuffer : Buffer.allocUnsafe(CHUNK);
-  readBuffer = undefined; // not shared with a nested job while in use
+  let inflater: Inflater | undefined;
   try {
+    if (compression === 'gzip') inflater = new Inflater(`${label} ${job.desc.digest}`, CHUNK, take);
     for (;;) {
       const n = readSync(fd, buf, 0, CHUNK, null);
       if (n === 0) break;
       const block = buf.subarray(0, n);
       blob.update(block);
-      if (inflater) {
-        inflater.write(block);
-      } else {
-        diff.update(block);
-        tar.push(block);
-      }
+      if (inflater) inflater.write(block);
+      else take(block);
     }
     blob.check();
     inflater?.end();
@@ -104,7 +102,6 @@ export async function applyLayerJob(job: LayerJob, onBytes?: (n: number) => void
   } finally {
     inflater?.close();
     closeSync(fd);
-    readBuffer = buf;
   }
   await applier.finish();
   return { counts: applier.counts, marks: applier.marks, bytes };
