@@ -3,11 +3,12 @@
  * headers; control messages (heartbeats, node table) are small JSON documents. Receivers
  * always parse with these schemas and reject what does not fit.
  */
-import { headers as natsHeaders, type MsgHdrs } from '@nats-io/nats-core';
+import type { MsgHdrs } from '@nats-io/nats-core';
 import { z } from 'zod';
 import { SkiffError, isErrorCode, type ErrorBody } from './errors.js';
 import { encodeSettings, settingsHeader, type RunSettings } from './settings.js';
 import { CALL_ID_PATTERN, NODE_ID_PATTERN } from './subjects.js';
+import { WireHeaders } from './wire-headers.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -72,26 +73,27 @@ export interface Invocation {
 }
 
 export function encodeInvocation(inv: Invocation): MsgHdrs {
-  const h = natsHeaders();
-  h.set(H.type, 'invoke');
-  h.set(H.version, String(PROTOCOL_VERSION));
-  h.set(H.callId, inv.callId);
-  h.set(H.deadline, String(inv.deadline));
-  h.set(H.fn, inv.fn);
-  h.set(H.fnVersion, String(inv.fnVersion));
-  h.set(H.image, inv.image);
-  h.set(H.mode, inv.mode);
-  h.set(H.settings, encodeSettings(inv.settings));
-  if (inv.traceparent) h.set(H.traceparent, inv.traceparent);
-  if (inv.tracestate) h.set(H.tracestate, inv.tracestate);
-  if (inv.contentType) h.set(H.contentType, inv.contentType);
+  const h = new WireHeaders()
+    .add(H.type, 'invoke')
+    .add(H.version, String(PROTOCOL_VERSION))
+    .add(H.callId, inv.callId)
+    .add(H.deadline, String(inv.deadline))
+    .add(H.fn, inv.fn)
+    .add(H.fnVersion, String(inv.fnVersion))
+    .add(H.image, inv.image)
+    .add(H.mode, inv.mode)
+    .add(H.settings, encodeSettings(inv.settings));
+  if (inv.traceparent) h.add(H.traceparent, inv.traceparent);
+  if (inv.tracestate) h.add(H.tracestate, inv.tracestate);
+  if (inv.contentType) h.add(H.contentType, inv.contentType);
   return h;
 }
 
+/** Each header's first value. Iterated, not looked up: MsgHdrs.get() copies and scans all keys per call. */
 function headerRecord(h: MsgHdrs | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   if (!h) return out;
-  for (const key of h.keys()) out[key] = h.get(key);
+  for (const [key, values] of h) if (values.length > 0) out[key] = values[0] as string;
   return out;
 }
 
@@ -131,13 +133,13 @@ export type InvocationResult =
   | { ok: false; callId: string; error: SkiffError };
 
 export function encodeResultHeaders(callId: string, ok: boolean, contentType?: string): MsgHdrs {
-  const h = natsHeaders();
-  if (contentType) h.set(H.contentType, contentType);
-  h.set(H.type, 'result');
-  h.set(H.version, String(PROTOCOL_VERSION));
-  h.set(H.callId, callId);
-  h.set(H.outcome, ok ? 'ok' : 'error');
-  return h;
+  const h = new WireHeaders();
+  if (contentType) h.add(H.contentType, contentType);
+  return h
+    .add(H.type, 'result')
+    .add(H.version, String(PROTOCOL_VERSION))
+    .add(H.callId, callId)
+    .add(H.outcome, ok ? 'ok' : 'error');
 }
 
 export function encodeError(err: SkiffError): Uint8Array {
