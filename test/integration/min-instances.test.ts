@@ -14,7 +14,11 @@ class Heartbeats {
 
   static async follow(url: string): Promise<Heartbeats> {
     const h = new Heartbeats(await connect({ servers: url }));
-    h.nc.subscribe(SUBJECTS.heartbeat, { callback: (_err, m) => h.seen.push(m.json<Heartbeat>()) });
+    h.nc.subscribe(SUBJECTS.heartbeat, {
+      callback: (_err, m) => {
+        h.seen.push(m.json<Heartbeat>());
+      },
+    });
     await h.nc.flush();
     return h;
   }

@@ -1,11 +1,13 @@
 // Shared fixture for container tests: a busybox rootfs owned by host root, and bundles with
 // the worker's full isolation profile (seven namespaces, a user namespace, no capabilities,
 // no_new_privs, the default seccomp profile, masked and read-only paths, cgroup limits).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Duplex } from 'node:stream';
 import { defaultSeccompProfile } from '@skiff/worker';
 
 export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -123,6 +125,35 @@ export class Fixture {
     return { status: res.status, stdout: res.stdout ?? '', stderr: res.stderr ?? '', id, dir };
   }
 
+  /**
+   * `run` as the worker runs it: the launcher starts with `--wait-fd 3 --status-fd 3` and
+   * clones its init ahead; only then is config.json written and the go byte sent on fd 3.
+   * `status` is the line the launcher sent back on fd 3 (null: none), `code` its exit code.
+   */
+  async runAhead(cfg: Config, opts: { input?: string; beforeGo?: (initPid: number) => void } = {}) {
+    const { _id, ...clean } = cfg;
+    const id: string = _id ?? `fx${process.pid}-${++this.count}`;
+    const dir = path.join(this.base, `bundle-${id}`);
+    this.ids.push(id);
+    const child = spawn(launcher, ['--root', this.stateRoot, 'run', '--wait-fd', '3', '--status-fd', '3', '--bundle', dir, id], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+    const control = child.stdio[3] as Duplex;
+    let stdout = '';
+    let stderr = '';
+    let status = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    control.on('data', (d) => (status += d));
+    const closed = once(child, 'close');
+    const initPid = await clonedAhead(child.pid!);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(clean));
+    opts.beforeGo?.(initPid);
+    control.end('g');
+    child.stdin!.end(opts.input ?? '');
+    const [code] = await closed;
+    return { status: /^\d+\n$/.test(status) ? Number(status) : null, code: code as number | null, stdout, stderr, id, initPid };
+  }
+
   sh(script: string, edit?: (c: Config) => void, runtime?: string) {
     const cfg = this.config(['sh', '-c', script]);
     edit?.(cfg);
@@ -150,6 +181,13 @@ export class Fixture {
 }
 
 
+
+/** The pid of the init a launcher started with --wait-fd has cloned ahead (its only child). */
+export async function clonedAhead(launcherPid: number): Promise<number> {
+  const children = () => fs.readFileSync(`/proc/${launcherPid}/task/${launcherPid}/children`, 'utf8').trim();
+  await waitFor(() => children() !== '', 'the launcher to clone its init ahead');
+  return Number(children());
+}
 
 export async function waitFor(check: () => boolean, what: string, ms = 10_000): Promise<void> {
   for (let waited = 0; waited < ms; waited += 25) {

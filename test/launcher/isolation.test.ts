@@ -77,6 +77,20 @@ describe('cgroup limits', () => {
     expect(s).toBeLessThan(f * 0.5); // 10% quota vs a full CPU, loosely
   });
 
+  // The launcher makes and enters the cgroup while the init sets up its mounts; the init waits for
+  // it before its cgroup namespace (and so before exec). strace holds the launcher's write to
+  // cgroup.procs back, so an init that did not wait would see the cgroup from outside.
+  it.skipIf(spawnSync('strace', ['-V']).status !== 0)('enters the cgroup before its cgroup namespace, however late the launcher is (skipped where strace is not installed)', () => {
+    const cfg = fx.config(['sh', '-c', 'grep -E ":(memory|pids):" /proc/self/cgroup']);
+    const [dir, id] = fx.bundle(cfg);
+    const procs = path.join('/sys/fs/cgroup/memory', cfg.linux.cgroupsPath, 'cgroup.procs');
+    const res = spawnSync('strace', ['-qq', '-o', '/dev/null', '-P', procs, '-e', 'inject=openat:delay_enter=300000', launcher, '--root', fx.stateRoot, 'run', '--bundle', dir, id], { encoding: 'utf8' });
+    expect(res.stderr).toBe('');
+    const lines = res.stdout.split('\n').filter(Boolean);
+    expect(lines).toHaveLength(2);
+    for (const l of lines) expect(l).toMatch(/:(memory|pids):\/$/);
+  });
+
   it('removes the cgroup it created when the container exits', () => {
     const cfg = fx.config(['true']);
     const res = fx.run(cfg);

@@ -17,25 +17,38 @@ beforeAll(() => {
 });
 afterAll(() => fx.teardown());
 
+const probeResult = (res: { stdout: string; stderr: string }): Record<string, number> => {
+  expect(res.stderr).toBe('');
+  return Object.fromEntries(res.stdout.trim().split('\n').map((l) => [l.split('=')[0], Number(l.split('=')[1])]));
+};
+
 function probe(edit?: (c: any) => void): Record<string, number> {
   const cfg = fx.config(['/bin/sysprobe']);
   edit?.(cfg);
-  const res = fx.run(cfg);
-  expect(res.stderr).toBe('');
-  return Object.fromEntries(res.stdout.trim().split('\n').map((l) => [l.split('=')[0], Number(l.split('=')[1])]));
+  return probeResult(fx.run(cfg));
 }
+
+const FORBIDDEN = ['mount', 'umount2', 'unshare', 'setns', 'keyctl', 'add_key', 'bpf', 'perf_event_open', 'userfaultfd',
+  'io_uring_setup', 'ptrace', 'name_to_handle_at', 'open_by_handle_at', 'pivot_root', 'kexec_load', 'init_module',
+  'swapoff', 'reboot', 'settimeofday', 'personality_bad', 'clone_newnet'];
+
+function expectRefused(got: Record<string, number>): void {
+  const EPERM = 1;
+  for (const name of FORBIDDEN) expect(got[name], name).toBe(EPERM);
+  expect(got.clone3).toBe(38); // ENOSYS, so libcs fall back to clone and its flag check
+  expect(got.fork).toBe(0); // ordinary processes still work
+}
+
+const STATUS_LINES = 'grep -E "^(Cap|NoNewPrivs|Seccomp:)" /proc/self/status';
+const CONFINED = {
+  CapInh: '0000000000000000', CapPrm: '0000000000000000', CapEff: '0000000000000000',
+  CapBnd: '0000000000000000', CapAmb: '0000000000000000', NoNewPrivs: '1', Seccomp: '2',
+};
+const statusOf = (stdout: string) => Object.fromEntries(stdout.trim().split('\n').map((l) => l.split(/:\s+/)));
 
 describe('14: forbidden syscalls, no capabilities, no_new_privs', () => {
   it('refuses mount, unshare, setns, keyctl, bpf, perf_event_open, userfaultfd, io_uring, ptrace, open_by_handle_at, namespace clones', () => {
-    const got = probe();
-    const EPERM = 1;
-    for (const name of ['mount', 'umount2', 'unshare', 'setns', 'keyctl', 'add_key', 'bpf', 'perf_event_open', 'userfaultfd',
-      'io_uring_setup', 'ptrace', 'name_to_handle_at', 'open_by_handle_at', 'pivot_root', 'kexec_load', 'init_module',
-      'swapoff', 'reboot', 'settimeofday', 'personality_bad', 'clone_newnet']) {
-      expect(got[name], name).toBe(EPERM);
-    }
-    expect(got.clone3).toBe(38); // ENOSYS, so libcs fall back to clone and its flag check
-    expect(got.fork).toBe(0); // ordinary processes still work
+    expectRefused(probe());
   });
 
   it('is the seccomp profile that refuses them: without it several succeed', () => {
@@ -45,12 +58,14 @@ describe('14: forbidden syscalls, no capabilities, no_new_privs', () => {
   });
 
   it('has CapEff 0 (and every other set empty) and NoNewPrivs 1', () => {
-    const res = fx.sh('grep -E "^(Cap|NoNewPrivs|Seccomp:)" /proc/self/status');
-    const status = Object.fromEntries(res.stdout.trim().split('\n').map((l) => l.split(/:\s+/)));
-    expect(status).toEqual({
-      CapInh: '0000000000000000', CapPrm: '0000000000000000', CapEff: '0000000000000000',
-      CapBnd: '0000000000000000', CapAmb: '0000000000000000', NoNewPrivs: '1', Seccomp: '2',
-    });
+    expect(statusOf(fx.sh(STATUS_LINES).stdout)).toEqual(CONFINED);
+  });
+
+  // The worker starts exec functions through launchers started ahead, whose init is cloned
+  // before the config exists and gets it, the root and the seccomp BPF afterwards.
+  it('confines a process started through a launcher started ahead (--wait-fd) just the same', async () => {
+    expectRefused(probeResult(await fx.runAhead(fx.config(['/bin/sysprobe']))));
+    expect(statusOf((await fx.runAhead(fx.config(['sh', '-c', STATUS_LINES]))).stdout)).toEqual(CONFINED);
   });
 });
 
@@ -67,6 +82,12 @@ describe('15: masked and read-only kernel interfaces', () => {
   it('keeps /proc/sys and /proc/sysrq-trigger read-only', () => {
     const res = fx.sh('echo 1 > /proc/sys/kernel/ns_last_pid; echo "rc=$?"; grep -E " /proc/sys " /proc/self/mountinfo | grep -c " ro,"; test -e /proc/sysrq-trigger && { echo h > /proc/sysrq-trigger; echo "sysrq=$?"; } || echo sysrq=absent');
     expect(res.stdout).toMatch(/^rc=1\n1\nsysrq=(1|absent)\n$/);
+    expect(res.stderr).toContain('Read-only file system');
+  });
+
+  it('masks and keeps read-only the same through a launcher started ahead (--wait-fd)', async () => {
+    const res = await fx.runAhead(fx.config(['sh', '-c', 'cat /proc/keys | wc -c; ls -A /sys/firmware | wc -l; echo 1 > /proc/sys/kernel/ns_last_pid; echo "rc=$?"']));
+    expect(res.stdout).toBe('0\n0\nrc=1\n');
     expect(res.stderr).toContain('Read-only file system');
   });
 

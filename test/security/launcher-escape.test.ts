@@ -59,6 +59,12 @@ describe('11: cwd and file descriptors (runc CVE-2024-21626)', () => {
     }
   });
 
+  it('passes only fds 0-2 into a container started ahead, not the launcher\'s fd 3 nor its sync socket', async () => {
+    const res = await fx.runAhead(fx.config(['sh', '-c', 'ls /proc/1/fd; true']));
+    expect(res.stderr).toBe('');
+    expect(res.stdout.split('\n').filter(Boolean)).toEqual(['0', '1', '2']);
+  });
+
   it('passes only fds 0-2 into the container (--preserve-fds: see test/launcher/run.test.ts)', () => {
     const fd = fs.openSync(path.join(fx.base, 'leak'), 'w');
     try {

@@ -52,7 +52,7 @@ async function readWithTarStream(tar: Buffer): Promise<Seen[]> {
   const extract = tarStream.extract();
   extract.on('entry', (h, stream, next) => {
     const hash = createHash('sha256');
-    stream.on('data', (c: Buffer) => hash.update(c));
+    stream.on('data', (c: unknown) => hash.update(c as Buffer));
     stream.on('end', () => {
       seen.push({ name: h.name, type: h.type ?? null, size: h.size ?? 0, mode: h.mode ?? 0, uid: h.uid ?? 0, gid: h.gid ?? 0, mtime: h.mtime?.getTime() ?? 0, linkname: h.linkname ?? null, data: hash.digest('hex') });
       next();

@@ -17,8 +17,6 @@
 #include "caps.h"
 #include "namespaces.h"
 
-#define CONFIG_MAX_SIZE (4 << 20)
-
 /* Every config error reads "config.json: <field>: <problem>". */
 #define bad(err, ...) err_msg(err, "config.json", NULL, __VA_ARGS__)
 
@@ -853,15 +851,21 @@ static int read_file(const char *path, char **out, struct launch_error *err)
 	return 0;
 }
 
+int config_read(const char *bundle, char **json, struct launch_error *err)
+{
+	char path[PATH_MAX];
+
+	if (path_join(path, sizeof(path), bundle, "config.json") < 0)
+		return err_sys(err, "open", bundle);
+	return read_file(path, json, err);
+}
+
 int config_load(const char *bundle, struct config *cfg, struct launch_error *err)
 {
 	_cleanup_free_ char *json = NULL;
-	char path[PATH_MAX];
 
 	memset(cfg, 0, sizeof(*cfg));
-	if (path_join(path, sizeof(path), bundle, "config.json") < 0)
-		return err_sys(err, "open", bundle);
-	if (read_file(path, &json, err) < 0)
+	if (config_read(bundle, &json, err) < 0)
 		return -1;
 	return config_parse(json, cfg, err);
 }

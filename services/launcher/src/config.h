@@ -104,8 +104,12 @@ struct config {
 	size_t n_sysctls;
 };
 
+#define CONFIG_MAX_SIZE (4 << 20) /* bytes of config.json */
+
 /* Parse a config document held in memory. On error, err->detail names the field. */
 int config_parse(const char *json, struct config *cfg, struct launch_error *err);
+/* Read <bundle>/config.json (at most CONFIG_MAX_SIZE bytes) into *json, to be freed. */
+int config_read(const char *bundle, char **json, struct launch_error *err);
 /* Read and parse <bundle>/config.json. */
 int config_load(const char *bundle, struct config *cfg, struct launch_error *err);
 void config_free(struct config *cfg);

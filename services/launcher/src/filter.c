@@ -247,8 +247,12 @@ int filter_compile(struct json_object *spec, struct filter_prog *out, struct lau
 	ctx = seccomp_init(def_act);
 	if (!ctx)
 		return err_msg(err, "seccomp_init", NULL, "failed");
-	/* no_new_privs is the config's decision, not libseccomp's */
+	/* no_new_privs is the config's decision, not libseccomp's. A binary tree
+	 * of syscall numbers instead of a list: the kernel walks the filter for
+	 * every syscall number when it loads it, so a long allowlist costs about
+	 * half a millisecond more per container as a list. */
 	if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0) < 0 ||
+	    seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2) < 0 ||
 	    add_arches(ctx, member(spec, "architectures"), err) < 0)
 		goto out;
 	for (size_t i = 0; calls && i < json_object_array_length(calls); i++)
@@ -353,8 +357,9 @@ int filter_prepare(struct json_object *spec, const char *cache_dir, struct filte
 	size_t key_len;
 
 	memset(out, 0, sizeof(*out));
-	/* the BPF also depends on the libseccomp build and the native arch */
-	if (!cache_dir || asprintf(&key, "skiff-launch/%u.%u.%u/%u\n%s", SCMP_VER_MAJOR, SCMP_VER_MINOR,
+	/* the BPF also depends on the libseccomp build, the native arch and how
+	 * it is compiled ("tree": binary tree optimisation) */
+	if (!cache_dir || asprintf(&key, "skiff-launch/%u.%u.%u/%u/tree\n%s", SCMP_VER_MAJOR, SCMP_VER_MINOR,
 				   SCMP_VER_MICRO, seccomp_arch_native(), json) < 0)
 		return filter_compile(spec, out, err);
 	key_len = strlen(key);

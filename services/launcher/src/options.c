@@ -10,9 +10,9 @@
 
 const char cli_usage[] =
 	"usage: skiff-launch [--root DIR] COMMAND ...\n"
-	"  run [--bundle DIR] [--pid-file FILE] [--preserve-fds N] [--wait-fd N] ID\n"
+	"  run [--bundle DIR] [--pid-file FILE] [--preserve-fds N] [--wait-fd N] [--status-fd N] ID\n"
 	"                           create, start and wait for the container\n"
-	"  create [--bundle DIR] [--pid-file FILE] [--preserve-fds N] [--wait-fd N] ID\n"
+	"  create [--bundle DIR] [--pid-file FILE] [--preserve-fds N] [--wait-fd N] [--status-fd N] ID\n"
 	"  start ID\n"
 	"  state ID                 print the state as JSON\n"
 	"  kill [--all] ID [SIGNAL] default SIGTERM; a name (KILL, SIGKILL) or a number\n"
@@ -42,6 +42,7 @@ static const struct flag run_flags[] = {
 	{ "preserve-fds", 0, FLAG_UINT, offsetof(struct cli, preserve_fds) },
 	{ "pid-file", 0, FLAG_STRING, offsetof(struct cli, pid_file) },
 	{ "wait-fd", 0, FLAG_UINT, offsetof(struct cli, wait_fd) },
+	{ "status-fd", 0, FLAG_UINT, offsetof(struct cli, status_fd) },
 	{ NULL, 0, 0, 0 },
 };
 
@@ -201,6 +202,8 @@ int cli_parse(int argc, char *const argv[], struct cli *cli, struct launch_error
 			       : "expected a container ID and an optional signal, got %d arguments", argc - i);
 	if (cli->wait_fd && cli->wait_fd < 3 + cli->preserve_fds)
 		return err_msg(err, cli->command, NULL, "--wait-fd must be 3 or more and not among the --preserve-fds");
+	if (cli->status_fd && cli->status_fd < 3 + cli->preserve_fds)
+		return err_msg(err, cli->command, NULL, "--status-fd must be 3 or more and not among the --preserve-fds");
 	cli->id = argv[i];
 	if (!cli_valid_id(cli->id))
 		return err_msg(err, cli->command, NULL, "invalid container ID \"%s\"", cli->id);

@@ -17,6 +17,7 @@ struct cli {
 	const char *pid_file;
 	unsigned preserve_fds;
 	unsigned wait_fd;        /* run/create: wait for a byte on this fd first; 0 = no wait */
+	unsigned status_fd;      /* run/create: exit status written here before cleanup; 0 = none */
 	const char *id;          /* NULL for spec/features */
 	const char *signal;      /* kill: the signal argument, NULL for the default */
 	bool force;              /* delete --force */

@@ -97,11 +97,14 @@ static int prepare_fds(unsigned preserve, struct launch_error *err)
 	return 0;
 }
 
-/* Join the namespaces given by path; user (last) and pid (by the parent) aside. */
+/* Namespaces the init makes itself (a mount namespace, for an init cloned ahead), then those
+ * joined by path (user last, pid by the parent). */
 static int join_namespaces(const struct init_args *a, struct launch_error *err)
 {
 	const struct config *cfg = a->cfg;
 
+	if (a->unshare_flags && unshare((int)a->unshare_flags) < 0)
+		return err_sys(err, "unshare", "namespaces of an init cloned ahead");
 	for (size_t i = 0; i < cfg->n_joins; i++) {
 		unsigned long f = cfg->joins[i].flag;
 		if (f == CLONE_NEWUSER || f == CLONE_NEWPID)
@@ -109,9 +112,27 @@ static int join_namespaces(const struct init_args *a, struct launch_error *err)
 		if (setns(a->join_fds[i], (int)f) < 0)
 			return err_sys(err, "setns", cfg->joins[i].path);
 	}
-	if ((cfg->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+	return 0;
+}
+
+/* Only once the launcher has put the init in its cgroup (see sync.h), so that it sees itself
+ * at the root of its cgroup namespace; nothing runs in the container before that. */
+static int enter_cgroup_namespace(const struct init_args *a, struct launch_error *err)
+{
+	if (sync_expect(a->sync_fd, SYNC_CGROUP) < 0)
+		return err_msg(err, "wait for the cgroup", NULL, "launcher did not confirm");
+	if ((a->cfg->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
 		return err_sys(err, "unshare", "cgroup namespace");
 	return 0;
+}
+
+/* A cgroup filesystem mounted in the container must show its cgroup namespace. */
+static bool mounts_cgroup_fs(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_mounts; i++)
+		if (cfg->mounts[i].type && strncmp(cfg->mounts[i].type, "cgroup", 6) == 0)
+			return true;
+	return false;
 }
 
 static int write_proc(const char *path, const char *value, struct launch_error *err)
@@ -188,10 +209,13 @@ static int setup_namespaces(const struct config *cfg, struct launch_error *err)
 static int setup_as_host_root(const struct init_args *a, struct launch_error *err)
 {
 	const struct config *cfg = a->cfg;
+	bool cgroup_first = mounts_cgroup_fs(cfg);
 
 	return join_namespaces(a, err) < 0 || set_oom_score_adj(cfg, err) < 0 ||
 	       setup_namespaces(cfg, err) < 0 || sysctls_apply(cfg, err) < 0 ||
-	       rootfs_setup(cfg, a->root, a->bundle, err) < 0 || set_rlimits(cfg, err) < 0
+	       (cgroup_first && enter_cgroup_namespace(a, err) < 0) ||
+	       rootfs_setup(cfg, a->root, a->bundle, err) < 0 ||
+	       (!cgroup_first && enter_cgroup_namespace(a, err) < 0) || set_rlimits(cfg, err) < 0
 		       ? -1 : 0;
 }
 

@@ -16,6 +16,7 @@ struct init_args {
 	int fifo_fd;             /* `create`: exec fifo to block on until `start`; -1 for run */
 	const int *join_fds;     /* fds of cfg->joins (pid ones are joined by the parent) */
 	const struct filter_prog *seccomp; /* NULL when the config has none */
+	unsigned long unshare_flags; /* CLONE_NEW* the init makes itself first (cloned ahead: NEWNS) */
 };
 
 /* Set the container up and exec process.args. Returns only on failure,

@@ -5,12 +5,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -22,10 +25,37 @@
 #include "config.h"
 #include "process.h"
 #include "filter.h"
+#include "namespaces.h"
 #include "state.h"
 #include "sync.h"
 
 static const int forwarded_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+
+/*
+ * `run --wait-fd` clones the container init ahead, while it waits for the go: the clone, with
+ * new PID, network, IPC and UTS namespaces, is the costliest single step of a start here (half
+ * a millisecond of it the network namespace), and none of it depends on the bundle. The init
+ * then waits, having made nothing else. Only a config that asks for exactly these namespaces
+ * (and mount, user and cgroup ones, which every init makes itself later) and joins none gets
+ * it; any other config has it killed and a new init cloned as usual. Its mount namespace is
+ * made after the go, so that it copies the host's mounts as they are then (an image mounted
+ * meanwhile included). Woken by the go byte along with the launcher, it reads config.json
+ * itself, and is used only if it read the very bytes the launcher parsed and checked; the root
+ * path and the seccomp BPF come through memory shared with the launcher.
+ */
+#define EARLY_FLAGS (CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
+#define EARLY_ALSO (CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWCGROUP)
+
+struct handoff {
+	char root[PATH_MAX];
+	bool has_seccomp;
+	unsigned int bpf_flags;
+	unsigned short bpf_len;
+	struct sock_filter bpf[BPF_MAXINSNS];
+	char config[CONFIG_MAX_SIZE + 1];
+};
+
+static void kill_and_reap(pid_t pid);
 
 /* Written before signals are unblocked, cleared before the init is reaped,
  * so a forwarded signal never reaches a recycled pid. */
@@ -45,6 +75,11 @@ struct launch {
 	int join_fds[MAX_NS_JOINS];
 	int fifo_fd;
 	pid_t pid;
+	char *json;              /* config.json as read */
+	struct handoff *handoff; /* shared with an init cloned ahead; NULL when there is none */
+	int early_fd;            /* sync socket to that init until it is given the go, else -1 */
+	bool holding;            /* held_ns is open (see hold_namespaces) */
+	int held_ns[7];
 };
 
 const char *state_root(const struct cli *cli)
@@ -222,18 +257,82 @@ static int make_fifo(struct launch *l, struct launch_error *err)
 	return lift_fd(&l->fifo_fd, l->cli->preserve_fds, err);
 }
 
+/* ---- the namespaces, held until the status is sent ---- */
+
+/*
+ * `run --status-fd`: the container's namespaces are held open from before its exec until the
+ * status is sent. Otherwise the init tears down the namespaces it was last in as it exits,
+ * before its parent hears of the exit: every mount of the container unmounted, the network
+ * namespace, and so on (0.6 ms here). Held, they go when the launcher lets go of them, after
+ * the caller has the status. Best effort: a namespace that cannot be opened is not held.
+ */
+static void hold_namespaces(struct launch *l)
+{
+	static const char *const types[] = { "mnt", "net", "ipc", "pid", "uts", "cgroup", "user" };
+	char path[64];
+
+	if (l->holding || l->create || !l->cli->status_fd)
+		return;
+	l->holding = true;
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		snprintf(path, sizeof(path), "/proc/%d/ns/%s", l->pid, types[i]);
+		l->held_ns[i] = open(path, O_RDONLY | O_CLOEXEC);
+	}
+}
+
+static void release_namespaces(struct launch *l)
+{
+	for (size_t i = 0; l->holding && i < sizeof(l->held_ns) / sizeof(l->held_ns[0]); i++)
+		if (l->held_ns[i] >= 0)
+			close(l->held_ns[i]);
+	l->holding = false;
+}
+
+/* ---- the init cloned ahead ---- */
+
+static void early_discard(struct launch *l)
+{
+	if (l->early_fd >= 0) {
+		close(l->early_fd); /* the init reads EOF and exits, unless it is killed first */
+		l->early_fd = -1;
+		kill_and_reap(l->pid);
+		l->pid = 0;
+	}
+	if (l->handoff)
+		munmap(l->handoff, sizeof(*l->handoff));
+	l->handoff = NULL;
+}
+
+static bool early_fits(const struct config *cfg)
+{
+	return (cfg->clone_flags & ~(unsigned long)EARLY_ALSO) == EARLY_FLAGS &&
+	       (cfg->clone_flags & CLONE_NEWNS) && !cfg->n_joins;
+}
+
+/* The launcher's own parse decides whether the init cloned ahead may be used. */
+static int load_config(struct launch *l, struct launch_error *err)
+{
+	if (config_read(l->cli->bundle, &l->json, err) < 0 || config_parse(l->json, &l->cfg, err) < 0)
+		return -1;
+	if (l->early_fd >= 0 && !early_fits(&l->cfg))
+		early_discard(l);
+	return 0;
+}
+
 static int prepare(struct launch *l, struct launch_error *err)
 {
-	if (config_load(l->cli->bundle, &l->cfg, err) < 0 ||
+	if (load_config(l, err) < 0 ||
 	    resolve_root(&l->cfg, l->cli->bundle, l->rootfs, err) < 0 ||
 	    make_state_dir(l, err) < 0 || prepare_seccomp(l, err) < 0 ||
-	    open_joins(l, err) < 0 || prepare_cgroup(l, err) < 0 || make_fifo(l, err) < 0)
+	    open_joins(l, err) < 0 || make_fifo(l, err) < 0)
 		return -1;
 	return 0;
 }
 
 static void launch_release(struct launch *l, bool keep_state)
 {
+	release_namespaces(l);
+	early_discard(l);
 	for (size_t i = 0; i < MAX_NS_JOINS; i++)
 		if (l->join_fds[i] >= 0)
 			close(l->join_fds[i]);
@@ -248,6 +347,7 @@ static void launch_release(struct launch *l, bool keep_state)
 	if (l->has_seccomp)
 		filter_free(&l->seccomp);
 	config_free(&l->cfg);
+	free(l->json);
 }
 
 /* ---- the container init ---- */
@@ -257,7 +357,7 @@ static _Noreturn void init_main(const struct launch *l, int sync_fd, int parent_
 	struct launch_error err;
 	struct init_args a = {
 		&l->cfg, l->rootfs, l->cli->bundle, l->cli->preserve_fds, sync_fd,
-		l->fifo_fd, l->join_fds, l->has_seccomp ? &l->seccomp : NULL,
+		l->fifo_fd, l->join_fds, l->has_seccomp ? &l->seccomp : NULL, 0,
 	};
 
 	close(parent_end); /* so the launcher's death reads as EOF here */
@@ -276,6 +376,144 @@ static pid_t clone_init(unsigned long flags)
 {
 	flags &= ~(unsigned long)(CLONE_NEWUSER | CLONE_NEWCGROUP);
 	return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+}
+
+/* Blocks until fd can be read, without reading it: the byte is the launcher's. */
+static int await_readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int n;
+
+	do
+		n = poll(&p, 1, -1);
+	while (n < 0 && errno == EINTR);
+	return n == 1 ? 0 : -1;
+}
+
+/* An init cloned ahead: it reads its config itself, root and seccomp BPF come in the handoff. */
+static _Noreturn void early_init_main(const struct launch *l, int sync_fd, int parent_end)
+{
+	struct handoff *h = l->handoff;
+	char *json = NULL;
+	struct launch_error err;
+	struct config cfg;
+	struct filter_prog seccomp = { 0 };
+	int no_joins[MAX_NS_JOINS];
+	struct init_args a = {
+		&cfg, h->root, l->cli->bundle, l->cli->preserve_fds, sync_fd, -1, no_joins,
+		NULL, CLONE_NEWNS,
+	};
+
+	close(parent_end); /* so the launcher's death reads as EOF here */
+	if (l->cli->status_fd && l->cli->status_fd != l->cli->wait_fd)
+		close((int)l->cli->status_fd); /* the caller's channels are the launcher's */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		_exit(EXIT_LAUNCH_FAILED);
+	/* The loopback of its new network namespace does not depend on the bundle either: up now,
+	 * it is found up when the setup brings it up. */
+	(void)ns_loopback_up(&err);
+	/*
+	 * Woken by the go byte together with the launcher, rather than by the launcher once it has
+	 * read config.json (one more wake-up, up to half a millisecond here), it reads config.json
+	 * itself; the launcher uses it only if both read the same bytes. At end of file there is no
+	 * bundle: it exits, or is killed first.
+	 */
+	if (await_readable((int)l->cli->wait_fd) < 0)
+		_exit(EXIT_LAUNCH_FAILED);
+	close((int)l->cli->wait_fd);
+	if (config_read(l->cli->bundle, &json, &err) < 0)
+		_exit(EXIT_LAUNCH_FAILED);
+	memset(&err, 0, sizeof(err));
+	if (config_parse(json, &cfg, &err) == 0) {
+		memcpy(h->config, json, strlen(json) + 1); /* config_read: at most CONFIG_MAX_SIZE */
+		if (sync_send(sync_fd, SYNC_CONFIG, &err) < 0 || sync_expect(sync_fd, SYNC_GO) < 0)
+			_exit(EXIT_LAUNCH_FAILED);
+		/* the handoff is complete only now */
+		seccomp.filter = (struct sock_filter *)h->bpf;
+		seccomp.len = h->bpf_len;
+		seccomp.flags = h->bpf_flags;
+		a.seccomp = h->has_seccomp ? &seccomp : NULL;
+		container_init(&a, &err);
+	}
+	sync_send_error(sync_fd, &err);
+	_exit(err.exit_code);
+}
+
+/* Best effort: when this fails, the init is cloned after the go as usual. */
+static void clone_early(struct launch *l)
+{
+	struct launch_error ignored;
+	struct handoff *h;
+	int fds[2];
+
+	h = mmap(NULL, sizeof(*h), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (h == MAP_FAILED)
+		return;
+	if (make_sync_pair(fds, l->cli->preserve_fds, &ignored) < 0) {
+		munmap(h, sizeof(*h));
+		return;
+	}
+	l->handoff = h;
+	l->pid = clone_init(EARLY_FLAGS);
+	if (l->pid == 0)
+		early_init_main(l, fds[1], fds[0]);
+	close(fds[1]);
+	if (l->pid < 0) {
+		l->pid = 0;
+		close(fds[0]);
+		munmap(h, sizeof(*h));
+		l->handoff = NULL;
+		return;
+	}
+	l->early_fd = fds[0];
+}
+
+/* The init cloned ahead has read and parsed config.json: the very bytes the launcher did? */
+static bool early_ready(struct launch *l)
+{
+	struct launch_error ignored;
+
+	return sync_recv(l->early_fd, &ignored) == SYNC_CONFIG &&
+	       strcmp(l->handoff->config, l->json) == 0;
+}
+
+/* The init cloned ahead goes on: root and BPF into the handoff, then its sync socket. */
+static int early_take(struct launch *l)
+{
+	struct handoff *h = l->handoff;
+	int fd = l->early_fd;
+
+	snprintf(h->root, sizeof(h->root), "%s", l->rootfs);
+	h->has_seccomp = l->has_seccomp;
+	if (l->has_seccomp) {
+		memcpy(h->bpf, l->seccomp.filter, l->seccomp.len * sizeof(struct sock_filter));
+		h->bpf_len = l->seccomp.len;
+		h->bpf_flags = l->seccomp.flags;
+	}
+	l->early_fd = -1;
+	return fd;
+}
+
+/* A new init, or the one cloned ahead. Returns the parent's end of its sync socket. */
+static int start_init(struct launch *l, struct launch_error *err)
+{
+	int fds[2];
+
+	if (l->early_fd >= 0 && early_ready(l))
+		return early_take(l);
+	early_discard(l);
+	if (make_sync_pair(fds, l->cli->preserve_fds, err) < 0)
+		return -1;
+	l->pid = clone_init(l->cfg.clone_flags);
+	if (l->pid == 0)
+		init_main(l, fds[1], fds[0]);
+	close(fds[1]);
+	if (l->pid < 0) {
+		l->pid = 0;
+		close(fds[0]);
+		return err_sys(err, "clone", "container init");
+	}
+	return fds[0];
 }
 
 /* ---- the parent's half ---- */
@@ -367,13 +605,27 @@ static int write_state(struct launch *l, struct launch_error *err)
 	return state_write(l->dir, &st, err);
 }
 
+/*
+ * The cgroup is made and entered while the init sets up its mounts (a millisecond saved); the
+ * init waits for SYNC_CGROUP before its cgroup namespace, and so before it can exec. If the
+ * init failed first, its error is the cause to report.
+ */
+static int enter_cgroup(struct launch *l, int sync_fd, struct launch_error *err)
+{
+	if (prepare_cgroup(l, err) < 0 || (l->has_cg && cgroup_enter(&l->cg, l->pid, err) < 0)) {
+		kill(l->pid, SIGKILL);
+		sync_take_error(sync_fd, err);
+		return -1;
+	}
+	(void)sync_send(sync_fd, SYNC_CGROUP, err); /* a failure shows in the next recv */
+	return 0;
+}
+
 /* Drive the handshake until the init exec'd (run) or is waiting (create).
  * Returns 0, or -1 with err set (the init is then killed by the caller). */
 static int handshake(struct launch *l, int sync_fd, struct launch_error *err)
 {
-	if (l->has_cg && cgroup_enter(&l->cg, l->pid, err) < 0)
-		return -1;
-	if (sync_send(sync_fd, SYNC_GO, err) < 0)
+	if (sync_send(sync_fd, SYNC_GO, err) < 0 || enter_cgroup(l, sync_fd, err) < 0)
 		return -1;
 	for (;;) {
 		int got = sync_recv(sync_fd, err);
@@ -383,6 +635,7 @@ static int handshake(struct launch *l, int sync_fd, struct launch_error *err)
 			    write_map(l->pid, "gid_map", l->cfg.gid_maps, l->cfg.n_gid_maps, err) < 0 ||
 			    sync_send(sync_fd, SYNC_USERNS_DONE, err) < 0)
 				return -1;
+			hold_namespaces(l); /* all made now; the init goes on meanwhile */
 			continue;
 		case SYNC_CREATED:
 			return l->create ? 0 : err_msg(err, "sync", NULL, "unexpected message from init");
@@ -412,31 +665,22 @@ static void report_events(const struct launch *l)
 
 static int spawn(struct launch *l, struct launch_error *err)
 {
-	int fds[2], rc;
+	int sync_fd, rc;
 	sigset_t old;
 
-	if (make_sync_pair(fds, l->cli->preserve_fds, err) < 0)
-		return -1;
 	if (!l->create)
 		install_forwarding(&old);
-	l->pid = clone_init(l->cfg.clone_flags);
-	if (l->pid == 0)
-		init_main(l, fds[1], fds[0]);
-	if (l->pid < 0) {
-		err_sys(err, "clone", "container init");
-		if (!l->create)
-			sigprocmask(SIG_SETMASK, &old, NULL);
-		close(fds[0]);
-		close(fds[1]);
-		return -1;
-	}
-	close(fds[1]);
+	sync_fd = start_init(l, err);
 	if (!l->create) {
 		init_pid = l->pid;
 		sigprocmask(SIG_SETMASK, &old, NULL);
 	}
-	rc = handshake(l, fds[0], err);
-	close(fds[0]);
+	if (sync_fd < 0)
+		return -1;
+	rc = handshake(l, sync_fd, err);
+	close(sync_fd);
+	if (rc == 0)
+		hold_namespaces(l); /* without a user namespace, not done during the handshake */
 	if (rc == 0 && (write_state(l, err) < 0 ||
 			(l->cli->pid_file && write_pid_file(l->cli->pid_file, l->pid, err) < 0)))
 		rc = -1;
@@ -455,21 +699,51 @@ static int spawn(struct launch *l, struct launch_error *err)
 /*
  * --wait-fd: a launcher started ahead of need blocks here, before it reads the bundle, until
  * one byte arrives, so starting this process costs the caller nothing when the container is
- * wanted. End of file means it is not wanted: *go stays false and nothing is created.
+ * wanted. End of file means it is not wanted: *go stays false, and the launcher exits having
+ * set nothing up (an init cloned ahead is killed).
  */
-static int await_go(unsigned fd, bool *go, struct launch_error *err)
+static int await_go(const struct cli *cli, bool *go, struct launch_error *err)
 {
 	char b;
 	ssize_t n;
 
 	do
-		n = read((int)fd, &b, 1);
+		n = read((int)cli->wait_fd, &b, 1);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return err_sys(err, "wait-fd", NULL);
-	close((int)fd);
+	if (cli->wait_fd != cli->status_fd)
+		close((int)cli->wait_fd);
 	*go = n == 1;
 	return 0;
+}
+
+/*
+ * --status-fd: the caller learns the exit status as soon as the container is gone, without
+ * waiting for the cgroup and the state to be removed and this process to exit (together a
+ * millisecond or more). stdout and stderr are let go first, so once the caller also has end of
+ * file on them, it has all the output, the limit reports included. The cleanup (namespace
+ * teardown included, see hold_namespaces) then waits a moment and runs at the lowest priority:
+ * the caller's answer is on its way to its own caller, through processes that need the CPU
+ * more just then (on a 2-core node, about a millisecond of the answer's time).
+ */
+#define CLEANUP_DELAY_NS (20 * 1000 * 1000)
+
+static void report_status(unsigned fd, int status)
+{
+	char buf[16];
+	int len = snprintf(buf, sizeof(buf), "%d\n", status);
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+	if (null >= 0) {
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		close(null);
+	}
+	(void)write_all((int)fd, buf, (size_t)len);
+	close((int)fd);
+	(void)setpriority(PRIO_PROCESS, 0, 19);
+	nanosleep(&(struct timespec){ 0, CLEANUP_DELAY_NS }, NULL);
 }
 
 static int launch(const struct cli *cli, bool create, struct launch_error *err)
@@ -477,23 +751,29 @@ static int launch(const struct cli *cli, bool create, struct launch_error *err)
 	struct launch l;
 	int rc = -1;
 
-	if (cli->wait_fd) {
-		bool go = false;
-
-		if (await_go(cli->wait_fd, &go, err) < 0)
-			return -1;
-		if (!go)
-			return 0;
-	}
-
 	memset(&l, 0, sizeof(l));
 	l.cli = cli;
 	l.create = create;
 	l.fifo_fd = -1;
+	l.early_fd = -1;
 	for (size_t i = 0; i < MAX_NS_JOINS; i++)
 		l.join_fds[i] = -1;
+	if (cli->wait_fd) {
+		bool go = false;
+
+		if (!create) /* `create` needs its exec fifo before the clone */
+			clone_early(&l);
+		rc = await_go(cli, &go, err);
+		if (rc < 0 || !go) {
+			launch_release(&l, false);
+			return rc;
+		}
+		rc = -1;
+	}
 	if (prepare(&l, err) == 0)
 		rc = spawn(&l, err);
+	if (rc >= 0 && cli->status_fd)
+		report_status(cli->status_fd, rc);
 	launch_release(&l, create && rc == 0);
 	return rc;
 }

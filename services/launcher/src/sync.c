@@ -37,6 +37,18 @@ void sync_send_error(int fd, const struct launch_error *error)
 	(void)send(fd, &msg, sizeof(msg), MSG_NOSIGNAL);
 }
 
+void sync_take_error(int fd, struct launch_error *error)
+{
+	struct launch_error sent;
+	int got;
+
+	while ((got = sync_recv(fd, &sent)) > 0)
+		if (got == SYNC_ERROR) {
+			*error = sent;
+			return;
+		}
+}
+
 int sync_recv(int fd, struct launch_error *error)
 {
 	struct sync_msg msg;
@@ -46,7 +58,8 @@ int sync_recv(int fd, struct launch_error *error)
 		return 0;
 	if (n < 0)
 		return err_sys(error, "read from container init", NULL);
-	if (n == sizeof(msg.type) && (msg.type == SYNC_USERNS || msg.type == SYNC_CREATED))
+	if (n == sizeof(msg.type) &&
+	    (msg.type == SYNC_USERNS || msg.type == SYNC_CREATED || msg.type == SYNC_CONFIG))
 		return (int)msg.type;
 	if (n != (ssize_t)sizeof(msg) || msg.type != SYNC_ERROR)
 		return err_msg(error, "read from container init", NULL, "malformed message");

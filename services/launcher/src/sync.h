@@ -3,18 +3,21 @@
  *
  *   launcher (parent)                         container init (child)
  *   -----------------                         ----------------------
- *   state dir, seccomp BPF (cache), cgroup
+ *   state dir, seccomp BPF (cache)
  *   socketpair(CLOEXEC)
  *   clone(CLONE_NEW{NS,PID,NET,IPC,UTS}) -----> prctl(PDEATHSIG, SIGKILL)
- *   write pid to cgroup.procs                   recv()  (blocks)
+ *                                               recv()  (blocks)
  *   send SYNC_GO -----------------------------> got GO: parent was alive after
- *                                               PDEATHSIG was armed; setns()
- *                                               joins, unshare(CLONE_NEWCGROUP)
- *                                               (now inside the cgroup),
- *                                               oom_score_adj, lo up, hostname,
- *                                               sysctls, mounts, /dev, masked
- *                                               and read-only paths, pivot_root,
- *                                               rlimits   -- all as host root
+ *   cgroup: create, limits, write pid to        PDEATHSIG was armed; setns()
+ *   cgroup.procs (the init goes on meanwhile)   joins, oom_score_adj, lo up,
+ *                                               hostname, sysctls, mounts,
+ *                                               /dev, masked and read-only
+ *                                               paths, pivot_root
+ *   send SYNC_CGROUP -------------------------> recv() (before the mounts
+ *                                               instead when one is a cgroup
+ *                                               fs); unshare(CLONE_NEWCGROUP)
+ *                                               (inside the cgroup now), rlimits
+ *                                                         -- all as host root
  *                                               unshare(CLONE_NEWUSER)
  *   recv() <----------------------------------- send SYNC_USERNS
  *   write /proc/<pid>/{uid,gid}_map
@@ -34,7 +37,28 @@
  *   remove cgroup and state, exit with its status
  *
  * EOF without a message also happens when the init dies before exec (e.g.
- * killed); the parent then reports the init's wait status as usual.
+ * killed); the parent then reports the init's wait status as usual. When
+ * the cgroup step fails, the parent kills the init and reports the error the
+ * init sent before, if any (it is the cause), else its own.
+ *
+ * `run --wait-fd` clones the init before the go, into new PID, network, IPC
+ * and UTS namespaces only (see run.c, "cloned ahead"); then:
+ *
+ *   clone(CLONE_NEW{PID,NET,IPC,UTS}) -------> prctl(PDEATHSIG, SIGKILL), lo up
+ *   read the go byte from the wait fd           poll() the wait fd (not read)
+ *   (EOF: kill the init, reap it, exit 0)       both wake at the byte:
+ *   read and parse config.json; unless it       read and parse config.json,
+ *   asks for exactly these namespaces (and      copy it into the shared memory
+ *   mount, user, cgroup) and joins none:        and:
+ *   kill the init, reap it, clone anew as
+ *   above; state dir, seccomp BPF
+ *   recv() <----------------------------------- send SYNC_CONFIG; recv() (blocks)
+ *   unless the copy is the very bytes it read:
+ *   kill the init, reap it, clone anew;
+ *   root path and BPF into the shared memory
+ *   send SYNC_GO -----------------------------> unshare(CLONE_NEWNS) (the host's
+ *                                               mounts as they are now), then on
+ *                                               as above from setns()
  */
 #ifndef SKIFF_SYNC_H
 #define SKIFF_SYNC_H
@@ -49,6 +73,9 @@ enum sync_type {
 	SYNC_USERNS = 3,      /* init -> parent: new user namespace, write the maps */
 	SYNC_USERNS_DONE = 4, /* parent -> init: maps written */
 	SYNC_CREATED = 5,     /* init -> parent: set up, waiting for `start` */
+	SYNC_CONFIG = 6,      /* init cloned ahead -> parent: read and parsed config.json, copied
+			       * into the shared memory */
+	SYNC_CGROUP = 7,      /* parent -> init: it is in its cgroup now */
 };
 
 struct sync_msg {
@@ -65,5 +92,7 @@ void sync_send_error(int fd, const struct launch_error *error);
 /* Parent: the next message. Returns its type, 0 on EOF (the init exec'd or
  * died), -1 when the socket failed; SYNC_ERROR fills *error. */
 int sync_recv(int fd, struct launch_error *error);
+/* Parent, once the init is killed: the error it sent before, if any, into *error. */
+void sync_take_error(int fd, struct launch_error *error);
 
 #endif

@@ -20,8 +20,10 @@ static void run_flags(const void *arg)
 	CHECK(cli.preserve_fds == 2);
 	CHECK(cli.wait_fd == 0);
 	CHECK_STR(cli.id, "fn-1");
-	CHECK(PARSE(&cli, &err, "run", "--preserve-fds", "1", "--wait-fd", "4", "fn-2") == 0);
+	CHECK(cli.status_fd == 0);
+	CHECK(PARSE(&cli, &err, "run", "--preserve-fds", "1", "--wait-fd", "4", "--status-fd", "4", "fn-2") == 0);
 	CHECK(cli.wait_fd == 4);
+	CHECK(cli.status_fd == 4);
 }
 
 static void flag_spellings(const void *arg)
@@ -67,6 +69,7 @@ static const struct bad bad_cases[] = {
 	BAD("run: invalid container ID \"../x\"", "run", "../x"),
 	BAD("run: --wait-fd must be 3 or more and not among the --preserve-fds", "run", "--wait-fd", "2", "id"),
 	BAD("create: --wait-fd must be 3 or more and not among the --preserve-fds", "create", "--preserve-fds", "2", "--wait-fd", "4", "id"),
+	BAD("run: --status-fd must be 3 or more and not among the --preserve-fds", "run", "--preserve-fds", "1", "--status-fd", "3", "id"),
 	BAD("usage: --version takes no value", "--version=1"),
 };
 
