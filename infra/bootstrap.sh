@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages: the NATS server, the launcher's build dependencies, the busybox base image's
-# source, and the runtimes and tools the tests and benchmarks compare against.
-PACKAGES=(nats-server gcc make pkg-config libc6-dev libjson-c-dev libseccomp-dev busybox-static perl runc crun umoci skopeo buildah oci-image-tool hyperfine wrk)
+# source, the runtimes and tools the tests and benchmarks compare against, and strace (tests
+# that stop or delay the launcher at a chosen syscall).
+PACKAGES=(nats-server gcc make pkg-config libc6-dev libjson-c-dev libseccomp-dev busybox-static perl runc crun umoci skopeo buildah oci-image-tool hyperfine wrk strace)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { chmod, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
@@ -51,7 +52,8 @@ export async function checkLayerStack(layers: LayerInfo[]): Promise<void> {
 export async function ensureMountPointsLayer(root: string): Promise<string> {
   const dir = join(root, 'skiff-mountpoints');
   if (await lstatOrNull(join(dir, 'tree', 'tmp'))) return join(dir, 'tree');
-  const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
+  // Unique per call: two caches in one process may build it in the same millisecond.
+  const tmp = `${dir}.tmp-${randomBytes(6).toString('hex')}`;
   await mkdir(join(tmp, 'tree'), { recursive: true });
   for (const [name, mode] of MOUNT_POINTS) {
     await mkdir(join(tmp, 'tree', name));
