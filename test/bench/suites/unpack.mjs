@@ -6,7 +6,7 @@
 // umoci/oci-image-tool.
 import { execFileSync } from 'node:child_process';
 import { createHistogram } from 'node:perf_hooks';
-import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { alternate, report, summarize } from '../lib/stats.mjs';
@@ -71,9 +71,16 @@ export async function run({ runs }) {
       };
       if (have('umoci')) contenders.umoci = async () => execFileSync('umoci', ['unpack', '--image', `${join(root, 'store')}:${ref}`, join(root, `u${k++}`)], { stdio: 'ignore' });
       if (have('oci-image-tool')) contenders['oci-image-tool'] = async () => execFileSync('oci-image-tool', ['unpack', '--ref', `name=${ref}`, join(root, 'store'), join(root, `o${k++}`)], { stdio: 'ignore' });
-      // Each run starts with no dirty page cache: otherwise the kernel throttles whichever
-      // writer comes after a few hundred MB of others' unwritten output (fast writers most).
-      const samples = await alternate(n, contenders, { before: () => execFileSync('sync') });
+      // Each run starts with no dirty page cache (otherwise the kernel throttles whichever
+      // writer comes after a few hundred MB of others' unwritten output, fast writers most)
+      // and with the blobs in the page cache: a machine that reclaims idle file pages within
+      // seconds (DAMON) would otherwise make some runs read them from disk and others not.
+      const blobs = join(root, 'store', 'blobs', 'sha256');
+      const before = () => {
+        execFileSync('sync');
+        for (const name of readdirSync(blobs)) readFileSync(join(blobs, name));
+      };
+      const samples = await alternate(n, contenders, { before });
       for (const m of await image.mountsUnder(root)) await image.unmount(m);
       for (const name of await import('node:fs').then((fs) => fs.readdirSync(root))) if (name !== 'store') rmSync(join(root, name), { recursive: true, force: true });
       report(`unpack ${ref} (${n} runs each; fewer than BENCH_RUNS because each run writes the whole image)`, Object.entries(samples).map(([k2, v]) => summarize(k2, v)), 'umoci');
