@@ -1,17 +1,31 @@
 #include "sync.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 
+/*
+ * A peer that exits with messages of ours unread (an init failing while SYNC_CGROUP is on its
+ * way) resets the connection: the next recv reports ECONNRESET, once, even though what the
+ * peer sent before it exited, its error report above all, is still queued. The recv after it
+ * returns that, or end of file.
+ */
 static ssize_t recv_msg(int fd, struct sync_msg *msg)
 {
+	bool reset = false;
 	ssize_t n;
 
-	do
+	for (;;) {
 		n = recv(fd, msg, sizeof(*msg), 0);
-	while (n < 0 && errno == EINTR);
-	return n;
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno != ECONNRESET || reset)
+			return n;
+		reset = true;
+	}
 }
 
 int sync_send(int fd, enum sync_type type, struct launch_error *err)

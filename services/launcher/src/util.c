@@ -1,6 +1,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,4 +94,31 @@ int write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+#define PAGE 4096
+#define PREFAULT_STACK_MAX (256 * 1024)
+
+static __attribute__((noinline)) void touch_stack(size_t bytes)
+{
+	volatile char area[PREFAULT_STACK_MAX];
+
+	/* from the top: the pages next to the caller's frame, which the stack grows into */
+	for (size_t i = 0; i < bytes && i < sizeof(area); i += PAGE)
+		area[sizeof(area) - 1 - i] = 0;
+}
+
+void prefault_memory(size_t stack_bytes, size_t heap_bytes)
+{
+	volatile char *heap;
+
+	touch_stack(stack_bytes);
+	if (!mallopt(M_TRIM_THRESHOLD, (int)(2 * heap_bytes)) || !mallopt(M_MMAP_THRESHOLD, (int)(2 * heap_bytes)))
+		return;
+	heap = malloc(heap_bytes);
+	if (!heap)
+		return;
+	for (size_t i = 0; i < heap_bytes; i += PAGE)
+		heap[i] = 0;
+	free((void *)heap);
 }

@@ -55,4 +55,12 @@ int path_join(char *buf, size_t len, const char *a, const char *b);
 /* write()/read() that retry on EINTR and short counts. */
 int write_all(int fd, const void *buf, size_t len);
 
+/*
+ * Takes now the page faults the next steps would take: touches stack_bytes of stack below the
+ * caller and heap_bytes of heap, which malloc then keeps (its trim and mmap thresholds are
+ * raised above that size). For a process that waits before its work, after a fork (copy on
+ * write) or a fresh exec. Best effort.
+ */
+void prefault_memory(size_t stack_bytes, size_t heap_bytes);
+
 #endif

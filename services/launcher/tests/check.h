@@ -33,5 +33,6 @@ void test_resolve(void);
 void test_options(void);
 void test_cgroup(void);
 void test_state(void);
+void test_sync(void);
 
 #endif

@@ -24,6 +24,7 @@ int main(void)
 	test_options();
 	test_cgroup();
 	test_state();
+	test_sync();
 	printf("launcher: %d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

@@ -54,6 +54,19 @@ function makeBundle(base) {
   return rootfs;
 }
 
+/** `skiff-launch run --wait-fd 3 --status-fd 3`: `go()` sends the byte and resolves with the status line. */
+function prestart(launcher, root, bundle, id) {
+  const child = spawn(launcher, ['--root', root, 'run', '--wait-fd', '3', '--status-fd', '3', '--bundle', bundle, id], { stdio: ['ignore', 'ignore', 'inherit', 'pipe'] });
+  const control = child.stdio[3];
+  const status = new Promise((resolve, reject) => {
+    let text = '';
+    control.on('data', (d) => (text += d));
+    control.on('close', () => (text === '0\n' ? resolve() : reject(new Error(`prestarted launcher answered ${JSON.stringify(text)}`))));
+  });
+  // The go byte, then end of file: the init cloned ahead wakes on either.
+  return { go: () => (control.end('g'), status) };
+}
+
 async function inner(runs) {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'skiff-bench-launcher-'));
   fs.chmodSync(base, 0o755);
@@ -75,6 +88,22 @@ async function inner(runs) {
     const skiff = rows.find((r) => r.name.startsWith('skiff'));
     const runc = rows.find((r) => r.name.startsWith('runc'));
     console.log(`  skiff-launch p50 = ${(skiff.p50 / floor.p50).toFixed(2)} × unshare floor, ${(skiff.p50 / runc.p50).toFixed(2)} × runc (targets: ≤ 0.5 × crun, ≤ 1.5 × floor)`);
+
+    // What the worker waits for on an exec invocation: a launcher started ahead, from the go
+    // byte to the exit status, beside a launcher started then.
+    const started = [];
+    const ahead = [];
+    for (let i = 0; i < runs; i++) {
+      let t0 = performance.now();
+      await exec(LAUNCHER, ['--root', state.skiff, 'run', '--bundle', base, `s${++n}`]);
+      started.push(performance.now() - t0);
+      const waiting = prestart(LAUNCHER, state.skiff, base, `w${++n}`);
+      await new Promise((r) => setTimeout(r, 50)); // it clones its init and settles, untimed
+      t0 = performance.now();
+      await waiting.go();
+      ahead.push(performance.now() - t0);
+    }
+    report(`launcher started ahead (--wait-fd, as the worker runs it): ${runs} alternating runs, /bin/true`, [summarize('skiff-launch run (start → exit)', started), summarize('started ahead (go byte → status)', ahead)], 'skiff-launch run (start → exit)');
   } finally {
     fs.rmSync(base, { recursive: true, force: true });
   }
