@@ -92,22 +92,35 @@ static void fmt_i64(char *buf, size_t len, int64_t v, const char *unlimited)
 		snprintf(buf, len, "%" PRId64, v);
 }
 
-/* mkdir -p below base; each component may already exist. */
+/*
+ * mkdir -p below base; each component may already exist. One may also vanish meanwhile: the
+ * worker removes a deleted function's empty cgroup, and a function of the same name may start
+ * again at that moment. Then the next mkdir fails with ENOENT and the path is made anew.
+ */
 static int mkdir_p(const char *base, const char *path, char out[PATH_MAX],
 		   struct launch_error *err)
 {
 	if (snprintf(out, PATH_MAX, "%s%s", base, path) >= PATH_MAX)
 		return err_errno(err, ENAMETOOLONG, "create cgroup", path);
-	for (char *p = out + strlen(base) + 1;; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char saved = *p;
-		*p = '\0';
-		if (mkdir(out, 0755) < 0 && errno != EEXIST)
-			return err_sys(err, "create cgroup", out);
-		*p = saved;
-		if (!saved)
-			return 0;
+	for (int attempt = 0;; attempt++) {
+		for (char *p = out + strlen(base) + 1;; p++) {
+			if (*p != '/' && *p != '\0')
+				continue;
+			char saved = *p;
+			*p = '\0';
+			if (mkdir(out, 0755) < 0 && errno != EEXIST) {
+				int e = errno;
+
+				*p = saved;
+				if (e == ENOENT && attempt < 3)
+					break;
+				*p = '\0';
+				return err_errno(err, e, "create cgroup", out);
+			}
+			*p = saved;
+			if (!saved)
+				return 0;
+		}
 	}
 }
 

@@ -18,6 +18,7 @@ import {
 } from '@skiff/contracts';
 import type { ImageStore } from '@skiff/image';
 import { invocationEnv, runtimeSpec } from './bundle.js';
+import { removeEmptyFunctionCgroups, removeFunctionCgroups } from './cgroups.js';
 import type { WorkerConfig } from './config.js';
 import { ImageCache, type PreparedImage } from './images.js';
 import { StreamInstance } from './pool/instance.js';
@@ -30,6 +31,8 @@ import { Slots } from './slots.js';
 import { UidRanges } from './uids.js';
 
 const REAP_INTERVAL_MS = 1000;
+/** A deleted function's cgroups are tried this many times (once per reap) while containers drain. */
+const CGROUP_REMOVAL_TRIES = 60;
 const STOP_GRACE_MS = 2000;
 /** Launchers kept started ahead for exec invocations: enough for a small burst, each a waiting process. */
 const PRESTARTED_LAUNCHERS = 2;
@@ -64,6 +67,8 @@ export class WorkerAgent {
   private readonly launchers: LauncherPool | undefined;
   /** One OCI bundle directory per instance, named by its instance id. */
   private readonly bundlesDir: string;
+  /** Deleted functions whose cgroups are still to remove, with the tries left. */
+  private readonly retiredCgroups = new Map<string, number>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -92,6 +97,10 @@ export class WorkerAgent {
     this.beat = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
     this.reaper = setInterval(() => this.reap(), REAP_INTERVAL_MS);
     this.reaper.unref();
+    void removeEmptyFunctionCgroups().then(
+      (n) => n > 0 && this.log.info({ removed: n }, 'removed empty function cgroups left from before'),
+      (err: unknown) => this.log.warn({ err }, 'cannot remove empty function cgroups'),
+    );
   }
 
   private serve(sub: Subscription, each: (m: Msg) => void): void {
@@ -145,6 +154,7 @@ export class WorkerAgent {
     let inv: Invocation | undefined;
     try {
       inv = decodeInvocation(m.headers);
+      this.retiredCgroups.delete(inv.fn); // deployed again under the same name
       const output = inv.mode === 'stream' ? await this.runStream(inv, m.data) : { body: await this.runExecMode(inv, m.data), contentType: undefined };
       if (m.reply) m.respond(output.body, { headers: encodeResultHeaders(inv.callId, true, output.contentType) });
     } catch (err) {
@@ -267,6 +277,8 @@ export class WorkerAgent {
     try {
       const change = decodeJson(fnChangedSchema, m.data, 'function change');
       this.drainPools(change.fn, (p) => change.fnVersion === null || p.version !== change.fnVersion);
+      if (change.fnVersion === null) this.retiredCgroups.set(change.fn, CGROUP_REMOVAL_TRIES);
+      else this.retiredCgroups.delete(change.fn);
     } catch (err) {
       this.log.warn({ err }, 'function change rejected');
     }
@@ -299,6 +311,28 @@ export class WorkerAgent {
     for (const [key, p] of this.pools) {
       p.reap(now);
       if (p.empty && p.settings.minInstances === 0) this.pools.delete(key);
+    }
+    this.removeRetiredCgroups();
+  }
+
+  /** One try per deleted function: a cgroup stays while its last containers stop. */
+  private removeRetiredCgroups(): void {
+    for (const [fn, left] of this.retiredCgroups) {
+      this.retiredCgroups.set(fn, left - 1);
+      void removeFunctionCgroups(fn).then(
+        (gone) => {
+          if (this.retiredCgroups.get(fn) !== left - 1) return; // deployed again, or tried once more since
+          if (gone) this.retiredCgroups.delete(fn);
+          else if (left <= 1) {
+            this.retiredCgroups.delete(fn);
+            this.log.warn({ fn }, 'the cgroups of a deleted function are still in use; left in place');
+          }
+        },
+        (err: unknown) => {
+          this.retiredCgroups.delete(fn);
+          this.log.warn({ err, fn }, 'cannot remove the cgroups of a deleted function');
+        },
+      );
     }
   }
 
