@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
@@ -92,6 +93,8 @@ export class WorkerAgent {
     this.serve(this.nc.subscribe(SUBJECTS.nodeInvoke(this.config.nodeId)), (m) => this.track(this.handle(m)));
     this.serve(this.nc.subscribe(SUBJECTS.nodeWarm(this.config.nodeId)), (m) => this.onWarm(m));
     this.serve(this.nc.subscribe(SUBJECTS.fnChanged), (m) => this.onFnChanged(m));
+    // Bundles are read only as their containers start: any here are from a worker that died.
+    rmSync(this.bundlesDir, { recursive: true, force: true });
     this.launchers?.fill();
     this.heartbeat();
     this.beat = setInterval(() => this.heartbeat(), this.config.heartbeatMs);

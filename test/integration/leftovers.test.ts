@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Platform, REPO } from '@skiff/testkit';
 
@@ -17,9 +17,11 @@ async function eventually(check: () => boolean, ms = 10_000): Promise<void> {
   for (const end = Date.now() + ms; !check() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 100));
 }
 
-describe.skipIf(!isRoot)('function cgroups on a node (skipped: containers need root)', () => {
+describe.skipIf(!isRoot)('what a worker cleans up (skipped: containers need root)', () => {
   let p: Platform;
   const fn = `cg-${randomBytes(4).toString('hex')}`;
+  // A bundle a worker that died left behind.
+  let staleBundle: string;
   // An empty function cgroup a worker left behind, as if it had been killed: in the memory
   // hierarchy (v1), else in the v2 one.
   const stale = join(existsSync(join(ROOT, 'memory')) ? join(ROOT, 'memory') : ROOT, 'skiff', `stale-${randomBytes(4).toString('hex')}`);
@@ -27,12 +29,19 @@ describe.skipIf(!isRoot)('function cgroups on a node (skipped: containers need r
   beforeAll(async () => {
     mkdirSync(stale, { recursive: true });
     p = await Platform.create();
+    staleBundle = join(p.dataDir, 'nodes', 'node-a', 'bundles', 'from-before');
+    mkdirSync(staleBundle, { recursive: true });
+    writeFileSync(join(staleBundle, 'config.json'), '{}');
     await p.buildBase();
-    await p.startAll();
+    await p.startAll('node-a');
   });
   afterAll(async () => {
     await p?.close();
     for (const d of [stale, ...functionCgroups(fn)]) if (existsSync(d)) rmdirSync(d);
+  });
+
+  it('removes the bundles left from before when the worker starts', () => {
+    expect(existsSync(staleBundle)).toBe(false);
   });
 
   it('removes the empty function cgroups left from before when the worker starts', async () => {
