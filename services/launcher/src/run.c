@@ -390,7 +390,6 @@ static int await_readable(int fd)
 	return n == 1 ? 0 : -1;
 }
 
-/* An init cloned ahead: it reads its config itself, root and seccomp BPF come in the handoff. */
 /*
  * What a launcher waiting for its go byte, and its init cloned ahead, fault in while they wait
  * (see prefault_memory): enough for reading and parsing config.json and setting up. On a virtual
@@ -400,6 +399,7 @@ static int await_readable(int fd)
 #define PREFAULT_STACK (64 * 1024)
 #define PREFAULT_HEAP (256 * 1024)
 
+/* An init cloned ahead: it reads its config itself, root and seccomp BPF come in the handoff. */
 static _Noreturn void early_init_main(const struct launch *l, int sync_fd, int parent_end)
 {
 	struct handoff *h = l->handoff;

@@ -90,11 +90,11 @@ export class WorkerAgent {
   }
 
   start(): void {
+    // Bundles are read only as their containers start: any here are from a worker that died.
+    rmSync(this.bundlesDir, { recursive: true, force: true });
     this.serve(this.nc.subscribe(SUBJECTS.nodeInvoke(this.config.nodeId)), (m) => this.track(this.handle(m)));
     this.serve(this.nc.subscribe(SUBJECTS.nodeWarm(this.config.nodeId)), (m) => this.onWarm(m));
     this.serve(this.nc.subscribe(SUBJECTS.fnChanged), (m) => this.onFnChanged(m));
-    // Bundles are read only as their containers start: any here are from a worker that died.
-    rmSync(this.bundlesDir, { recursive: true, force: true });
     this.launchers?.fill();
     this.heartbeat();
     this.beat = setInterval(() => this.heartbeat(), this.config.heartbeatMs);

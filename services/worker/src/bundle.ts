@@ -4,6 +4,7 @@
  */
 import type { ImageConfig } from '@skiff/image';
 import type { Invocation, RunSettings } from '@skiff/contracts';
+import { CGROUP_PARENT } from './cgroups.js';
 import { RANGE_SIZE } from './uids.js';
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -102,7 +103,7 @@ export function runtimeSpec({ rootfs, image, fn, settings: limits, env, instance
       namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'mount' }, { type: 'ipc' }, { type: 'uts' }, { type: 'cgroup' }, { type: 'user' }],
       uidMappings: idMap,
       gidMappings: idMap,
-      cgroupsPath: `/skiff/${fn}/${instanceId}`,
+      cgroupsPath: `/${CGROUP_PARENT}/${fn}/${instanceId}`,
       resources: {
         memory: { limit: limits.memoryMb * MIB, swap: limits.memoryMb * MIB },
         cpu: { quota: Math.max(1000, Math.round(limits.cpus * CPU_PERIOD_US)), period: CPU_PERIOD_US },

@@ -1,3 +1,9 @@
+/**
+ * The runtime removes each container's own cgroup; the function's cgroup above it,
+ * /skiff/<fn> in every hierarchy, stays for the function's next container. These remove it
+ * once it is empty: for a deleted function, and for every function when the worker starts.
+ * rmdir removes only an empty cgroup (no tasks, no children), so one still in use stays.
+ */
 import { readdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -5,13 +11,6 @@ import { join } from 'node:path';
 export const CGROUP_ROOT = '/sys/fs/cgroup';
 /** The first component of every function's cgroupsPath, /skiff/<fn>/<instance> (see bundle.ts). */
 export const CGROUP_PARENT = 'skiff';
-
-/**
- * The runtime removes each container's own cgroup; the function's cgroup above it,
- * /skiff/<fn> in every hierarchy, stays for the function's next container. These remove it
- * once it is empty: for a deleted function, and for every function when the worker starts.
- * rmdir removes only an empty cgroup (no tasks, no children), so one still in use stays.
- */
 
 /** Removes /skiff/<fn> in every hierarchy. True when none is left (or there was none). */
 export async function removeFunctionCgroups(fn: string, root = CGROUP_ROOT): Promise<boolean> {
