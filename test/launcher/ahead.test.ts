@@ -72,6 +72,18 @@ describe('a launcher started ahead (--wait-fd, --status-fd)', () => {
     }
   });
 
+  it('goes on the byte alone, the wait fd kept open: the init cloned ahead is woken even when the launcher read the byte first', async () => {
+    // Both wait on the same fd and only the launcher reads it: without a wake-up of its own the
+    // init can miss the byte and both would wait for ever (often within a few runs).
+    for (let i = 0; i < 12; i++) {
+      const res = await Promise.race([
+        fx.runAhead(fx.config(['sh', '-c', 'echo ran']), { byteOnly: true }),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`run ${i + 1}: no answer in 10 s`)), 10_000)),
+      ]);
+      expect(res).toMatchObject({ status: 0, code: 0, stdout: 'ran\n', stderr: '' });
+    }
+  });
+
   it('sends the exit status on fd 3 once stdout and stderr have ended, then cleans up and exits with it too', async () => {
     const cfg = fx.config(['sh', '-c', 'cat; echo to-stderr >&2; exit 3']);
     const res = await fx.runAhead(cfg, { input: 'body' });

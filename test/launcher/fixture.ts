@@ -130,7 +130,11 @@ export class Fixture {
    * clones its init ahead; only then is config.json written and the go byte sent on fd 3.
    * `status` is the line the launcher sent back on fd 3 (null: none), `code` its exit code.
    */
-  async runAhead(cfg: Config, opts: { input?: string; beforeGo?: (initPid: number) => void } = {}) {
+  /**
+   * Runs cfg under a launcher started ahead. The go is the byte and end of file, as the worker
+   * sends it, or with `byteOnly` the byte alone, fd 3 kept open until the launcher closes it.
+   */
+  async runAhead(cfg: Config, opts: { input?: string; beforeGo?: (initPid: number) => void; byteOnly?: boolean } = {}) {
     const { _id, ...clean } = cfg;
     const id: string = _id ?? `fx${process.pid}-${++this.count}`;
     const dir = path.join(this.base, `bundle-${id}`);
@@ -148,7 +152,8 @@ export class Fixture {
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(clean));
     opts.beforeGo?.(initPid);
-    control.end('g');
+    if (opts.byteOnly) control.write('g');
+    else control.end('g');
     child.stdin!.end(opts.input ?? '');
     const [code] = await closed;
     return { status: /^\d+\n$/.test(status) ? Number(status) : null, code: code as number | null, stdout, stderr, id, initPid };

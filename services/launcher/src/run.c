@@ -378,16 +378,21 @@ static pid_t clone_init(unsigned long flags)
 	return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
 }
 
-/* Blocks until fd can be read, without reading it: the byte is the launcher's. */
-static int await_readable(int fd)
+/*
+ * Blocks until the go, without reading the wait fd: the byte is the launcher's. Either that fd
+ * becomes readable (the byte, or end of file), or the launcher writes on the sync socket: when
+ * the go is the byte alone and the launcher read it first, the wait fd never looks readable
+ * here, so the launcher also sends SYNC_WAKE.
+ */
+static int await_go_ahead(int wait_fd, int sync_fd)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct pollfd p[2] = { { .fd = wait_fd, .events = POLLIN }, { .fd = sync_fd, .events = POLLIN } };
 	int n;
 
 	do
-		n = poll(&p, 1, -1);
+		n = poll(p, 2, -1);
 	while (n < 0 && errno == EINTR);
-	return n == 1 ? 0 : -1;
+	return n > 0 ? 0 : -1;
 }
 
 /*
@@ -428,7 +433,7 @@ static _Noreturn void early_init_main(const struct launch *l, int sync_fd, int p
 	 * itself; the launcher uses it only if both read the same bytes. At end of file there is no
 	 * bundle: it exits, or is killed first.
 	 */
-	if (await_readable((int)l->cli->wait_fd) < 0)
+	if (await_go_ahead((int)l->cli->wait_fd, sync_fd) < 0)
 		_exit(EXIT_LAUNCH_FAILED);
 	close((int)l->cli->wait_fd);
 	if (config_read(l->cli->bundle, &json, &err) < 0)
@@ -778,6 +783,11 @@ static int launch(const struct cli *cli, bool create, struct launch_error *err)
 		if (rc < 0 || !go) {
 			launch_release(&l, false);
 			return rc;
+		}
+		if (l.early_fd >= 0) { /* in case the init missed the byte (see await_go_ahead) */
+			struct launch_error ignored;
+
+			(void)sync_send(l.early_fd, SYNC_WAKE, &ignored);
 		}
 		rc = -1;
 	}

@@ -40,8 +40,11 @@ int sync_send(int fd, enum sync_type type, struct launch_error *err)
 int sync_expect(int fd, enum sync_type type)
 {
 	struct sync_msg msg;
+	ssize_t n;
 
-	return recv_msg(fd, &msg) >= (ssize_t)sizeof(msg.type) && msg.type == type ? 0 : -1;
+	while ((n = recv_msg(fd, &msg)) >= (ssize_t)sizeof(msg.type) && msg.type == SYNC_WAKE)
+		;
+	return n >= (ssize_t)sizeof(msg.type) && msg.type == type ? 0 : -1;
 }
 
 void sync_send_error(int fd, const struct launch_error *error)

@@ -45,8 +45,12 @@
  * and UTS namespaces only (see run.c, "cloned ahead"); then:
  *
  *   clone(CLONE_NEW{PID,NET,IPC,UTS}) -------> prctl(PDEATHSIG, SIGKILL), lo up
- *   read the go byte from the wait fd           poll() the wait fd (not read)
- *   (EOF: kill the init, reap it, exit 0)       both wake at the byte:
+ *   read the go byte from the wait fd           poll() the wait fd (not read) and
+ *   (EOF: kill the init, reap it, exit 0)       the sync socket
+ *   send SYNC_WAKE ---------------------------> (in case it missed the byte, read
+ *                                               first: a caller that keeps the
+ *                                               wait fd open after the byte)
+ *                                               both wake at the byte:
  *   read and parse config.json; unless it       read and parse config.json,
  *   asks for exactly these namespaces (and      copy it into the shared memory
  *   mount, user, cgroup) and joins none:        and:
@@ -76,6 +80,8 @@ enum sync_type {
 	SYNC_CONFIG = 6,      /* init cloned ahead -> parent: read and parsed config.json, copied
 			       * into the shared memory */
 	SYNC_CGROUP = 7,      /* parent -> init: it is in its cgroup now */
+	SYNC_WAKE = 8,        /* parent -> init cloned ahead: the go came (it may have missed the
+			       * byte); sync_expect skips it */
 };
 
 struct sync_msg {
@@ -85,7 +91,8 @@ struct sync_msg {
 
 /* Send a message without payload. */
 int sync_send(int fd, enum sync_type type, struct launch_error *err);
-/* Wait for a message of this exact type. -1 on EOF (the peer is gone) or another message. */
+/* Wait for a message of this exact type, skipping SYNC_WAKE. -1 on EOF (the peer is gone) or
+ * another message. */
 int sync_expect(int fd, enum sync_type type);
 /* Init: report a setup failure; best effort, the init exits right after. */
 void sync_send_error(int fd, const struct launch_error *error);
