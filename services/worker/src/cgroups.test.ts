@@ -40,6 +40,13 @@ describe('function cgroups', () => {
     expect(existsSync(dir('memory', 'skiff', 'busy'))).toBe(true);
   });
 
+  it('reports a cgroup it may not remove, rather than waiting for it', async () => {
+    const file = dir('pids', 'skiff', 'a');
+    rmSync(file, { recursive: true });
+    writeFileSync(file, ''); // rmdir on a file: ENOTDIR, as EACCES would be: not a matter of time
+    await expect(removeFunctionCgroups('a', root)).rejects.toThrow(/ENOTDIR/);
+  });
+
   it('refuses a name that is not one path component', async () => {
     for (const bad of ['', '.', '..', 'a/b']) await expect(removeFunctionCgroups(bad, root)).rejects.toThrow(/not a function name/);
   });

@@ -44,12 +44,15 @@ async function subdirectories(dir: string): Promise<string[]> {
   }
 }
 
-/** True when the directory is gone: removed now, or not there. */
+/** True when the directory is gone (removed now, or not there), false while it is in use. */
 async function removeEmpty(dir: string): Promise<boolean> {
   try {
     await rmdir(dir);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return true;
+    if (code === 'EBUSY' || code === 'ENOTEMPTY') return false;
+    throw err; // not ours to remove (EACCES, EROFS…): trying again would not help
   }
 }
