@@ -13,7 +13,7 @@ afterAll(async () => Promise.all(roots.map((r) => rm(r, { recursive: true, force
 
 describe('LayerCache', () => {
   // Overlay-format layers (whiteout devices) need root.
-  it.skipIf(!overlayMarksSupported())('gives a layer cached before whiteoutDirs was recorded the same whiteoutDirs, from its tree', async () => {
+  it.skipIf(!overlayMarksSupported())('gives a layer cached before whiteoutDirs was recorded the same whiteoutDirs, from its tree (needs root)', async () => {
     const root = await mkdtemp(join(tmpdir(), 'skiff-layer-cache-'));
     roots.push(root);
     const store = await ImageStore.open(join(root, 'store'));

@@ -157,7 +157,6 @@ export class WorkerAgent {
     let inv: Invocation | undefined;
     try {
       inv = decodeInvocation(m.headers);
-      this.retiredCgroups.delete(inv.fn); // deployed again under the same name
       const output = inv.mode === 'stream' ? await this.runStream(inv, m.data) : { body: await this.runExecMode(inv, m.data), contentType: undefined };
       if (m.reply) m.respond(output.body, { headers: encodeResultHeaders(inv.callId, true, output.contentType) });
     } catch (err) {

@@ -22,8 +22,9 @@ export function getOrThrow(registry: Registry, name: string): FunctionRecord {
 
 /** Management of the function registry: create, deploy versions, read, delete. */
 export function functionHandlers(registry: Registry, store: ImageStore, messaging: Messaging, prewarmer: Prewarmer, defaultTimeoutMs: number): Handlers {
-  // Workers drain instances of versions that are no longer current. Best effort: a worker that
-  // misses it drains them anyway when the next invocation brings the new version.
+  // Workers drain instances of versions that are no longer current, and keep the cgroups of a
+  // function deleted and created again. Best effort: a worker that misses it drains them anyway
+  // when the next invocation brings the new version.
   const changed = (fn: string, fnVersion: number | null) => {
     if (messaging.connected) messaging.nc.publish(SUBJECTS.fnChanged, encodeJson(fnChangedSchema, { type: 'fn-changed', version: PROTOCOL_VERSION, fn, fnVersion }));
   };
@@ -49,14 +50,17 @@ export function functionHandlers(registry: Registry, store: ImageStore, messagin
     createFunction: async ({ body, reply }: OperationContext) => {
       const b = body as SettingsBody & { name: string };
       const record = registry.create(b.name, await settings(b));
+      changed(record.name, record.version);
       prewarmer.warm(record);
       return reply.code(201).send(record);
     },
     deployFunction: async ({ params, body, reply }: OperationContext) => {
       const before = registry.get(params.name!)?.version;
       const { record, created } = registry.deploy(params.name!, await settings(body as SettingsBody));
-      if (before !== undefined && before !== record.version) changed(record.name, record.version);
-      if (before !== record.version) prewarmer.warm(record);
+      if (before !== record.version) {
+        changed(record.name, record.version);
+        prewarmer.warm(record);
+      }
       return reply.code(created ? 201 : 200).send(record);
     },
     deleteFunction: ({ params, reply }) => {
