@@ -20,7 +20,7 @@ const here = fileURLToPath(import.meta.url);
 const REPO = path.resolve(path.dirname(here), '../../..');
 const LAUNCHER = path.join(REPO, 'services/launcher/build/skiff-launch');
 
-export const description = 'container start, busybox /bin/true, full isolation: skiff-launch vs runc vs crun vs bare unshare';
+export const description = 'container start, busybox /bin/true, full isolation: skiff-launch vs runc vs crun vs bare unshare; and the bundle runc spec writes';
 
 function exec(cmd, args) {
   return new Promise((resolve, reject) => {
@@ -63,8 +63,10 @@ function prestart(launcher, root, bundle, id) {
     control.on('data', (d) => (text += d));
     control.on('close', () => (text === '0\n' ? resolve() : reject(new Error(`prestarted launcher answered ${JSON.stringify(text)}`))));
   });
-  // The go byte, then end of file: the init cloned ahead wakes on either.
-  return { go: () => (control.end('g'), status) };
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  // The go byte, then end of file: the init cloned ahead wakes on either. `exited` comes after
+  // the launcher's cleanup, which must not race the next container over the same cgroup path.
+  return { go: () => (control.end('g'), status), exited };
 }
 
 async function inner(runs) {
@@ -102,11 +104,53 @@ async function inner(runs) {
       t0 = performance.now();
       await waiting.go();
       ahead.push(performance.now() - t0);
+      await waiting.exited;
     }
     report(`launcher started ahead (--wait-fd, as the worker runs it): ${runs} alternating runs, /bin/true`, [summarize('skiff-launch run (start → exit)', started), summarize('started ahead (go byte → status)', ahead)], 'skiff-launch run (start → exit)');
+
+    await runcSpecRow(base, runs, state);
   } finally {
     fs.rmSync(base, { recursive: true, force: true });
   }
+}
+
+/**
+ * The bundle `runc spec` writes, as a user would try it: a busybox root, `terminal: false` (there
+ * is no terminal here) and nothing else changed (its `sh` reads end of file on stdin and exits).
+ * It has no user namespace, runc's default capabilities (ambient ones included) and a read-only
+ * cgroup mount. A runtime that refuses the bundle is reported with its own message, not timed.
+ */
+async function runcSpecRow(base, runs, state) {
+  const bundle = path.join(base, 'runc-spec');
+  fs.mkdirSync(path.join(bundle, 'rootfs', 'bin'), { recursive: true });
+  fs.copyFileSync('/bin/busybox', path.join(bundle, 'rootfs/bin/busybox'));
+  fs.chmodSync(path.join(bundle, 'rootfs/bin/busybox'), 0o755);
+  fs.symlinkSync('busybox', path.join(bundle, 'rootfs/bin/sh'));
+  await exec('runc', ['spec', '--bundle', bundle]);
+  const configPath = path.join(bundle, 'config.json');
+  const config = JSON.parse(fs.readFileSync(configPath, 'utf8'));
+  config.process.terminal = false;
+  fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
+  let n = 0;
+  const all = {
+    'skiff-launch run': () => exec(LAUNCHER, ['--root', state.skiff, 'run', '--bundle', bundle, `rs${++n}`]),
+    'runc run': () => exec('runc', ['--root', state.runc, 'run', '--bundle', bundle, `rr${++n}`]),
+    'crun run (cgroups disabled)': () => exec('crun', ['--root', state.crun, '--cgroup-manager=disabled', 'run', '--bundle', bundle, `rc${++n}`]),
+  };
+  const contenders = {};
+  const refused = [];
+  for (const [name, once] of Object.entries(all)) {
+    try {
+      for (let i = 0; i < 3; i++) await once();
+      contenders[name] = once;
+    } catch (err) {
+      const said = /: (exit \d+): ([^]*)$/.exec(String(err.message));
+      refused.push(`  ${name.padEnd(34)} refuses the bundle (${said ? `${said[1]}): ${said[2].trim()}` : `): ${err.message}`}`);
+    }
+  }
+  const rows = Object.entries(await alternate(runs, contenders)).map(([name, s]) => summarize(name, s));
+  report(`runc spec bundle (busybox root, terminal: false): ${runs} alternating runs each, sh reading end of file`, rows, rows.some((r) => r.name.startsWith('crun')) ? 'crun run (cgroups disabled)' : undefined);
+  for (const line of refused) console.log(line);
 }
 
 export async function run({ runs }) {
