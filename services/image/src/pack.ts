@@ -19,6 +19,8 @@ export interface PackOptions {
   exclude?: (relPath: string) => boolean;
   /** Directory in the image that receives the files (default `function`, i.e. /function). */
   root?: string;
+  /** Empty directories the layer adds besides (plain names at the image's root), e.g. mount points. */
+  mountPoints?: string[];
 }
 
 const ROOT = 'function';
@@ -70,6 +72,12 @@ export async function packFunction(store: ImageStore, opts: PackOptions): Promis
   }
   const base = await store.resolve(opts.base);
   const entries: LayerEntry[] = [{ type: 'directory', name: root, mode: 0o755 }];
+  for (const dir of opts.mountPoints ?? []) {
+    if (!/^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(dir) || dir === root) {
+      throw new SkiffError('SKIFF_VALIDATION_FAILED', `mount point ${JSON.stringify(dir)} must be one plain directory name other than the root`, { errors: [{ field: 'mountPoints', message: 'must be plain directory names' }] });
+    }
+    entries.push({ type: 'directory', name: dir, mode: 0o755 });
+  }
   try {
     await collect(opts.dir, '', opts.exclude, entries, root);
   } catch (err) {
