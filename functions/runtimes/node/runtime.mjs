@@ -5,11 +5,16 @@
 // with a `result` or an `error` frame carrying the same id. stdout and stderr belong to the
 // function. Plain JavaScript, no dependencies: it runs on a bare node base image.
 //
+// Started with SKIFF_STEM=1 instead of SKIFF_HANDLER, it is a stem cell: it boots, says `stem`
+// on fd 3 and waits for one `load` frame, which gives it the function's environment and working
+// directory; then it loads the function as above (docs/runtime-protocol.md, "Stem cells").
+//
 // Exit status: 0 after `shutdown`, SIGTERM/SIGINT or the worker closing fd 3 (in-flight work
 // finished first); 1 when the function cannot be loaded or an error escapes an invocation;
 // 2 when the worker broke the protocol.
 
 import net from 'node:net';
+
 import { pathToFileURL } from 'node:url';
 
 const PROTOCOL = 1;
@@ -22,11 +27,18 @@ const MAX_MESSAGE = 4 * 1024;
 const MAX_STACK = 16 * 1024;
 const EMPTY = Buffer.alloc(0);
 
-const env = process.env;
-const functionName = env.SKIFF_FUNCTION ?? '';
-const functionVersion = env.SKIFF_FUNCTION_VERSION === undefined ? undefined : Number(env.SKIFF_FUNCTION_VERSION);
-const maxBody = positiveInt(env.SKIFF_MAX_BODY_BYTES, 16 * 1024 * 1024);
-const fd = positiveInt(env.SKIFF_STREAM_FD, 3);
+const fd = positiveInt(process.env.SKIFF_STREAM_FD, 3);
+const stem = process.env.SKIFF_STEM === '1' && !process.env.SKIFF_HANDLER;
+// The function's own settings: from the environment, a stem cell's once it is loaded.
+let functionName = '';
+let functionVersion;
+let maxBody = 16 * 1024 * 1024;
+
+function configure(env) {
+  functionName = env.SKIFF_FUNCTION ?? '';
+  functionVersion = env.SKIFF_FUNCTION_VERSION === undefined ? undefined : Number(env.SKIFF_FUNCTION_VERSION);
+  maxBody = positiveInt(env.SKIFF_MAX_BODY_BYTES, 16 * 1024 * 1024);
+}
 
 function positiveInt(raw, fallback) {
   if (raw === undefined || raw === '') return fallback;
@@ -145,7 +157,13 @@ let latestDeadline = 0;
 
 function onMessage(h, body) {
   if (h === null || typeof h !== 'object') return protocolError('frame header is not an object');
+  if (waitingForLoad) {
+    if (h.type === 'load') return load(h);
+    if (h.type === 'shutdown') return exit();
+    return protocolError(`${JSON.stringify(h.type)} before load`);
+  }
   if (h.type === 'invoke') {
+    if (handler === undefined) return protocolError('invoke before ready');
     if (typeof h.id !== 'string' || h.id === '' || typeof h.deadline !== 'number') return protocolError('invoke needs a string id and a numeric deadline');
     if (draining) {
       send({ type: 'error', id: h.id, code: 'SHUTTING_DOWN', message: 'the runtime is shutting down' });
@@ -158,6 +176,43 @@ function onMessage(h, body) {
   }
   if (h.type === 'shutdown') return drain();
   protocolError(`unknown message type ${JSON.stringify(h.type)}`);
+}
+
+// ---- stem cells ----
+
+let waitingForLoad = false;
+
+/**
+ * The function's environment replaces the stem cell's entirely (nothing of the stem's stays),
+ * then its working directory, then the function is loaded as in a runtime started for it.
+ */
+function load(h) {
+  if (!Array.isArray(h.env) || !h.env.every((kv) => typeof kv === 'string' && kv.indexOf('=') > 0)) return protocolError('load needs env, a list of NAME=value strings');
+  if (typeof h.cwd !== 'string' || !h.cwd.startsWith('/')) return protocolError('load needs cwd, an absolute path');
+  waitingForLoad = false;
+  sock.pause();
+  for (const k of Object.keys(process.env)) delete process.env[k];
+  for (const kv of h.env) {
+    const eq = kv.indexOf('=');
+    process.env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  configure(process.env);
+  try {
+    process.chdir(h.cwd);
+  } catch (err) {
+    fatal(1, `runtime: cannot change to the function's working directory ${h.cwd}`, err);
+  }
+  void start();
+}
+
+/**
+ * What a stem cell does while it waits, so that the function's first call does not: the module
+ * loader's first dynamic import, and the standard streams the function logs on.
+ */
+async function prime() {
+  await import('data:text/javascript,export default 0');
+  void process.stdout;
+  void process.stderr;
 }
 
 class Context {
@@ -306,22 +361,34 @@ sock.on('error', (err) => {
   fatal(1, `runtime: fd ${fd} failed: ${err.message}`, err);
 });
 sock.pause();
-
-const path = env.SKIFF_HANDLER;
-if (!path) fatal(1, 'runtime: SKIFF_HANDLER is not set (the path of the function module)');
-let mod;
-try {
-  mod = await import(pathToFileURL(path).href);
-} catch (err) {
-  fatal(1, `runtime: cannot load the function module ${path}`, err);
-}
-handler = mod.default;
-if (typeof handler !== 'function') fatal(1, `runtime: ${path} has no default export function (export default async (event, context) => result)`);
-
 process.on('SIGTERM', drain);
 process.on('SIGINT', drain);
 sock.on('data', onData);
 // The worker closed its end: take no more work, finish what is running, exit.
 sock.on('end', drain);
-sock.resume();
-send({ type: 'ready', protocol: PROTOCOL, runtime: 'node', runtimeVersion: process.versions.node });
+
+/** Loads the function named by SKIFF_HANDLER and says `ready`. */
+async function start() {
+  const path = process.env.SKIFF_HANDLER;
+  if (!path) fatal(1, 'runtime: SKIFF_HANDLER is not set (the path of the function module)');
+  let mod;
+  try {
+    mod = await import(pathToFileURL(path).href);
+  } catch (err) {
+    fatal(1, `runtime: cannot load the function module ${path}`, err);
+  }
+  handler = mod.default;
+  if (typeof handler !== 'function') fatal(1, `runtime: ${path} has no default export function (export default async (event, context) => result)`);
+  sock.resume();
+  send({ type: 'ready', protocol: PROTOCOL, runtime: 'node', runtimeVersion: process.versions.node });
+}
+
+if (stem) {
+  await prime();
+  waitingForLoad = true;
+  sock.resume();
+  send({ type: 'stem', protocol: PROTOCOL, runtime: 'node', runtimeVersion: process.versions.node });
+} else {
+  configure(process.env);
+  await start();
+}

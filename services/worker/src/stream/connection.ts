@@ -43,6 +43,11 @@ export interface CloseInfo {
 export interface StreamConnectionOptions {
   /** Largest body sent or received (default 16 MiB); tell the runtime the same in SKIFF_MAX_BODY_BYTES. */
   maxBodyBytes?: number;
+  /**
+   * The runtime is a stem cell: it says `stem` first and loads a function only on `load()`,
+   * then says `ready` (docs/runtime-protocol.md, "Stem cells").
+   */
+  stem?: boolean;
 }
 
 export type StreamErrorCode =
@@ -92,10 +97,18 @@ const MAX_TIMER_MS = 0x7fff_ffff;
 export class StreamConnection {
   /** Resolves with the runtime's `ready`; rejects if the connection ends first. */
   readonly ready: Promise<ReadyInfo>;
+  /** A stem cell's: resolves with its `stem` (it waits for `load()`); rejects if the connection ends first. */
+  readonly waiting: Promise<ReadyInfo>;
   /** Resolves (never rejects) once the connection has ended, for whatever reason. */
   readonly closed: Promise<CloseInfo>;
 
   private readyInfo: ReadyInfo | undefined;
+  /** Set by a stem cell's `stem`; `loaded` once load() sent the function. */
+  private stemInfo: ReadyInfo | undefined;
+  private loaded = false;
+  private readonly stem: boolean;
+  private resolveWaiting!: (info: ReadyInfo) => void;
+  private rejectWaiting!: (err: Error) => void;
   private resolveReady!: (info: ReadyInfo) => void;
   private rejectReady!: (err: Error) => void;
   private resolveClosed!: (info: CloseInfo) => void;
@@ -113,6 +126,12 @@ export class StreamConnection {
     options: StreamConnectionOptions = {},
   ) {
     this.maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    this.stem = options.stem ?? false;
+    this.waiting = new Promise<ReadyInfo>((resolve, reject) => {
+      this.resolveWaiting = resolve;
+      this.rejectWaiting = reject;
+    });
+    this.waiting.catch(() => {});
     this.decoder = new FrameDecoder(runtimeMessage, { maxBodyBytes: this.maxBody });
     this.ready = new Promise<ReadyInfo>((resolve, reject) => {
       this.resolveReady = resolve;
@@ -174,6 +193,17 @@ export class StreamConnection {
   }
 
   /**
+   * Hands a waiting stem cell its function: the whole environment it runs with and its working
+   * directory. The runtime then loads the function and says `ready`.
+   */
+  load(env: string[], cwd: string): void {
+    if (!this.stem || !this.stemInfo || this.loaded) throw new StreamError('PROTOCOL', 'load() is for a waiting stem cell, once');
+    if (this.ended) throw new StreamError('CONNECTION_CLOSED', 'the connection to the stem cell has ended', { cause: this.ended.error });
+    this.loaded = true;
+    this.write(encodeFrame({ type: 'load', env, cwd }));
+  }
+
+  /**
    * Asks the runtime to finish what is in flight and exit; new invocations are refused.
    * Resolves when the connection has ended (the runtime exited).
    */
@@ -181,7 +211,8 @@ export class StreamConnection {
     if (!this.draining && !this.ended) {
       this.draining = true;
       const frame = encodeFrame({ type: 'shutdown' });
-      if (this.readyInfo) this.write(frame);
+      // A stem cell nobody adopted takes its shutdown while it waits.
+      if (this.readyInfo || (this.stemInfo && !this.loaded)) this.write(frame);
       else this.ready.then(() => this.write(frame), () => {});
     }
     return this.closed;
@@ -222,8 +253,16 @@ export class StreamConnection {
   }
 
   private dispatch(m: RuntimeMessage, body: Buffer): void {
+    if (m.type === 'stem') {
+      if (!this.stem || this.stemInfo || this.readyInfo) return this.protocolError('stem from a runtime that is no waiting stem cell');
+      if (m.protocol !== STREAM_PROTOCOL_VERSION) return this.protocolError(`protocol version ${m.protocol} (this worker speaks ${STREAM_PROTOCOL_VERSION})`);
+      this.stemInfo = { runtime: m.runtime, version: m.protocol, runtimeVersion: m.runtimeVersion };
+      this.resolveWaiting(this.stemInfo);
+      return;
+    }
     if (m.type === 'ready') {
       if (this.readyInfo) return this.protocolError('a second ready');
+      if (this.stem && !this.loaded) return this.protocolError('ready from a stem cell before load');
       if (m.protocol !== STREAM_PROTOCOL_VERSION) return this.protocolError(`protocol version ${m.protocol} (this worker speaks ${STREAM_PROTOCOL_VERSION})`);
       this.readyInfo = { runtime: m.runtime, version: m.protocol, runtimeVersion: m.runtimeVersion };
       this.resolveReady(this.readyInfo);
@@ -269,6 +308,7 @@ export class StreamConnection {
     this.socket.destroy();
     const closedError = new StreamError('CONNECTION_CLOSED', why, { cause: error });
     if (!this.readyInfo) this.rejectReady(closedError);
+    if (!this.stemInfo) this.rejectWaiting(closedError);
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
       p.reject(closedError);

@@ -39,6 +39,12 @@ export const readyMessage = z.object({
   runtimeVersion: z.string().max(64).optional(),
 });
 
+/**
+ * A stem cell's first frame: the runtime has booted without a function and waits for `load`
+ * (docs/runtime-protocol.md, "Stem cells"). Same fields as `ready`.
+ */
+export const stemMessage = readyMessage.extend({ type: z.literal('stem') });
+
 export const resultMessage = z.object({
   type: z.literal('result'),
   id,
@@ -55,7 +61,7 @@ export const errorMessage = z.object({
 });
 
 /** Any frame a runtime sends. */
-export const runtimeMessage = z.discriminatedUnion('type', [readyMessage, resultMessage, errorMessage]);
+export const runtimeMessage = z.discriminatedUnion('type', [readyMessage, stemMessage, resultMessage, errorMessage]);
 
 // ---- worker → runtime ----
 
@@ -75,10 +81,19 @@ export const invokeMessage = z.object({
 
 export const shutdownMessage = z.object({ type: z.literal('shutdown') });
 
+/** To a stem cell, once: the function's whole environment and its working directory; `ready` follows. */
+export const loadMessage = z.object({
+  type: z.literal('load'),
+  env: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*=/, 'must be NAME=value')).max(4096),
+  cwd: z.string().startsWith('/').max(4096),
+});
+
 /** Any frame a worker sends. */
-export const workerMessage = z.discriminatedUnion('type', [invokeMessage, shutdownMessage]);
+export const workerMessage = z.discriminatedUnion('type', [invokeMessage, shutdownMessage, loadMessage]);
 
 export type ReadyMessage = z.infer<typeof readyMessage>;
+export type StemMessage = z.infer<typeof stemMessage>;
+export type LoadMessage = z.infer<typeof loadMessage>;
 export type ResultMessage = z.infer<typeof resultMessage>;
 export type ErrorMessage = z.infer<typeof errorMessage>;
 export type RuntimeMessage = z.infer<typeof runtimeMessage>;
