@@ -30,7 +30,9 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-# TypeScript (incremental) and the launcher (make only rebuilds what changed).
+# TypeScript (incremental), the launcher and the worker's stem cell helper (make only rebuilds
+# what changed).
 npx tsc -b
 chmod +x services/cli/dist/main.js
 make -s -C services/launcher
+make -s -C services/worker/native
