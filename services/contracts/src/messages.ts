@@ -210,6 +210,18 @@ export const heartbeatSchema = z.object({
     )
     .max(100_000)
     .default([]),
+  /**
+   * The node's stem cells (node runtime containers started before their function is known):
+   * how many wait for a function, how many are still booting, and how many the node keeps.
+   * Absent from workers that keep none.
+   */
+  stems: z
+    .object({
+      waiting: z.number().int().nonnegative(),
+      starting: z.number().int().nonnegative(),
+      target: z.number().int().nonnegative(),
+    })
+    .optional(),
 });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;
 

@@ -29,6 +29,8 @@ import { LauncherPool, canPrestart } from './prestart.js';
 import { runExec } from './runner.js';
 import { defaultSeccompProfile } from './seccomp.js';
 import { Slots } from './slots.js';
+import { StemHelper } from './stem/helper.js';
+import { StemPool, type Adopter } from './stem/pool.js';
 import { UidRanges } from './uids.js';
 
 const REAP_INTERVAL_MS = 1000;
@@ -70,6 +72,9 @@ export class WorkerAgent {
   private readonly bundlesDir: string;
   /** Deleted functions whose cgroups are still to remove, with the tries left. */
   private readonly retiredCgroups = new Map<string, number>();
+  /** Node runtime containers waiting for a stream function new to this node (skiff-launch only). */
+  private readonly stems: StemPool | undefined;
+  private readonly stemHelper: StemHelper | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -82,6 +87,29 @@ export class WorkerAgent {
     this.uids = new UidRanges(join(config.workDir, 'uids.json'), config.uidBase);
     this.bundlesDir = join(config.workDir, 'bundles');
     if (canPrestart(config.runtime)) this.launchers = new LauncherPool(config.runtime, this.bundlesDir, PRESTARTED_LAUNCHERS);
+    // Stem cells rely on skiff-launch's order (every mount made before the user namespace) and
+    // on skiff-stem being built.
+    const helper = new StemHelper(config.stemHelper);
+    if (config.stemCells + config.stemFunctions > 0 && canPrestart(config.runtime) && helper.available && process.getuid?.() === 0) {
+      this.stemHelper = helper;
+      this.stems = new StemPool({
+        target: config.stemCells,
+        perFunction: config.stemFunctions,
+        imageRef: config.stemImage,
+        runtime: config.runtime,
+        bundlesDir: this.bundlesDir,
+        maxBodyBytes: config.maxOutputBytes,
+        seccomp: this.seccomp,
+        store,
+        images: this.images,
+        uids: this.uids,
+        helper,
+        log: log.child({ component: 'stems' }),
+        onChange: () => this.reportLoadSoon(),
+      });
+    } else if (config.stemCells + config.stemFunctions > 0) {
+      log.info({ runtime: config.runtime, helper: config.stemHelper, helperBuilt: helper.available }, 'no stem cells: they need skiff-launch, skiff-stem and root');
+    }
   }
 
   /** Invocations taken by this node: running or waiting. */
@@ -96,6 +124,7 @@ export class WorkerAgent {
     this.serve(this.nc.subscribe(SUBJECTS.nodeWarm(this.config.nodeId)), (m) => this.onWarm(m));
     this.serve(this.nc.subscribe(SUBJECTS.fnChanged), (m) => this.onFnChanged(m));
     this.launchers?.fill();
+    this.stems?.fill();
     this.heartbeat();
     this.beat = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
     this.reaper = setInterval(() => this.reap(), REAP_INTERVAL_MS);
@@ -149,6 +178,7 @@ export class WorkerAgent {
         intervalMs: heartbeatMs,
         images: [...this.unpacked],
         warm,
+        ...(this.stems ? { stems: this.stems.counts } : {}),
       }),
     );
   }
@@ -174,9 +204,9 @@ export class WorkerAgent {
   }
 
   /** The runtime spec of one instance; an image that cannot be run is the image's fault. */
-  private spec(image: PreparedImage, inv: Invocation, instanceId: string, env: string[]): object {
+  private spec(image: PreparedImage, inv: Invocation, instanceId: string, env: string[], hostId = this.uids.hostIdFor(inv.fn)): object {
     try {
-      return runtimeSpec({ rootfs: image.rootfs, image: image.config, fn: inv.fn, settings: inv.settings, env, instanceId, hostId: this.uids.hostIdFor(inv.fn), seccomp: this.seccomp });
+      return runtimeSpec({ rootfs: image.rootfs, image: image.config, fn: inv.fn, settings: inv.settings, env, instanceId, hostId, seccomp: this.seccomp });
     } catch (err) {
       throw new SkiffError('SKIFF_IMAGE_INVALID', `image ${inv.image}: ${(err as Error).message}`, { cause: err });
     }
@@ -242,20 +272,46 @@ export class WorkerAgent {
       `SKIFF_FUNCTION_VERSION=${inv.fnVersion}`,
       `SKIFF_MAX_BODY_BYTES=${this.config.maxOutputBytes}`,
     ];
+    const log = this.log.child({ fn: inv.fn, version: inv.fnVersion });
+    const adopter: Adopter = { inv, image, spec: (hostId) => this.spec(image, inv, instanceId, env, hostId) as ReturnType<Adopter['spec']>, log };
     try {
-      const inst = await StreamInstance.launch({
-        runtime: this.config.runtime,
-        bundleDir: join(this.bundlesDir, instanceId),
-        spec: this.spec(image, inv, instanceId, env),
-        maxBodyBytes: this.config.maxOutputBytes,
-        log: this.log.child({ fn: inv.fn, version: inv.fnVersion }),
-      });
+      const inst =
+        (await this.adoptStem(adopter)) ??
+        (await StreamInstance.launch({
+          runtime: this.config.runtime,
+          bundleDir: join(this.bundlesDir, instanceId),
+          spec: this.spec(image, inv, instanceId, env),
+          maxBodyBytes: this.config.maxOutputBytes,
+          log,
+        }));
       // The image stays leased (never evicted) while the instance lives.
       void inst.exited.then(image.release);
+      // Once it serves, the function may keep a stem cell in its range for its next instance.
+      void inst.ready().then(
+        () => this.stems?.started(adopter).catch((err: unknown) => log.warn({ err }, 'cannot keep a stem cell for the function')),
+        () => undefined,
+      );
       return inst;
     } catch (err) {
       image.release();
       throw err;
+    }
+  }
+
+  /**
+   * The function's instance from a stem cell, when one waits and the function fits it;
+   * otherwise undefined, and the caller starts a container for it. A failed adoption is logged
+   * and answered the same way: the function's start never depends on a stem cell.
+   */
+  private async adoptStem(adopter: Adopter): Promise<StreamInstance | undefined> {
+    if (!this.stems) return undefined;
+    try {
+      const adopted = await this.stems.adopt(adopter);
+      if (adopted) adopter.log.debug({ instance: adopted.id }, 'instance from a stem cell');
+      return adopted;
+    } catch (err) {
+      adopter.log.warn({ err }, 'adopting a stem cell failed; starting a container for the function instead');
+      return undefined;
     }
   }
 
@@ -279,6 +335,7 @@ export class WorkerAgent {
     try {
       const change = decodeJson(fnChangedSchema, m.data, 'function change');
       this.drainPools(change.fn, (p) => change.fnVersion === null || p.version !== change.fnVersion);
+      if (change.fnVersion === null) this.stems?.forget(change.fn);
       if (change.fnVersion === null) this.retiredCgroups.set(change.fn, CGROUP_REMOVAL_TRIES);
       else this.retiredCgroups.delete(change.fn);
     } catch (err) {
@@ -309,6 +366,7 @@ export class WorkerAgent {
   }
 
   private reap(): void {
+    this.stems?.fill();
     const now = Date.now();
     for (const [key, p] of this.pools) {
       p.reap(now);
@@ -349,6 +407,8 @@ export class WorkerAgent {
     await Promise.all(this.loops);
     await Promise.allSettled([...this.running]);
     this.launchers?.close();
+    await this.stems?.close();
+    this.stemHelper?.close();
     await Promise.allSettled([...this.pools.values()].map((p) => p.drain()));
     this.pools.clear();
     await this.images.close();

@@ -66,7 +66,7 @@ export function invocationEnv(inv: Invocation): string[] {
 }
 
 /** Variables only Skiff sets; an image's own values for them are dropped. */
-const RESERVED = new Set(['SKIFF_FUNCTION', 'SKIFF_FUNCTION_VERSION', 'SKIFF_CALL_ID', 'SKIFF_DEADLINE_MS', 'SKIFF_MAX_BODY_BYTES', 'TRACEPARENT']);
+const RESERVED = new Set(['SKIFF_FUNCTION', 'SKIFF_FUNCTION_VERSION', 'SKIFF_CALL_ID', 'SKIFF_DEADLINE_MS', 'SKIFF_MAX_BODY_BYTES', 'SKIFF_STEM', 'TRACEPARENT']);
 const nameOf = (kv: string) => kv.slice(0, kv.indexOf('=') >>> 0);
 
 /** The image's environment (e.g. SKIFF_HANDLER) with Skiff's own variables last; the image cannot forge them. */

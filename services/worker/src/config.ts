@@ -22,11 +22,20 @@ export interface WorkerConfig {
   readonly heartbeatMs: number;
   readonly maxOutputBytes: number;
   readonly logLevel: string;
+  /** Stem cells kept waiting for stream functions new to the node (skiff-launch only); 0: none. */
+  readonly stemCells: number;
+  /** Functions (most recently started) that each keep one stem cell in their own uid range; 0: none. */
+  readonly stemFunctions: number;
+  /** The image stem cells run: the node runtime image. */
+  readonly stemImage: string;
+  /** skiff-stem, which mounts an adopting function's code into its stem cell. */
+  readonly stemHelper: string;
 }
 
 export type Env = Record<string, string | undefined>;
 
 const DEFAULT_RUNTIME = fileURLToPath(new URL('../../launcher/build/skiff-launch', import.meta.url));
+const DEFAULT_STEM_HELPER = fileURLToPath(new URL('../native/build/skiff-stem', import.meta.url));
 
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
@@ -60,5 +69,9 @@ export function loadConfig(env: Env, cwd = process.cwd()): WorkerConfig {
     heartbeatMs: int(env, 'SKIFF_HEARTBEAT_MS', 1000, 50, 60_000),
     maxOutputBytes: int(env, 'SKIFF_MAX_OUTPUT_BYTES', 6 * 1024 * 1024, 1, 1024 * 1024 * 1024),
     logLevel: env.SKIFF_LOG_LEVEL || 'info',
+    stemCells: int(env, 'SKIFF_STEM_CELLS', 2, 0, 64),
+    stemFunctions: int(env, 'SKIFF_STEM_FUNCTIONS', 8, 0, 1024),
+    stemImage: env.SKIFF_STEM_IMAGE || 'node-runtime:latest',
+    stemHelper: env.SKIFF_STEM_HELPER || DEFAULT_STEM_HELPER,
   });
 }

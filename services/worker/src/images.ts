@@ -16,6 +16,7 @@ import {
 } from '@skiff/image';
 import type { Logger } from '@skiff/contracts';
 import { ImageMetrics } from './image-metrics.js';
+import type { LayerTop } from './stem/fit.js';
 
 export interface PreparedImage {
   digest: string;
@@ -195,6 +196,18 @@ export class ImageCache {
     const now = new Date();
     await utimes(join(this.imageDir(digest), 'image.json'), now, now).catch(() => undefined);
     for (const l of (await this.record(digest))?.layers ?? []) await this.layers.touch(l);
+  }
+
+  /**
+   * What an unpacked layer holds at its top and where it removes things: for deciding whether a
+   * function's own layers only add under one directory (stem/fit.ts). Undefined when the layer
+   * is not in the layer cache.
+   */
+  async layerTop(diffId: string): Promise<LayerTop | undefined> {
+    const info = await this.layers.get(diffId);
+    if (!info) return undefined;
+    const entries = (await readdir(info.dir, { withFileTypes: true })).map((e) => ({ name: e.name, directory: e.isDirectory() }));
+    return { diffId, entries, whiteouts: info.whiteouts, opaques: info.opaques };
   }
 
   /** Disk use of cached layers plus flat trees, as recorded when they were unpacked. */

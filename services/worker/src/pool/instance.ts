@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -14,6 +15,23 @@ export interface LaunchOptions {
   spec: object;
   maxBodyBytes: number;
   log: Logger;
+  /**
+   * A stem cell: the runtime boots without a function and waits (`waiting()`) until `adopt()`
+   * hands it one. Its container's init pid is written to the bundle (`--pid-file`).
+   */
+  stem?: boolean;
+}
+
+/** What the launcher reports a container's limits as, for an instance whose limits changed since its start. */
+export interface ReportedLimits {
+  memoryBytes: number;
+  pids: number;
+}
+
+/** A container's init on the host: its pid and start time (/proc/<pid>/stat field 22), which together name it. */
+export interface ContainerInit {
+  pid: number;
+  starttime: string;
 }
 
 export interface ExitInfo {
@@ -45,24 +63,31 @@ export class StreamInstance {
   readonly exited: Promise<ExitInfo>;
   private readonly conn: StreamConnection;
   private readonly child: ChildProcess;
+  private readonly bundleDir: string;
+  private fnLog: Logger;
+  /** Set when a stem cell is adopted: its limits are the function's, not those it started with. */
+  private limits: ReportedLimits | undefined;
 
   private constructor(opts: LaunchOptions) {
     this.id = basename(opts.bundleDir);
+    this.bundleDir = opts.bundleDir;
+    const pidFile = opts.stem ? ['--pid-file', join(opts.bundleDir, 'pid')] : [];
     // fd 3 is a socketpair end (libuv makes 'pipe' stdio that way); the runtime passes it on.
-    this.child = spawn(opts.runtime, ['run', '--preserve-fds', '1', '--bundle', opts.bundleDir, `skiff-${this.id}`], {
+    this.child = spawn(opts.runtime, ['run', '--preserve-fds', '1', ...pidFile, '--bundle', opts.bundleDir, `skiff-${this.id}`], {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     });
-    this.conn = new StreamConnection(this.child.stdio[3] as Duplex, { maxBodyBytes: opts.maxBodyBytes });
+    this.conn = new StreamConnection(this.child.stdio[3] as Duplex, { maxBodyBytes: opts.maxBodyBytes, stem: opts.stem ?? false });
     const tail = new Tail(STDERR_TAIL_BYTES);
-    const fnLog = opts.log.child({ instance: this.id });
-    forwardLines(this.child.stdout!, (line) => fnLog.info({ stream: 'stdout' }, line));
-    forwardLines(this.child.stderr!, (line) => (tail.push(Buffer.from(`${line}\n`)), fnLog.info({ stream: 'stderr' }, line)));
+    this.fnLog = opts.log.child({ instance: this.id });
+    forwardLines(this.child.stdout!, (line) => this.fnLog.info({ stream: 'stdout' }, line));
+    forwardLines(this.child.stderr!, (line) => (tail.push(Buffer.from(`${line}\n`)), this.fnLog.info({ stream: 'stderr' }, line)));
+    const stderr = () => reportAs(tail.text(), this.limits);
     this.exited = new Promise((resolve) => {
       this.child.once('error', (err) => {
         tail.push(Buffer.from(`cannot run ${opts.runtime}: ${err.message}\n`));
-        resolve({ code: null, signal: null, stderr: tail.text() });
+        resolve({ code: null, signal: null, stderr: stderr() });
       });
-      this.child.once('close', (code, signal) => resolve({ code, signal, stderr: tail.text() }));
+      this.child.once('close', (code, signal) => resolve({ code, signal, stderr: stderr() }));
     });
     void this.exited.then(async (exit) => {
       this.state = 'stopped';
@@ -90,6 +115,37 @@ export class StreamInstance {
     ]);
   }
 
+  /** A stem cell's: resolves once it booted and waits for a function; rejects if it exits first. */
+  async waiting(): Promise<void> {
+    await Promise.race([
+      this.conn.waiting,
+      this.exited.then((e) => {
+        throw new InstanceExited(e);
+      }),
+    ]);
+  }
+
+  /** A stem cell's container init, from the pid file the launcher wrote and /proc. */
+  containerInit(): ContainerInit {
+    const pid = Number(readFileSync(join(this.bundleDir, 'pid'), 'utf8').trim());
+    if (!Number.isInteger(pid) || pid < 2) throw new Error(`${this.bundleDir}/pid holds no pid`);
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const starttime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    if (!starttime || !/^\d+$/.test(starttime)) throw new Error(`/proc/${pid}/stat has no start time`);
+    return { pid, starttime };
+  }
+
+  /**
+   * Hands a waiting stem cell its function (the rest of the adoption, its mounts and limits,
+   * is done by then): the environment and working directory its process runs with. From here
+   * it is the function's instance: its logs carry `log`'s fields, its limit reports `limits`.
+   */
+  adopt(env: string[], cwd: string, log: Logger, limits: ReportedLimits): void {
+    this.fnLog = log.child({ instance: this.id });
+    this.limits = limits;
+    this.conn.load(env, cwd);
+  }
+
   invoke(req: InvokeRequest, body: Uint8Array): Promise<InvokeReply> {
     return this.conn.invoke(req, body);
   }
@@ -109,6 +165,16 @@ export class StreamInstance {
   kill(): void {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
   }
+}
+
+// The launcher's limit reports (services/launcher/README.md) name the limits the container was
+// started with; an adopted stem cell's are the function's since.
+const OOM_REPORT = /^(skiff-launch: \S+: out of memory \(memory limit )-?\d+( bytes\))$/gm;
+const PIDS_REPORT = /^(skiff-launch: \S+: process limit reached \(pids limit )-?\d+(\))$/gm;
+
+function reportAs(stderr: string, limits: ReportedLimits | undefined): string {
+  if (!limits) return stderr;
+  return stderr.replace(OOM_REPORT, `$1${limits.memoryBytes}$2`).replace(PIDS_REPORT, `$1${limits.pids}$2`);
 }
 
 function forwardLines(stream: NodeJS.ReadableStream, each: (line: string) => void): void {
