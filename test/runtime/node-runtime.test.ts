@@ -10,6 +10,7 @@ import { InvocationError, StreamConnection, type InvokeReply } from '../../servi
 
 const RUNTIME = fileURLToPath(new URL('../../functions/runtimes/node/runtime.mjs', import.meta.url));
 const HANDLER = fileURLToPath(new URL('./fixtures/handler.mjs', import.meta.url));
+const STEM_HANDLER = fileURLToPath(new URL('./fixtures/stem-handler.mjs', import.meta.url));
 
 interface Instance {
   child: ChildProcess;
@@ -21,17 +22,17 @@ interface Instance {
 
 const started: Instance[] = [];
 
-function start(env: Record<string, string> = {}): Instance {
+function start(env: Record<string, string> = {}, stem = false): Instance {
   const child = spawn(process.execPath, [RUNTIME], {
     stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH ?? '', SKIFF_HANDLER: HANDLER, SKIFF_FUNCTION: 'tester', SKIFF_FUNCTION_VERSION: '7', ...env },
+    env: stem ? { PATH: process.env.PATH ?? '', SKIFF_STEM: '1', STEM_ONLY: 'x', ...env } : { PATH: process.env.PATH ?? '', SKIFF_HANDLER: HANDLER, SKIFF_FUNCTION: 'tester', SKIFF_FUNCTION_VERSION: '7', ...env },
   });
   let out = '';
   let err = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
-  const conn = new StreamConnection(child.stdio[3] as Socket);
+  const conn = new StreamConnection(child.stdio[3] as Socket, { stem });
   const inst = { child, conn, stdout: () => out, stderr: () => err, exited };
   started.push(inst);
   return inst;
@@ -248,5 +249,50 @@ describe('node runtime', () => {
     (child.stdio[3] as Socket).write(Buffer.from('this is no frame at all'));
     expect((await exited).code).toBe(2);
     expect(stderr()).toMatch(/broke the protocol: not a frame/);
+  });
+});
+
+describe('node runtime as a stem cell (SKIFF_STEM=1)', () => {
+  const loadEnv = ['PATH=/usr/bin:/bin', `SKIFF_HANDLER=${STEM_HANDLER}`, 'SKIFF_FUNCTION=adopter', 'SKIFF_FUNCTION_VERSION=3', 'FUNCTION_SECRET=s3cr3t'];
+
+  it('says stem, then takes exactly the environment and working directory of load before it loads the function', async () => {
+    const { conn } = start({}, true);
+    await expect(conn.waiting).resolves.toEqual({ runtime: 'node', version: 1, runtimeVersion: process.versions.node });
+    const cwd = fileURLToPath(new URL('./fixtures', import.meta.url));
+    conn.load(loadEnv, cwd);
+    await conn.ready;
+    const seen = parse(await json(conn, {}));
+    // Its module ran after the environment was the function's: it saw the secret, in its cwd.
+    expect(seen.atLoad).toEqual({ secret: 's3cr3t', cwd });
+    // Nothing of the stem cell's environment stays (SKIFF_STEM, STEM_ONLY).
+    expect(seen.env).toEqual(Object.fromEntries(loadEnv.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])));
+    expect([seen.functionName, seen.functionVersion]).toEqual(['adopter', 3]);
+  });
+
+  it('exits 0 when the worker closes the connection or shuts it down before load', async () => {
+    const a = start({}, true);
+    await a.conn.waiting;
+    a.conn.close();
+    expect((await a.exited).code).toBe(0);
+    const b = start({}, true);
+    await b.conn.waiting;
+    void b.conn.shutdown();
+    expect((await b.exited).code).toBe(0);
+  });
+
+  it('exits 2 on an invocation before load, and 1 when the loaded function cannot be', async () => {
+    const early = start({}, true);
+    await early.conn.waiting;
+    const { encodeFrame } = await import('../../services/worker/src/stream/frames.js');
+    for (const b of encodeFrame({ type: 'invoke', id: 'x', deadline: Date.now() + 5000 })) (early.child.stdio[3] as Socket).write(b);
+    expect((await early.exited).code).toBe(2);
+    expect(early.stderr()).toMatch(/broke the protocol: \\"invoke\\" before load/);
+
+    const missing = start({}, true);
+    await missing.conn.waiting;
+    missing.conn.load(['SKIFF_HANDLER=/nonexistent/index.mjs'], '/');
+    await expect(missing.conn.ready).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+    expect((await missing.exited).code).toBe(1);
+    expect(missing.stderr()).toMatch(/cannot load the function module \/nonexistent\/index\.mjs/);
   });
 });

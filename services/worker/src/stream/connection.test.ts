@@ -221,3 +221,53 @@ describe('StreamConnection', () => {
     expect(await conn.closed).toEqual({ error: undefined });
   });
 });
+
+describe('StreamConnection to a stem cell', () => {
+  let stemConn: StreamConnection;
+  let stem: FakeRuntime;
+  beforeEach(async () => {
+    const path = join(dir, 'stem.sock');
+    const srv = net.createServer();
+    await new Promise<void>((r) => srv.listen(path, r));
+    const accepted = new Promise<net.Socket>((r) => srv.once('connection', r));
+    stemConn = new StreamConnection(net.connect(path), { stem: true });
+    stem = new FakeRuntime(await accepted);
+    srv.close();
+  });
+  afterEach(() => {
+    stemConn.close();
+    stem.sock.destroy();
+  });
+  const announce = () => stem.send({ type: 'stem', protocol: 1, runtime: 'fake', runtimeVersion: '0' });
+
+  it('waits for stem, sends load once, then is ready as any connection', async () => {
+    announce();
+    await expect(stemConn.waiting).resolves.toEqual({ runtime: 'fake', version: 1, runtimeVersion: '0' });
+    const reply = stemConn.invoke({ id: 'i1', deadline: soon() }, Buffer.from('x'));
+    stemConn.load(['A=1', 'SKIFF_HANDLER=/function/index.mjs'], '/function');
+    expect(() => stemConn.load(['A=2'], '/')).toThrow(/once/);
+    const [load] = await stem.frames(1);
+    expect(load!.header).toEqual({ type: 'load', env: ['A=1', 'SKIFF_HANDLER=/function/index.mjs'], cwd: '/function' });
+    stem.ready();
+    // The invocation sent before ready goes out after it, after the load.
+    const [, inv] = await stem.frames(2);
+    expect(inv!.header).toMatchObject({ type: 'invoke', id: 'i1' });
+    stem.send({ type: 'result', id: 'i1' });
+    await expect(reply).resolves.toMatchObject({ contentType: undefined });
+  });
+
+  it('treats ready before load, or stem on an ordinary connection, as a broken protocol', async () => {
+    stem.ready();
+    await expect(stemConn.ready).rejects.toMatchObject({ code: 'CONNECTION_CLOSED', cause: { code: 'PROTOCOL', message: expect.stringMatching(/ready from a stem cell before load/) } });
+    runtime.send({ type: 'stem', protocol: 1, runtime: 'fake' });
+    await expect(conn.ready).rejects.toMatchObject({ cause: { code: 'PROTOCOL', message: expect.stringMatching(/no waiting stem cell/) } });
+  });
+
+  it('sends shutdown to a stem cell that waits', async () => {
+    announce();
+    await stemConn.waiting;
+    void stemConn.shutdown();
+    const [f] = await stem.frames(1);
+    expect(f!.header).toEqual({ type: 'shutdown' });
+  });
+});

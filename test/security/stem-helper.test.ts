@@ -1,0 +1,123 @@
+// skiff-stem (services/worker/native), the root helper that makes an adopted stem cell its
+// function's: it must change only the container it is pointed at, and only as asked. Real
+// containers (skiff-launch, the worker's full profile), a real helper process. Needs root.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Fixture, launcher, repo, waitFor } from '../launcher/fixture.js';
+
+// SKIFF_TEST_STEM_HELPER: run against another build (e.g. a sabotaged one in /tmp).
+const HELPER = process.env.SKIFF_TEST_STEM_HELPER ?? path.join(repo, 'services/worker/native/build/skiff-stem');
+const root = process.getuid?.() === 0;
+const fx = new Fixture();
+let source = '';
+const marker = randomBytes(8).toString('hex');
+
+beforeAll(() => {
+  if (!root) return;
+  execFileSync('make', ['-s', '-C', path.join(repo, 'services/worker/native')], { stdio: 'inherit' });
+  fx.setup();
+  fs.mkdirSync(path.join(fx.rootfs, 'function'));
+  // An image's rootfs as the worker prepared it: its code under function/.
+  source = path.join(fx.base, 'image');
+  fs.mkdirSync(path.join(source, 'function'), { recursive: true });
+  fs.writeFileSync(path.join(source, 'function', 'marker'), marker);
+  // And one whose function/ is a symlink to the host's /etc.
+  fs.mkdirSync(path.join(fx.base, 'evil'));
+  fs.symlinkSync('/etc', path.join(fx.base, 'evil', 'function'));
+});
+afterAll(() => root && fx.teardown());
+
+const starttime = (pid: number) => fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19]!;
+
+interface Container {
+  pid: number;
+  /** Lets the container's script go on, and resolves with what it printed. */
+  go: () => Promise<string>;
+}
+
+/** A container whose shell waits for a line on stdin, then shows what adopting changed. */
+async function container(): Promise<Container> {
+  const cfg = fx.config(['sh', '-c', 'read go; cat /function/marker; echo; hostname; df -k /tmp | tail -1; touch /function/x 2>/dev/null && echo writable || echo read-only']);
+  const [dir, id] = fx.bundle(cfg);
+  const child = spawn(launcher, ['--root', fx.stateRoot, 'run', '--pid-file', path.join(dir, 'pid'), '--bundle', dir, id], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const closed = new Promise((r) => child.on('close', r));
+  const pidFile = path.join(dir, 'pid');
+  // Adopted once it runs its process: in its own user namespace, not the launcher's setup.
+  await waitFor(() => fs.existsSync(pidFile) && fs.readlinkSync(`/proc/${fs.readFileSync(pidFile, 'utf8').trim()}/ns/user`) !== fs.readlinkSync('/proc/self/ns/user'), 'the container to run');
+  const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+  return { pid, go: async () => (child.stdin.end('go\n'), await closed, out) };
+}
+
+function helper(): { ask: (fields: (string | number)[]) => Promise<string>; child: ChildProcessWithoutNullStreams } {
+  const child = spawn(HELPER, [], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let buffered = '';
+  const waiting: ((line: string) => void)[] = [];
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d: string) => {
+    buffered += d;
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      waiting.shift()?.(line);
+    }
+  });
+  return { child, ask: (fields) => new Promise((r) => (waiting.push(r), child.stdin.write(`${fields.join('\t')}\n`))) };
+}
+
+describe.skipIf(!root)('skiff-stem (needs root)', () => {
+  it("mounts the image's /function read-only, sets the host name and /tmp's size, once", async () => {
+    const c = await container();
+    const h = helper();
+    expect(await h.ask(['adopt', c.pid, starttime(c.pid), 'adopter', 16 << 20, source])).toBe('ok');
+    expect(await h.ask(['adopt', c.pid, starttime(c.pid), 'again', 0, source])).toMatch(/^error\t.*a mount point already: adopted before/);
+    h.child.stdin.end();
+    const lines = (await c.go()).trim().split('\n');
+    expect(lines[0]).toBe(marker);
+    expect(lines[1]).toBe('adopter');
+    expect(lines[2]).toMatch(/^tmpfs\s+16384\s/);
+    expect(lines[3]).toBe('read-only');
+  });
+
+  it('refuses a process whose start time is not the one given (a recycled pid)', async () => {
+    const c = await container();
+    const h = helper();
+    expect(await h.ask(['adopt', c.pid, String(Number(starttime(c.pid)) + 1), 'x', 0, source])).toMatch(/^error\t.*not the stem cell/);
+    h.child.stdin.end();
+    // Nothing changed in there: its own host name, no code at /function.
+    const out = (await c.go()).split('\n');
+    expect(out).toContain('skiff-fn');
+    expect(out).not.toContain(marker);
+  });
+
+  it("refuses a process in the helper's own namespaces: only a container is ever changed", async () => {
+    const h = helper();
+    const pid = process.pid; // this test process: the host's mount, UTS and user namespaces
+    expect(await h.ask(['adopt', pid, starttime(pid), 'hijacked', 0, source])).toMatch(/^error\t.*shares this program's mnt namespace: not a container/);
+    h.child.stdin.end();
+    expect(fs.readFileSync('/proc/sys/kernel/hostname', 'utf8').trim()).not.toBe('hijacked');
+  });
+
+  it("refuses an image whose function/ is a symlink (it would mount the host's /etc), and mounts nothing", async () => {
+    const c = await container();
+    const h = helper();
+    expect(await h.ask(['adopt', c.pid, starttime(c.pid), 'x', 0, path.join(fx.base, 'evil')])).toMatch(/^error\t.*function: a symlink; refused/);
+    // /function is still the stem cell's own: a proper adoption is not refused as a second one.
+    expect(await h.ask(['adopt', c.pid, starttime(c.pid), 'x', 0, source])).toBe('ok');
+    h.child.stdin.end();
+    expect((await c.go()).split('\n')[0]).toBe(marker);
+  });
+
+  it('ends with status 2 on a malformed request', async () => {
+    const h = helper();
+    const code = new Promise((r) => h.child.on('exit', r));
+    h.child.stdin.write('adopt\t1\t2\n');
+    expect(await code).toBe(2);
+  });
+});
