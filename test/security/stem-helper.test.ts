@@ -2,7 +2,7 @@
 // function's: it must change only the container it is pointed at, and only as asked. Real
 // containers (skiff-launch, the worker's full profile), a real helper process. Needs root.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -13,6 +13,7 @@ const HELPER = process.env.SKIFF_TEST_STEM_HELPER ?? path.join(repo, 'services/w
 const root = process.getuid?.() === 0;
 const fx = new Fixture();
 let source = '';
+let shared = '';
 const marker = randomBytes(8).toString('hex');
 
 beforeAll(() => {
@@ -27,8 +28,19 @@ beforeAll(() => {
   // And one whose function/ is a symlink to the host's /etc.
   fs.mkdirSync(path.join(fx.base, 'evil'));
   fs.symlinkSync('/etc', path.join(fx.base, 'evil', 'function'));
+  // And one on a shared mount, as the worker's image mounts are on a host whose / is shared
+  // (the systemd default; this machine's is private).
+  shared = path.join(fx.base, 'shared-image');
+  fs.mkdirSync(path.join(shared, 'function', 'sub'), { recursive: true });
+  fs.writeFileSync(path.join(shared, 'function', 'marker'), marker);
+  execFileSync('mount', ['--bind', shared, shared]);
+  execFileSync('mount', ['--make-shared', shared]);
 });
-afterAll(() => root && fx.teardown());
+afterAll(() => {
+  if (!root) return;
+  for (const m of [path.join(shared, 'function', 'sub'), shared]) spawnSync('umount', ['-l', m]);
+  fx.teardown();
+});
 
 const starttime = (pid: number) => fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19]!;
 
@@ -112,6 +124,44 @@ describe.skipIf(!root)('skiff-stem (needs root)', () => {
     expect(await h.ask(['adopt', c.pid, starttime(c.pid), 'x', 0, source])).toBe('ok');
     h.child.stdin.end();
     expect((await c.go()).split('\n')[0]).toBe(marker);
+  });
+
+  it("makes the function's mount private: nothing mounted on the host under the image's shows up in the container", async () => {
+    const c = await container();
+    const h = helper();
+    expect(await h.ask(['adopt', c.pid, starttime(c.pid), 'adopter', 0, shared])).toBe('ok');
+    h.child.stdin.end();
+    // Mounted on the host after the adoption, under the image's (shared) function/.
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'leak', path.join(shared, 'function', 'sub')]);
+    const mounts = fs.readFileSync(`/proc/${c.pid}/mountinfo`, 'utf8').split('\n').map((l) => l.split(' '));
+    const fnMount = mounts.find((f) => f[4] === '/function');
+    expect(fnMount, 'the function mount').toBeDefined();
+    // Optional fields (7th on, up to "-"): "shared:N" would make it a peer of the image's mount.
+    expect(fnMount!.slice(6, fnMount!.indexOf('-'))).toEqual([]);
+    expect(mounts.filter((f) => f[4]?.startsWith('/function/'))).toEqual([]);
+    expect((await c.go()).split('\n')[0]).toBe(marker);
+  });
+
+  it('refuses a process whose mount namespace is owned by a user namespace of its own (it could undo the mounts)', async () => {
+    // Not a container skiff-launch made: a process that unshared its own user, mount and UTS
+    // namespaces (root in them) and moved into a root with a /function, as a stem cell that
+    // escaped its seccomp profile could.
+    const own = path.join(fx.base, 'own-ns');
+    fs.cpSync(fx.rootfs, own, { recursive: true, verbatimSymlinks: true });
+    fs.mkdirSync(path.join(own, 'oldroot'));
+    const script = `mount --bind ${own} ${own} && cd ${own} && pivot_root . oldroot && exec /bin/sh -c 'echo ready; read go; cat /function/marker 2>/dev/null || echo none'`;
+    const child = spawn('unshare', ['--user', '--map-root-user', '--mount', '--uts', '--propagation', 'private', 'sh', '-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const closed = new Promise((r) => child.on('close', r));
+    await waitFor(() => out.includes('ready\n'), 'the process in namespaces of its own');
+    const h = helper();
+    expect(await h.ask(['adopt', child.pid!, starttime(child.pid!), 'owned', 0, source])).toMatch(/^error\t.*mnt namespace is owned by a user namespace of its own/);
+    h.child.stdin.end();
+    child.stdin.end('go\n');
+    await closed;
+    expect(out.split('\n')).toContain('none');
   });
 
   it('ends with status 2 on a malformed request', async () => {

@@ -4,16 +4,18 @@
  * is known; when a function adopts one, the parts of the container that name the function
  * are set from outside, by this program, before the function's code is loaded:
  *
- *   - its code: the function image's /function, bind-mounted read-only (nosuid, nodev) at the
- *     container's /function, from the image the worker prepared (never through a symlink, never
- *     from another mount);
+ *   - its code: the function image's /function, bind-mounted read-only (nosuid, nodev) and
+ *     private (no peer of the image's mount, nor of another function's) at the container's
+ *     /function, from the image the worker prepared (never through a symlink, never from
+ *     another mount);
  *   - its host name (UTS namespace);
  *   - the size of its private /tmp.
  *
  * The container's mount and UTS namespaces belong to the host user namespace (the launcher
  * makes them as host root before the container's own user namespace), so nothing inside the
- * container can undo these mounts. Its uid range, cgroup limits and environment are set by the
- * worker itself (cgroup files, the runtime protocol).
+ * container can undo these mounts; this program checks that they do before it joins them.
+ * Its uid range, cgroup limits and environment are set by the worker itself (cgroup files, the
+ * runtime protocol).
  *
  * One request per line on stdin, one answer per line on stdout; the worker keeps one such
  * process running, so an adoption costs no fork of the (large) worker:
@@ -23,8 +25,9 @@
  *
  * `pid` is the container's init (its PID 1) and `starttime` its start time in clock ticks
  * (field 22 of /proc/<pid>/stat) as the worker recorded it: a pid that was recycled since is
- * refused. So is a process in this program's own mount, UTS or user namespace: only a
- * container is ever changed. Each request runs in a child that joins the container's
+ * refused. So is a process in this program's own mount, UTS or user namespace, and one whose
+ * mount or UTS namespace is owned by any user namespace but the host's: only a container as
+ * skiff-launch makes it is ever changed. Each request runs in a child that joins the container's
  * namespaces, so this process's own never change. `tmp-bytes` 0 leaves /tmp as it is.
  *
  * Exit status: 0 at end of file on stdin, 2 on a malformed request (the worker broke the
@@ -36,6 +39,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/mount.h>
+#include <linux/nsfs.h>
 #include <linux/openat2.h>
 #include <sched.h>
 #include <signal.h>
@@ -44,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -187,50 +192,77 @@ static int read_starttime(pid_t pid, unsigned long long *out, struct error *err)
 	return fail(err, "%s: too few fields", path);
 }
 
-/* True when the process's namespace of this kind is this program's own. */
-static int same_namespace(pid_t pid, const char *kind, bool *same, struct error *err)
+/* Whether two open files are the same (for namespaces: the same namespace). */
+static int same_file(int a, int b, bool *same, struct error *err)
 {
-	char path[64], self[64];
-	struct stat a, b;
+	struct stat sa, sb;
 
-	snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, kind);
-	snprintf(self, sizeof(self), "/proc/self/ns/%s", kind);
-	if (stat(path, &a) < 0)
-		return fail_errno(err, path);
-	if (stat(self, &b) < 0)
-		return fail_errno(err, self);
-	*same = a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+	if (fstat(a, &sa) < 0 || fstat(b, &sb) < 0)
+		return fail_errno(err, "fstat of a namespace");
+	*same = sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 	return 0;
 }
 
-/*
- * A pidfd for the container's init, checked to be the process the worker meant (its start time
- * is the same, so the pid was not recycled since: the pidfd was opened on that process, and
- * setns through it fails if it has exited since) and to be a container: none of its mount, UTS
- * or user namespaces is this program's.
- */
-static int open_container(const struct request *req, struct error *err)
+static int open_ns(pid_t pid, const char *kind, struct error *err)
 {
-	unsigned long long starttime;
-	_cleanup_fd_ int pidfd = (int)syscall(SYS_pidfd_open, req->pid, 0);
-	static const char *const kinds[] = { "mnt", "uts", "user" };
+	char path[64];
+	int fd;
 
-	if (pidfd < 0)
-		return fail_errno(err, "pidfd_open");
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, kind);
+	else
+		snprintf(path, sizeof(path), "/proc/self/ns/%s", kind);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? fail_errno(err, path) : fd;
+}
+
+/*
+ * The container's mount and UTS namespaces (`ns[0]`, `ns[1]`), opened from the process the
+ * worker meant and checked to be a container's as skiff-launch makes them:
+ *   - its start time is the one the worker recorded, read after the namespaces were opened: the
+ *     pid was not recycled (the stem cell held it from before the request until that read, so
+ *     the namespaces opened meanwhile are its own);
+ *   - none of its mount, UTS or user namespaces is this program's;
+ *   - its mount and UTS namespaces are owned by this program's user namespace (the host's): the
+ *     launcher made them as host root before the container's own user namespace, so nothing in
+ *     the container can unmount or cover what is mounted there. A process that made namespaces
+ *     of its own (owned by a user namespace it holds) could; it is refused.
+ * The namespaces joined are these very ones, never looked up again.
+ */
+static int open_container(const struct request *req, int ns[2], struct error *err)
+{
+	static const char *const kinds[] = { "mnt", "uts", "user" };
+	_cleanup_fd_ int self_user = open_ns(0, "user", err);
+	_cleanup_fd_ int user = -1;
+	unsigned long long starttime;
+	bool same = true;
+
+	if (self_user < 0)
+		return -1;
+	if ((ns[0] = open_ns(req->pid, "mnt", err)) < 0 || (ns[1] = open_ns(req->pid, "uts", err)) < 0 ||
+	    (user = open_ns(req->pid, "user", err)) < 0)
+		return -1;
 	if (read_starttime(req->pid, &starttime, err) < 0)
 		return -1;
 	if (starttime != req->starttime)
 		return fail(err, "process %d started at %llu, not %llu: not the stem cell", (int)req->pid, starttime, req->starttime);
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-		bool same = true;
-		if (same_namespace(req->pid, kinds[i], &same, err) < 0)
+	for (size_t i = 0; i < 3; i++) {
+		_cleanup_fd_ int self = open_ns(0, kinds[i], err);
+		if (self < 0 || same_file(i < 2 ? ns[i] : user, self, &same, err) < 0)
 			return -1;
 		if (same)
 			return fail(err, "process %d shares this program's %s namespace: not a container", (int)req->pid, kinds[i]);
 	}
-	int fd = pidfd;
-	pidfd = -1;
-	return fd;
+	for (size_t i = 0; i < 2; i++) {
+		_cleanup_fd_ int owner = ioctl(ns[i], NS_GET_USERNS);
+		if (owner < 0)
+			return fail_errno(err, "NS_GET_USERNS");
+		if (same_file(owner, self_user, &same, err) < 0)
+			return -1;
+		if (!same)
+			return fail(err, "process %d's %s namespace is owned by a user namespace of its own, not the host's: it could undo the mounts; refused", (int)req->pid, kinds[i]);
+	}
+	return 0;
 }
 
 /*
@@ -246,7 +278,11 @@ static int clone_function_tree(const char *rootfs, struct error *err)
 		.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
 	};
-	struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
+	/*
+	 * Private: a clone of a shared mount (as the image's is on a host whose / is shared, the
+	 * systemd default) would be in its peer group, with every other function's clone of it.
+	 */
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, .propagation = MS_PRIVATE };
 
 	if (root < 0)
 		return fail_errno(err, rootfs);
@@ -258,7 +294,7 @@ static int clone_function_tree(const char *rootfs, struct error *err)
 		return fail_errno(err, "open_tree of the function's code");
 	if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
 		close(tree);
-		return fail_errno(err, "mount_setattr read-only");
+		return fail_errno(err, "mount_setattr read-only, private");
 	}
 	return tree;
 }
@@ -313,16 +349,21 @@ static int resize_tmp(unsigned long long bytes, struct error *err)
 
 static int adopt(const struct request *req, struct error *err)
 {
-	_cleanup_fd_ int pidfd = open_container(req, err);
+	_cleanup_fd_ int mnt = -1;
+	_cleanup_fd_ int uts = -1;
 	_cleanup_fd_ int tree = -1;
+	int ns[2] = { -1, -1 };
+	int rc = open_container(req, ns, err);
 
-	if (pidfd < 0)
+	mnt = ns[0];
+	uts = ns[1];
+	if (rc < 0)
 		return -1;
 	/* Opened on the host, before joining the container: its path means nothing in there. */
 	tree = clone_function_tree(req->rootfs, err);
 	if (tree < 0)
 		return -1;
-	if (setns(pidfd, CLONE_NEWNS | CLONE_NEWUTS) < 0)
+	if (setns(mnt, CLONE_NEWNS) < 0 || setns(uts, CLONE_NEWUTS) < 0)
 		return fail_errno(err, "setns into the stem cell");
 	if (attach_function_tree(tree, err) < 0)
 		return -1;
