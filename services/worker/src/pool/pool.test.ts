@@ -12,7 +12,7 @@ function fakes() {
   let n = 0;
   const launch = () =>
     new Promise<StreamInstance>((resolve) => {
-      const inst = { id: `i${n++}`, state: 'starting', inflight: 0, lastUsedAt: 0, ready: async () => {}, kill() {}, stop: async () => ({ code: 0, signal: null, stderr: '' }) };
+      const inst = { id: `i${n++}`, state: 'starting', inflight: 0, lastUsedAt: 0, stopped: false, ready: async () => {}, kill() {}, stop: async () => ((inst.stopped = true), { code: 0, signal: null, stderr: '' }) };
       Object.assign(inst, { exited: new Promise<ExitInfo>((r) => exits.push(r)) });
       launches.push({ finish: () => resolve(inst as unknown as StreamInstance) });
     });
@@ -39,5 +39,18 @@ describe('FunctionPool minimum of instances', () => {
     expect(pool.present).toBe(1);
     expect(pool.scale()).toBe(1);
     expect(f.launches).toHaveLength(3);
+  });
+});
+
+describe('FunctionPool draining', () => {
+  it('stops an instance whose start ends after the pool began draining (version replaced, function deleted)', async () => {
+    const f = fakes();
+    const pool = new FunctionPool('f', 1, { ...DEFAULT_SETTINGS, minInstances: 1 }, { launch: f.launch, room: () => 10, maxWaiting: 10, stopGraceMs: 0, log: quiet });
+    expect(pool.scale()).toBe(1);
+    void pool.drain();
+    f.launches[0]!.finish();
+    await settle();
+    expect(pool.views().map((v) => v.state)).toEqual(['draining']);
+    expect(pool.idle).toBe(0);
   });
 });

@@ -178,6 +178,8 @@ export class FunctionPool {
       // An instance that never got ready is startFailed's business: no restart loop from here.
       if (served) this.dispatch();
     });
+    // Made while the version was being replaced or the function deleted: it serves nothing.
+    if (this.draining) return this.stopInstance(inst, this.deps.stopGraceMs);
     try {
       await inst.ready();
     } catch (err) {
