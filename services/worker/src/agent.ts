@@ -273,7 +273,7 @@ export class WorkerAgent {
       `SKIFF_MAX_BODY_BYTES=${this.config.maxOutputBytes}`,
     ];
     const log = this.log.child({ fn: inv.fn, version: inv.fnVersion });
-    const adopter: Adopter = { inv, image, spec: (hostId) => this.spec(image, inv, instanceId, env, hostId) as ReturnType<Adopter['spec']>, log };
+    const adopter: Adopter = { inv, image, generation: this.stems?.generation(inv.fn) ?? 0, spec: (hostId) => this.spec(image, inv, instanceId, env, hostId) as ReturnType<Adopter['spec']>, log };
     try {
       const inst =
         (await this.adoptStem(adopter)) ??

@@ -83,6 +83,8 @@ interface Stem {
 /** What the function's own container would be: from its runtime spec (bundle.ts). */
 export interface Adopter {
   inv: Invocation;
+  /** `generation(inv.fn)` when the instance began to start: a function deleted since keeps nothing. */
+  generation: number;
   image: PreparedImage;
   /** Builds the function's runtime spec for a given first host uid (its own range's). */
   spec: (hostId: number) => { process: { env: string[]; cwd: string }; linux: { resources: Resources } };
@@ -100,6 +102,8 @@ export class StemPool {
   private readonly tops = new Map<string, LayerTop[] | undefined>();
   /** Functions that keep a stem cell in their own range, least recently started first. */
   private readonly kept = new Map<string, true>();
+  /** Per function, how often it was deleted (forget): what began before is not kept. */
+  private readonly generations = new Map<string, number>();
 
   constructor(private readonly o: StemPoolOptions) {}
 
@@ -129,24 +133,38 @@ export class StemPool {
    */
   async started(a: Adopter): Promise<void> {
     const fn = a.inv.fn;
-    if (this.closed || this.o.perFunction === 0 || a.inv.mode !== 'stream') return;
+    const gone = () => this.closed || a.generation !== this.generation(fn);
+    if (gone() || this.o.perFunction === 0 || a.inv.mode !== 'stream') return;
     const stemImage = this.stemImage;
     const slot = this.o.uids.slotOf(fn);
     if (!stemImage || slot === undefined) return;
     const tops = await this.layerTops(a.image, stemImage.config);
+    // Deleted while it started (or meanwhile): no stem cell for it, in its range, under its cgroup.
+    if (gone()) return;
     const misfit = tops ? stemMisfit(stemImage.config, stemImage.env, a.image.config, a.spec(this.o.uids.hostIdOf(slot)).process.env, tops) : 'its layers are not all unpacked';
     if (misfit) return;
     this.kept.delete(fn);
     this.kept.set(fn, true);
     for (const old of this.kept.keys()) {
       if (this.kept.size <= this.o.perFunction) break;
-      this.forget(old);
+      this.unkeep(old);
     }
     this.refillSoon(REFILL_DELAY_MS);
   }
 
-  /** The function was deleted, or fell out of the kept ones: its stem cell goes. */
+  /** See Adopter.generation. */
+  generation(fn: string): number {
+    return this.generations.get(fn) ?? 0;
+  }
+
+  /** The function was deleted: its stem cell goes, and nothing begun for it before is kept. */
   forget(fn: string): void {
+    this.generations.set(fn, this.generation(fn) + 1);
+    this.unkeep(fn);
+  }
+
+  /** No stem cell kept for the function any more (deleted, or fell out of the kept ones). */
+  private unkeep(fn: string): void {
     this.kept.delete(fn);
     for (const s of this.stems) if (s.fn === fn) void s.inst.stop(2000);
   }
@@ -253,11 +271,13 @@ export class StemPool {
       this.retryAt = Date.now() + RETRY_MS;
       return undefined;
     });
-    if (!image || this.closed) return false;
-    const prepared = await this.o.images.acquire(image.digest);
-    const id = randomBytes(8).toString('hex');
+    // Closed, or the function no longer kept (deleted) meanwhile.
+    const unwanted = () => this.closed || (fn !== undefined && !this.kept.has(fn));
+    if (!image || unwanted()) return false;
     const owned = fn === undefined ? undefined : this.o.uids.slotOf(fn);
     if (fn !== undefined && owned === undefined) return false;
+    const prepared = await this.o.images.acquire(image.digest);
+    const id = randomBytes(8).toString('hex');
     const slot = owned ?? this.o.uids.reserve();
     const release = () => owned === undefined && this.o.uids.release(slot);
     const cgroupsPath = `/${CGROUP_PARENT}/${fn ?? STEM_CGROUP}/${id}`;
@@ -271,7 +291,6 @@ export class StemPool {
       prepared.release();
       throw err;
     }
-    if (this.closed) inst.kill();
     const stem: Stem = { inst, slot, fn, digest: image.digest, cgroupsPath, state: 'starting' };
     this.stems.add(stem);
     this.o.onChange?.();
@@ -285,10 +304,12 @@ export class StemPool {
       }
     });
     try {
+      if (unwanted()) throw new Error('not wanted any more');
       await inst.waiting();
       stem.init = inst.containerInit();
     } catch (err) {
       inst.kill();
+      if (unwanted()) return false;
       throw err;
     }
     stem.state = 'waiting';
