@@ -164,6 +164,31 @@ describe.skipIf(!root)('skiff-stem (needs root)', () => {
     expect(out.split('\n')).toContain('none');
   });
 
+  it('refuses a process that changed root (it would load the code planted there, not the image\'s)', async () => {
+    // Namespaces as skiff-launch makes them (mount and UTS as host root, then a user namespace
+    // of its own), but its root is a directory with a /function of its own, not its mount
+    // namespace's root, where the helper mounts the image's.
+    const outer = path.join(fx.base, 'chrooted');
+    fs.cpSync(fx.rootfs, outer, { recursive: true, verbatimSymlinks: true });
+    fs.mkdirSync(path.join(outer, 'oldroot'));
+    fs.cpSync(fx.rootfs, path.join(outer, 'inner'), { recursive: true, verbatimSymlinks: true });
+    fs.writeFileSync(path.join(outer, 'inner', 'function', 'marker'), 'planted');
+    const inside = "echo ready; read go; cat /function/marker 2>/dev/null || echo none";
+    const script = `mount --bind ${outer} ${outer} && mount -t proc proc ${outer}/proc && cd ${outer} && pivot_root . oldroot && exec /bin/unshare -U -r /bin/chroot /inner /bin/sh -c '${inside}'`;
+    const child = spawn('unshare', ['--mount', '--uts', '--propagation', 'private', 'sh', '-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const closed = new Promise((r) => child.on('close', r));
+    await waitFor(() => out.includes('ready\n'), 'the process in its own root');
+    const h = helper();
+    expect(await h.ask(['adopt', child.pid!, starttime(child.pid!), 'chrooted', 0, source])).toMatch(/^error\t.*changed root\); refused/);
+    h.child.stdin.end();
+    child.stdin.end('go\n');
+    await closed;
+    expect(out.split('\n')).toContain('planted'); // what it would have run as the function's code
+  });
+
   it('ends with status 2 on a malformed request', async () => {
     const h = helper();
     const code = new Promise((r) => h.child.on('exit', r));

@@ -26,8 +26,8 @@
  * `pid` is the container's init (its PID 1) and `starttime` its start time in clock ticks
  * (field 22 of /proc/<pid>/stat) as the worker recorded it: a pid that was recycled since is
  * refused. So is a process in this program's own mount, UTS or user namespace, and one whose
- * mount or UTS namespace is owned by any user namespace but the host's: only a container as
- * skiff-launch makes it is ever changed. Each request runs in a child that joins the container's
+ * mount or UTS namespace is owned by any user namespace but the host's, or whose root is not
+ * its mount namespace's: only a container as skiff-launch makes it is ever changed. Each request runs in a child that joins the container's
  * namespaces, so this process's own never change. `tmp-bytes` 0 leaves /tmp as it is.
  *
  * Exit status: 0 at end of file on stdin, 2 on a malformed request (the worker broke the
@@ -217,8 +217,8 @@ static int open_ns(pid_t pid, const char *kind, struct error *err)
 }
 
 /*
- * The container's mount and UTS namespaces (`ns[0]`, `ns[1]`), opened from the process the
- * worker meant and checked to be a container's as skiff-launch makes them:
+ * The container's mount and UTS namespaces and its init's root directory (`fds[0..2]`), opened
+ * from the process the worker meant and checked to be a container's as skiff-launch makes them:
  *   - its start time is the one the worker recorded, read after the namespaces were opened: the
  *     pid was not recycled (the stem cell held it from before the request until that read, so
  *     the namespaces opened meanwhile are its own);
@@ -229,7 +229,7 @@ static int open_ns(pid_t pid, const char *kind, struct error *err)
  *     of its own (owned by a user namespace it holds) could; it is refused.
  * The namespaces joined are these very ones, never looked up again.
  */
-static int open_container(const struct request *req, int ns[2], struct error *err)
+static int open_container(const struct request *req, int fds[3], struct error *err)
 {
 	static const char *const kinds[] = { "mnt", "uts", "user" };
 	_cleanup_fd_ int self_user = open_ns(0, "user", err);
@@ -239,9 +239,15 @@ static int open_container(const struct request *req, int ns[2], struct error *er
 
 	if (self_user < 0)
 		return -1;
+	int *ns = fds;
+	char root[64];
+
+	snprintf(root, sizeof(root), "/proc/%d/root", (int)req->pid);
 	if ((ns[0] = open_ns(req->pid, "mnt", err)) < 0 || (ns[1] = open_ns(req->pid, "uts", err)) < 0 ||
 	    (user = open_ns(req->pid, "user", err)) < 0)
 		return -1;
+	if ((fds[2] = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return fail_errno(err, root);
 	if (read_starttime(req->pid, &starttime, err) < 0)
 		return -1;
 	if (starttime != req->starttime)
@@ -299,6 +305,23 @@ static int clone_function_tree(const char *rootfs, struct error *err)
 	return tree;
 }
 
+/*
+ * Inside the container's mount namespace: its init's root (`proc_root`) is that namespace's
+ * root, "/" here. A process that changed root (into a directory with a /function of its own)
+ * would load its code from there, not from what is mounted here: refused.
+ */
+static int same_root(int proc_root, struct error *err)
+{
+	struct statx a, b;
+	const unsigned mask = STATX_INO | STATX_MNT_ID;
+
+	if (statx(proc_root, "", AT_EMPTY_PATH, mask, &a) < 0 || statx(AT_FDCWD, "/", 0, mask, &b) < 0)
+		return fail_errno(err, "statx of the stem cell's root");
+	if (a.stx_mnt_id != b.stx_mnt_id || a.stx_ino != b.stx_ino || a.stx_dev_major != b.stx_dev_major || a.stx_dev_minor != b.stx_dev_minor)
+		return fail(err, "the stem cell's root is not its mount namespace's (it changed root); refused");
+	return 0;
+}
+
 static int mount_id(int dirfd, const char *path, uint64_t *id, struct error *err)
 {
 	struct statx st;
@@ -351,12 +374,14 @@ static int adopt(const struct request *req, struct error *err)
 {
 	_cleanup_fd_ int mnt = -1;
 	_cleanup_fd_ int uts = -1;
+	_cleanup_fd_ int root = -1;
 	_cleanup_fd_ int tree = -1;
-	int ns[2] = { -1, -1 };
-	int rc = open_container(req, ns, err);
+	int fds[3] = { -1, -1, -1 };
+	int rc = open_container(req, fds, err);
 
-	mnt = ns[0];
-	uts = ns[1];
+	mnt = fds[0];
+	uts = fds[1];
+	root = fds[2];
 	if (rc < 0)
 		return -1;
 	/* Opened on the host, before joining the container: its path means nothing in there. */
@@ -365,7 +390,7 @@ static int adopt(const struct request *req, struct error *err)
 		return -1;
 	if (setns(mnt, CLONE_NEWNS) < 0 || setns(uts, CLONE_NEWUTS) < 0)
 		return fail_errno(err, "setns into the stem cell");
-	if (attach_function_tree(tree, err) < 0)
+	if (same_root(root, err) < 0 || attach_function_tree(tree, err) < 0)
 		return -1;
 	if (sethostname(req->hostname, strlen(req->hostname)) < 0)
 		return fail_errno(err, "sethostname");
