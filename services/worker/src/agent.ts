@@ -265,6 +265,7 @@ export class WorkerAgent {
   }
 
   private async launch(inv: Invocation): Promise<StreamInstance> {
+    const t0 = performance.now();
     const image = await this.prepare(inv.image);
     const instanceId = randomBytes(8).toString('hex');
     const env = [
@@ -275,8 +276,9 @@ export class WorkerAgent {
     const log = this.log.child({ fn: inv.fn, version: inv.fnVersion });
     const adopter: Adopter = { inv, image, generation: this.stems?.generation(inv.fn) ?? 0, spec: (hostId) => this.spec(image, inv, instanceId, env, hostId) as ReturnType<Adopter['spec']>, log };
     try {
+      const adopted = await this.adoptStem(adopter);
       const inst =
-        (await this.adoptStem(adopter)) ??
+        adopted ??
         (await StreamInstance.launch({
           runtime: this.config.runtime,
           bundleDir: join(this.bundlesDir, instanceId),
@@ -288,7 +290,10 @@ export class WorkerAgent {
       void inst.exited.then(image.release);
       // Once it serves, the function may keep a stem cell in its range for its next instance.
       void inst.ready().then(
-        () => this.stems?.started(adopter).catch((err: unknown) => log.warn({ err }, 'cannot keep a stem cell for the function')),
+        () => {
+          log.debug({ instance: inst.id, stemCell: adopted !== undefined, ms: Math.round((performance.now() - t0) * 1000) / 1000 }, 'instance ready');
+          return this.stems?.started(adopter).catch((err: unknown) => log.warn({ err }, 'cannot keep a stem cell for the function'));
+        },
         () => undefined,
       );
       return inst;

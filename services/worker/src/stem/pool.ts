@@ -219,19 +219,28 @@ export class StemPool {
     this.stems.delete(stem);
     if (stem.fn === undefined) this.o.uids.assign(fn, stem.slot);
     this.o.onChange?.();
+    // Where an adoption's time goes, in the debug log (docs/decisions.md).
+    const t = [performance.now()];
     try {
       const spec = a.spec(this.o.uids.hostIdFor(fn));
       const r = spec.linux.resources;
       applyLimits(stem.cgroupsPath, r);
+      t.push(performance.now());
       await this.o.helper.adopt({ pid: stem.init!.pid, starttime: stem.init!.starttime, hostname: fn, tmpBytes: a.inv.settings.tmpMb * MIB, rootfs: a.image.rootfs });
+      t.push(performance.now());
       stem.inst.adopt(spec.process.env, spec.process.cwd, a.log, { memoryBytes: r.memory.limit, pids: r.pids.limit });
     } catch (err) {
       stem.inst.kill();
       this.refillSoon(0);
       throw err;
     }
+    const ms = (i: number) => Math.round((t[i]! - t[i - 1]!) * 1000) / 1000;
     void stem.inst.ready().then(
-      () => this.refillSoon(REFILL_DELAY_MS),
+      () => {
+        t.push(performance.now());
+        a.log.debug({ fn, instance: stem.inst.id, limitsMs: ms(1), helperMs: ms(2), loadMs: ms(3) }, 'stem cell adopted');
+        this.refillSoon(REFILL_DELAY_MS);
+      },
       () => this.refillSoon(0),
     );
     return stem.inst;
