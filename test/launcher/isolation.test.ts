@@ -189,8 +189,10 @@ describe('lifecycle commands', () => {
     expect(res.stderr).toBe('');
     expect(res.stdout).toBe('from spec\n');
     const features = JSON.parse(fx.cli('features').stdout);
-    expect(features.hooks).toEqual([]);
+    expect(features.hooks).toEqual(['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop']);
     expect(features.linux.namespaces).toContain('user');
+    expect(features.linux.apparmor.enabled).toBe(false);
+    expect(features.linux.selinux.enabled).toBe(false);
     expect(features.linux.cgroup).toMatchObject({ v1: true, v2: true });
     expect(features.linux.seccomp.enabled).toBe(true);
   });

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "cgroup.h"
+#include "devices.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const v1_names[CG_COUNT] = { "memory", "pids", "cpu", "cpuacct", "cpuset" };
+static const char *const v1_names[CG_COUNT] = {
+	"memory", "pids", "cpu", "cpuacct", "cpuset", "devices", "freezer", "blkio", "net_cls",
+	"net_prio", "perf_event", "hugetlb", "rdma", "misc", "systemd",
+};
 static bool fake_files;
 
 void cgroup_fake_files(bool on)
@@ -131,6 +135,16 @@ static int leaf(const struct cgroup *cg, const char *sub, char out[PATH_MAX])
 	return snprintf(out, PATH_MAX, "%s%s", cg->mnt, cg->path) < PATH_MAX ? 0 : -1;
 }
 
+const char *cgroup_v1_name(enum cg_controller c)
+{
+	return c < CG_COUNT ? v1_names[c] : NULL;
+}
+
+int cgroup_dir(const struct cgroup *cg, enum cg_controller c, char out[PATH_MAX])
+{
+	return leaf(cg, cg->version == 2 ? NULL : v1_names[c], out);
+}
+
 /* ---- v1 ---- */
 
 /* A new v1 cpuset cgroup starts with empty cpus/mems; fill each level
@@ -171,6 +185,17 @@ static int v1_apply(const struct cgroup *cg, const struct resources *r, struct l
 		fmt_i64(v, sizeof(v), r->memory_swap, "-1");
 		if (r->has_swap && write_file(dir, "memory.memsw.limit_in_bytes", v, err) < 0)
 			return -1;
+		fmt_i64(v, sizeof(v), r->memory_reservation, "-1");
+		if (r->has_reservation && write_file(dir, "memory.soft_limit_in_bytes", v, err) < 0)
+			return -1;
+		fmt_i64(v, sizeof(v), r->kernel_tcp, "-1");
+		if (r->has_kernel_tcp && write_file(dir, "memory.kmem.tcp.limit_in_bytes", v, err) < 0)
+			return -1;
+		snprintf(v, sizeof(v), "%" PRIu64, r->swappiness);
+		if (r->has_swappiness && write_file(dir, "memory.swappiness", v, err) < 0)
+			return -1;
+		if (r->disable_oom_killer && write_file(dir, "memory.oom_control", "1", err) < 0)
+			return -1;
 	}
 	if (cg->controllers & (1u << CG_CPU)) {
 		leaf(cg, "cpu", dir);
@@ -182,6 +207,11 @@ static int v1_apply(const struct cgroup *cg, const struct resources *r, struct l
 			return -1;
 		snprintf(v, sizeof(v), "%" PRIu64, r->cpu_shares);
 		if (r->has_shares && write_file(dir, "cpu.shares", v, err) < 0)
+			return -1;
+	}
+	if (cg->controllers & (1u << CG_DEVICES)) {
+		leaf(cg, "devices", dir);
+		if (r->devices && devices_apply_v1(dir, r->devices, r->n_devices, err) < 0)
 			return -1;
 	}
 	if (cg->controllers & (1u << CG_CPUSET)) {
@@ -200,30 +230,47 @@ static int v1_apply(const struct cgroup *cg, const struct resources *r, struct l
 	return 0;
 }
 
-static int v1_create(struct cgroup *cg, const struct resources *r, struct launch_error *err)
+/* The hierarchies to join: those the limits use, or every mounted one. Memory is always
+ * joined (its OOM report), pids when mounted. */
+static int v1_plan(struct cgroup *cg, const struct resources *r, bool all, struct launch_error *err)
+{
+	char base[PATH_MAX];
+	unsigned needed = 1u << CG_MEMORY, wanted;
+
+	if (r->has_pids)
+		needed |= 1u << CG_PIDS;
+	if (r->has_shares || r->has_quota || r->has_period)
+		needed |= 1u << CG_CPU;
+	if (r->cpus || r->mems)
+		needed |= 1u << CG_CPUSET;
+	if (r->devices)
+		needed |= 1u << CG_DEVICES;
+	wanted = all ? (1u << CG_COUNT) - 1 : needed | (1u << CG_PIDS);
+	cg->controllers = 0;
+	for (int c = 0; c < CG_COUNT; c++) {
+		if (!(wanted & (1u << c)))
+			continue;
+		snprintf(base, sizeof(base), "%s/%s", cg->mnt, v1_names[c]);
+		if (access(base, F_OK) == 0)
+			cg->controllers |= 1u << c;
+		else if (needed & (1u << c))
+			return err_sys(err, "cgroup v1 controller not mounted at", base);
+	}
+	return 0;
+}
+
+static int v1_setup(const struct cgroup *cg, struct launch_error *err)
 {
 	char base[PATH_MAX], dir[PATH_MAX];
 
-	cg->controllers = (1u << CG_MEMORY) | (1u << CG_PIDS);
-	if (r->has_shares || r->has_quota || r->has_period)
-		cg->controllers |= 1u << CG_CPU;
-	if (r->cpus || r->mems)
-		cg->controllers |= 1u << CG_CPUSET;
 	for (int c = 0; c < CG_COUNT; c++) {
 		if (!(cg->controllers & (1u << c)))
 			continue;
 		snprintf(base, sizeof(base), "%s/%s", cg->mnt, v1_names[c]);
-		if (access(base, F_OK) < 0) {
-			if (c == CG_PIDS && !r->has_pids) { /* optional when unused */
-				cg->controllers &= ~(1u << c);
-				continue;
-			}
-			return err_sys(err, "cgroup v1 controller not mounted at", base);
-		}
 		if (mkdir_p(base, cg->path, dir, err) < 0)
 			return -1;
 	}
-	return v1_apply(cg, r, err);
+	return v1_apply(cg, &cg->res, err);
 }
 
 /* ---- v2 ---- */
@@ -232,7 +279,7 @@ static int v1_create(struct cgroup *cg, const struct resources *r, struct launch
 static void v2_needed(const struct resources *r, const char *names[4], size_t *n)
 {
 	*n = 0;
-	if (r->has_memory || r->has_swap)
+	if (r->has_memory || r->has_swap || r->has_reservation)
 		names[(*n)++] = "memory";
 	if (r->has_shares || r->has_quota || r->has_period)
 		names[(*n)++] = "cpu";
@@ -308,19 +355,39 @@ static int v2_apply(const char *dir, const struct resources *r, struct launch_er
 	fmt_i64(v, sizeof(v), r->pids_limit <= 0 ? -1 : r->pids_limit, "max");
 	if (r->has_pids && write_file(dir, "pids.max", v, err) < 0)
 		return -1;
+	fmt_i64(v, sizeof(v), r->memory_reservation, "max");
+	if (r->has_reservation && write_file(dir, "memory.low", v, err) < 0)
+		return -1;
+	if (r->devices && devices_apply_v2(dir, r->devices, r->n_devices, err) < 0)
+		return -1;
 	return 0;
 }
 
-static int v2_create(struct cgroup *cg, const struct resources *r, struct launch_error *err)
+/* What cgroup v2 has no file for is refused, naming the field; what memory.max already keeps
+ * (socket memory is charged to it) is accepted. */
+static int v2_check(const struct resources *r, struct launch_error *err)
+{
+	if (r->has_swappiness)
+		return err_msg(err, "config.json", NULL, "linux.resources.memory.swappiness: cgroup v2 has no per-cgroup swappiness");
+	if (r->disable_oom_killer)
+		return err_msg(err, "config.json", NULL, "linux.resources.memory.disableOOMKiller: cgroup v2 cannot disable the OOM killer");
+	if (r->has_kernel_tcp && r->kernel_tcp != -1 &&
+	    (!r->has_memory || r->memory_limit < 0 || r->kernel_tcp < r->memory_limit))
+		return err_msg(err, "config.json", NULL, "linux.resources.memory.kernelTCP: cgroup v2 has no separate TCP "
+			       "memory limit (socket memory counts in memory.limit, which keeps a larger one)");
+	return 0;
+}
+
+static int v2_setup(const struct cgroup *cg, struct launch_error *err)
 {
 	const char *names[4];
 	char dir[PATH_MAX];
 	size_t n;
 
-	v2_needed(r, names, &n);
+	v2_needed(&cg->res, names, &n);
 	if (mkdir_p(cg->mnt, cg->path, dir, err) < 0 || v2_enable(cg, names, n, err) < 0)
 		return -1;
-	return v2_apply(dir, r, err);
+	return v2_apply(dir, &cg->res, err);
 }
 
 /* ---- common ---- */
@@ -346,8 +413,8 @@ static int normalise_path(struct cgroup *cg, const char *path, struct launch_err
 	return 0;
 }
 
-int cgroup_create(struct cgroup *cg, const char *mnt, int version, const char *path,
-		  const struct resources *res, struct launch_error *err)
+int cgroup_plan(struct cgroup *cg, const char *mnt, int version, const char *path,
+		const struct resources *res, bool all_controllers, struct launch_error *err)
 {
 	memset(cg, 0, sizeof(*cg));
 	snprintf(cg->mnt, sizeof(cg->mnt), "%s", mnt);
@@ -357,7 +424,22 @@ int cgroup_create(struct cgroup *cg, const char *mnt, int version, const char *p
 	if (cg->version < 0)
 		return -1;
 	cg->res = *res;
-	return cg->version == 2 ? v2_create(cg, res, err) : v1_create(cg, res, err);
+	if (cg->version == 2)
+		return v2_check(res, err);
+	return v1_plan(cg, res, all_controllers, err);
+}
+
+int cgroup_setup(const struct cgroup *cg, struct launch_error *err)
+{
+	return cg->version == 2 ? v2_setup(cg, err) : v1_setup(cg, err);
+}
+
+int cgroup_create(struct cgroup *cg, const char *mnt, int version, const char *path,
+		  const struct resources *res, struct launch_error *err)
+{
+	if (cgroup_plan(cg, mnt, version, path, res, false, err) < 0)
+		return -1;
+	return cgroup_setup(cg, err);
 }
 
 int cgroup_enter(const struct cgroup *cg, pid_t pid, struct launch_error *err)

@@ -13,6 +13,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "resolve.h"
 
 /* Mounting through /proc/self/fd/N acts on exactly the inode we resolved
@@ -224,6 +225,82 @@ static int dev_populate(int devfd, struct launch_error *err)
 	return 0;
 }
 
+static bool is_cgroup_fs(const struct mount_cfg *m)
+{
+	return !m->bind && (strcmp(m->type, "cgroup") == 0 || strcmp(m->type, "cgroup2") == 0);
+}
+
+/* Bind the host directory src onto dest inside the root, then apply the mount's flags. */
+static int bind_onto(int rootfd, const char *src, const char *dest, unsigned long flags,
+		     struct launch_error *err)
+{
+	_cleanup_fd_ int dst = -1, top = -1;
+	char dstp[FD_PATH_LEN];
+
+	dst = resolve_in_root(rootfd, dest, RESOLVE_MKDIR, err);
+	if (dst < 0)
+		return -1;
+	fd_path(dstp, dst);
+	if (mount(src, dstp, NULL, MS_BIND, NULL) < 0)
+		return err_sys(err, "bind mount onto", dest);
+	top = reopen_top(rootfd, dest, dstp, err);
+	if (top < 0)
+		return -1;
+	return mount_remount(dstp, dest, flags, err);
+}
+
+/*
+ * A cgroup filesystem in the container is its own cgroup and nothing above it (as runc does):
+ * on v2 the container's cgroup directory bound at the destination; on v1 a tmpfs there with
+ * the container's directory of each hierarchy it joined (all that are mounted, see run.c)
+ * bound below it by name. The hybrid layout's empty v2 hierarchy is not shown. Whether or
+ * not the container has a cgroup namespace, it sees no other cgroup.
+ */
+static int cgroup_mount(int rootfd, const struct mount_cfg *m, const struct cgroup *cg,
+			struct launch_error *err)
+{
+	unsigned long flags = m->flags & ~(unsigned long)(MS_REC | MS_BIND);
+	char src[PATH_MAX], dest[PATH_MAX];
+
+	if (!cg || !cg->version)
+		return err_msg(err, "mount cgroup on", m->destination, "the container has no cgroup");
+	if (strcmp(m->type, "cgroup2") == 0 && cg->version != 2)
+		return err_msg(err, "mount cgroup2 on", m->destination, "this host's cgroups are v1 (use type \"cgroup\")");
+	if (cg->version == 2)
+		return cgroup_dir(cg, 0, src) < 0 ? err_errno(err, ENAMETOOLONG, "mount cgroup on", m->destination)
+						  : bind_onto(rootfd, src, m->destination, flags, err);
+	{
+		_cleanup_fd_ int dst = resolve_in_root(rootfd, m->destination, RESOLVE_MKDIR, err);
+		char dstp[FD_PATH_LEN];
+
+		if (dst < 0)
+			return -1;
+		fd_path(dstp, dst);
+		if (mount("cgroup", dstp, "tmpfs", (flags & ~(unsigned long)MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			  "mode=755") < 0)
+			return err_sys(err, "mount tmpfs for cgroups on", m->destination);
+	}
+	for (int c = 0; c < CG_COUNT; c++) {
+		if (!(cg->controllers & (1u << c)))
+			continue;
+		if (cgroup_dir(cg, (enum cg_controller)c, src) < 0 ||
+		    snprintf(dest, sizeof(dest), "%s/%s", m->destination, cgroup_v1_name((enum cg_controller)c)) >= (int)sizeof(dest))
+			return err_errno(err, ENAMETOOLONG, "mount cgroup on", m->destination);
+		if (bind_onto(rootfd, src, dest, flags, err) < 0)
+			return -1;
+	}
+	if (flags & MS_RDONLY) {
+		_cleanup_fd_ int top = -1;
+		char topp[FD_PATH_LEN];
+
+		top = reopen_top(rootfd, m->destination, topp, err);
+		if (top < 0)
+			return -1;
+		return mount_remount(topp, m->destination, MS_RDONLY, err);
+	}
+	return 0;
+}
+
 static bool is_dev_tmpfs(const struct mount_cfg *m)
 {
 	return !m->bind && strcmp(m->type, "tmpfs") == 0 &&
@@ -231,14 +308,21 @@ static bool is_dev_tmpfs(const struct mount_cfg *m)
 }
 
 static int mount_one(int rootfd, const struct config *cfg, const struct mount_cfg *m,
-		     const char *bundle, struct launch_error *err)
+		     const char *bundle, const struct cgroup *cg, struct launch_error *err)
 {
 	_cleanup_fd_ int top = -1;
 	char topp[FD_PATH_LEN];
+	int rc;
 
 	if (needs_real_path(m) && mount_check_destination(rootfd, m->destination, err) < 0)
 		return -1;
-	if ((m->bind ? bind_mount(rootfd, m, bundle, err) : fs_mount(rootfd, cfg, m, err)) < 0)
+	if (m->bind)
+		rc = bind_mount(rootfd, m, bundle, err);
+	else if (is_cgroup_fs(m))
+		rc = cgroup_mount(rootfd, m, cg, err);
+	else
+		rc = fs_mount(rootfd, cfg, m, err);
+	if (rc < 0)
 		return -1;
 	if (!m->propagation && !is_dev_tmpfs(m))
 		return 0;
@@ -251,10 +335,66 @@ static int mount_one(int rootfd, const struct config *cfg, const struct mount_cf
 }
 
 int mounts_apply(int rootfd, const struct config *cfg, const char *bundle,
-		 struct launch_error *err)
+		 const struct cgroup *cg, struct launch_error *err)
 {
 	for (size_t i = 0; i < cfg->n_mounts; i++)
-		if (mount_one(rootfd, cfg, &cfg->mounts[i], bundle, err) < 0)
+		if (mount_one(rootfd, cfg, &cfg->mounts[i], bundle, cg, err) < 0)
+			return -1;
+	return 0;
+}
+
+/* The container's id for a device's owner, as a host id (through the user namespace maps). */
+static int64_t host_id(const struct id_map *maps, size_t n, uint32_t id)
+{
+	return n ? config_map_id(maps, n, id) : (int64_t)id;
+}
+
+/*
+ * linux.devices: made with mknod by host root before the user namespace exists, on the
+ * container's /dev (which the image cannot redirect: no symlink on the path). A node already
+ * there must be the very device asked for.
+ */
+static int device_create(int rootfd, const struct config *cfg, const struct device_cfg *d,
+			 struct launch_error *err)
+{
+	char parent[PATH_MAX];
+	const char *name = strrchr(d->path, '/') + 1;
+	mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
+	dev_t dev = d->type == 'p' ? 0 : makedev(d->major, d->minor);
+	int64_t uid = host_id(cfg->uid_maps, cfg->n_uid_maps, d->uid);
+	int64_t gid = host_id(cfg->gid_maps, cfg->n_gid_maps, d->gid);
+	_cleanup_fd_ int dir = -1;
+	struct stat st;
+
+	snprintf(parent, sizeof(parent), "%.*s", (int)(name - d->path - 1), d->path);
+	if (uid < 0 || gid < 0)
+		return err_msg(err, "create device", d->path, "its uid or gid is not mapped by linux.uidMappings/gidMappings");
+	if (mount_check_destination(rootfd, d->path, err) < 0)
+		return -1;
+	dir = resolve_in_root(rootfd, parent, RESOLVE_MKDIR, err);
+	if (dir < 0)
+		return -1;
+	/* O_PATH directory fds work with the *at calls below */
+	if (mknodat(dir, name, type | d->mode, dev) < 0) {
+		if (errno != EEXIST)
+			return err_sys(err, "create device", d->path);
+		if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return err_sys(err, "stat device", d->path);
+		if ((st.st_mode & S_IFMT) != type || (d->type != 'p' && st.st_rdev != dev))
+			return err_msg(err, "create device", d->path, "a different file is already there");
+		return 0; /* the very device, left as it is: it may be one of the host's, bound here */
+	}
+	if (fchownat(dir, name, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return err_sys(err, "chown device", d->path);
+	if (fchmodat(dir, name, d->mode, 0) < 0) /* mknod applied the umask */
+		return err_sys(err, "chmod device", d->path);
+	return 0;
+}
+
+int mounts_devices(int rootfd, const struct config *cfg, struct launch_error *err)
+{
+	for (size_t i = 0; i < cfg->n_devices; i++)
+		if (device_create(rootfd, cfg, &cfg->devices[i], err) < 0)
 			return -1;
 	return 0;
 }
