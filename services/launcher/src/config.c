@@ -278,11 +278,14 @@ static int parse_capabilities(struct json_object *proc, struct config *cfg, stru
 	for (int i = 0; i < CAP_SET_COUNT; i++)
 		if (parse_cap_set(caps, sets[i], &cfg->caps[i], err) < 0)
 			return -1;
-	/* the kernel raises an ambient capability only if it is permitted and inheritable */
+	/*
+	 * The kernel raises an ambient capability only if it is permitted and inheritable. runc's
+	 * default config lists ambient capabilities that are not inheritable: such a capability
+	 * cannot be kept across the exec, so it is left out, and the launcher warns (as runc does).
+	 */
 	stray = cfg->caps[CAP_SET_AMBIENT] & ~(cfg->caps[CAP_SET_PERMITTED] & cfg->caps[CAP_SET_INHERITABLE]);
-	if (stray)
-		return bad(err, "process.capabilities.ambient: %s must also be in permitted and inheritable",
-			   cap_name(__builtin_ctzll(stray)));
+	cfg->caps[CAP_SET_AMBIENT] &= ~stray;
+	cfg->ambient_dropped = stray;
 	return 0;
 }
 
@@ -1180,6 +1183,9 @@ static int check_consistency(struct config *cfg, struct launch_error *err)
 		return bad(err, "hostname: requires a uts namespace of the container's own in linux.namespaces");
 	if (cfg->domainname && !has_namespace(cfg, CLONE_NEWUTS))
 		return bad(err, "domainname: requires a uts namespace of the container's own in linux.namespaces");
+	if ((cfg->clone_flags & CLONE_NEWUSER) && !has_namespace(cfg, CLONE_NEWNS))
+		return bad(err, "linux.namespaces: a new user namespace needs a mount namespace of the container's own "
+			   "(new or joined): the kernel gives none to a chrooted process");
 	for (size_t i = 0; i < cfg->n_sysctls; i++)
 		if (check_sysctl(cfg, cfg->sysctls[i].key, err) < 0)
 			return -1;

@@ -131,6 +131,7 @@ struct config {
 	unsigned long rootfs_propagation; /* MS_PRIVATE|MS_REC by default */
 
 	uint64_t caps[CAP_SET_COUNT];    /* absent sets are empty: no capabilities */
+	uint64_t ambient_dropped;        /* listed as ambient but not permitted and inheritable */
 	bool has_oom_score_adj;
 	int oom_score_adj;
 

@@ -63,7 +63,8 @@ static _Noreturn void hook_exec(const struct hook_cfg *h, int in)
 			(void)sigaction(sig, &dfl, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (dup2(in, STDIN_FILENO) < 0)
+	/* its own process group, so that a timeout ends whatever it started too */
+	if (setpgid(0, 0) < 0 || dup2(in, STDIN_FILENO) < 0)
 		_exit(127);
 	(void)syscall(SYS_close_range, 3U, ~0U, 0U);
 	execve(h->path, (char *const *)(h->args && h->args[0] ? h->args : argv0),
@@ -85,7 +86,7 @@ static int hook_wait(pid_t pid, int timeout_s, int *status, bool *timed_out, str
 			n = poll(&p, 1, timeout_s * 1000);
 		while (n < 0 && errno == EINTR);
 		if (n == 0) {
-			kill(pid, SIGKILL);
+			kill(-pid, SIGKILL);
 			*timed_out = true;
 		}
 	}

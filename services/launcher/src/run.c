@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "caps.h"
 #include "cgroup.h"
 #include "config.h"
 #include "hooks.h"
@@ -332,6 +333,18 @@ static int load_config(struct launch *l, struct launch_error *err)
 	return 0;
 }
 
+/* A setting the kernel cannot apply as written is said, not passed over (see config.c). */
+static void warn_config(const struct config *cfg)
+{
+	if (!cfg->ambient_dropped)
+		return;
+	fputs("skiff-launch: warning: process.capabilities.ambient:", stderr);
+	for (int c = 0; c < 64; c++)
+		if ((cfg->ambient_dropped >> c) & 1)
+			fprintf(stderr, " %s", cap_name(c) ? cap_name(c) : "?");
+	fputs(" not raised: an ambient capability must also be permitted and inheritable\n", stderr);
+}
+
 static int prepare(struct launch *l, struct launch_error *err)
 {
 	if (load_config(l, err) < 0 ||
@@ -340,6 +353,7 @@ static int prepare(struct launch *l, struct launch_error *err)
 	    open_joins(l, err) < 0 || make_fifo(l, err) < 0)
 		return -1;
 	root_mount_before(&l->root_mount, &l->cfg, l->rootfs);
+	warn_config(&l->cfg);
 	return 0;
 }
 
