@@ -323,6 +323,18 @@ describe.skipIf(!isRoot)('skiff-launch against what the OCI validation suite che
     expect(fx.sh('echo ran', (c) => (c.process.apparmorProfile = '')).stdout).toBe('ran\n');
   });
 
+  it('kill --all signals every process of the container, not only its init', async () => {
+    // sh as PID 1 of its namespace ignores TERM; only its children can end it
+    const [dir, id] = fx.bundle(fx.config(['sh', '-c', 'sleep 300 & sleep 300; wait']));
+    expect(fx.detached('create', '--bundle', dir, id).status).toBe(0);
+    expect(fx.cli('start', id).status).toBe(0);
+    const procs = () => fs.readFileSync(`/sys/fs/cgroup/${cgroupV1 ? 'memory/' : ''}skiff-test/${id}/cgroup.procs`, 'utf8').trim().split('\n').length;
+    await waitFor(() => procs() === 3, 'both sleeps to start');
+    expect(fx.cli('kill', '--all', id, 'TERM')).toMatchObject({ status: 0, stderr: '' });
+    await waitFor(() => JSON.parse(fx.cli('state', id).stdout).status === 'stopped', 'the container to stop');
+    expect(fx.cli('delete', id).status).toBe(0);
+  });
+
   describe('bundles the runtimes write with `spec` run unchanged', () => {
     const specBundle = (tool: string) => {
       const dir = fs.mkdtempSync(path.join(fx.base, `spec-${path.basename(tool)}-`));

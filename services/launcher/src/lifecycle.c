@@ -150,6 +150,28 @@ int cmd_state(const struct cli *cli, struct launch_error *err)
 	return 0;
 }
 
+/* kill --all: every process in the container's cgroup (the cgroup.procs of one hierarchy). */
+static int kill_all(const struct state *st, int sig, struct launch_error *err)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16], line[32];
+	FILE *f;
+
+	if (!st->has_cgroup)
+		return err_msg(err, "kill --all", st->id, "the container has no cgroup to find its processes in");
+	if (cgroup_dir(&st->cgroup, CG_MEMORY, dir) < 0 || snprintf(path, sizeof(path), "%s/cgroup.procs", dir) >= (int)sizeof(path))
+		return err_errno(err, ENAMETOOLONG, "kill --all", st->id);
+	f = fopen(path, "re");
+	if (!f)
+		return err_sys(err, "read", path);
+	while (fgets(line, sizeof(line), f))
+		if (kill((pid_t)atoi(line), sig) < 0 && errno != ESRCH) {
+			fclose(f);
+			return err_sys(err, "kill", st->id);
+		}
+	fclose(f);
+	return 0;
+}
+
 int cmd_kill(const struct cli *cli, struct launch_error *err)
 {
 	char dir[PATH_MAX];
@@ -165,6 +187,8 @@ int cmd_kill(const struct cli *cli, struct launch_error *err)
 	fd = open_init(&st);
 	if (fd < 0)
 		return err_msg(err, "kill", cli->id, "container is not running");
+	if (cli->all)
+		return kill_all(&st, sig, err);
 	if (syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0) < 0)
 		return err_sys(err, "kill", cli->id);
 	return 0;
