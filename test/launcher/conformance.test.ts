@@ -323,6 +323,27 @@ describe.skipIf(!isRoot)('skiff-launch against what the OCI validation suite che
     expect(fx.sh('echo ran', (c) => (c.process.apparmorProfile = '')).stdout).toBe('ran\n');
   });
 
+  it('loads a profile that denies getcwd without no_new_privs: the cwd is checked before the filter', () => {
+    const cfg = fx.config(['sh', '-c', 'cd /tmp && pwd']);
+    cfg.process.noNewPrivileges = false;
+    cfg.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['getcwd'], action: 'SCMP_ACT_ERRNO' }] };
+    const res = fx.run(cfg);
+    expect(res.stderr).toBe('');
+    expect(res.stdout).toBe('/tmp\n'); // busybox falls back to $PWD
+  });
+
+  it('a config without a process can be created, not started; delete refuses what is not stopped without --force', () => {
+    const cfg = fx.config(['true']);
+    delete cfg.process;
+    const [dir, id] = fx.bundle(cfg);
+    expect(fx.detached('create', '--bundle', dir, id).status).toBe(0);
+    expect(fx.cli('start', id)).toMatchObject({ status: 125, stderr: `skiff-launch: start ${id}: its config.json has no process to run\n` });
+    expect(fx.cli('delete', id)).toMatchObject({ status: 125, stderr: `skiff-launch: delete ${id}: container is created; stop it first or use --force\n` });
+    expect(JSON.parse(fx.cli('state', id).stdout).status).toBe('created');
+    expect(fx.cli('delete', '--force', id).status).toBe(0);
+    expect(fx.run(cfg).stderr).toBe('skiff-launch: config.json: process: required to run a container\n');
+  });
+
   it('kill --all signals every process of the container, not only its init', async () => {
     // sh as PID 1 of its namespace ignores TERM; only its children can end it
     const [dir, id] = fx.bundle(fx.config(['sh', '-c', 'sleep 300 & sleep 300; wait']));

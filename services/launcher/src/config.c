@@ -310,8 +310,10 @@ static int parse_process(struct json_object *doc, struct config *cfg, struct lau
 
 	if (get_object(doc, "process", "process", &proc, err) < 0)
 		return -1;
-	if (!proc)
-		return bad(err, "process: required");
+	if (!proc) { /* optional for create; `start` and `run` need one */
+		cfg->cwd = "/";
+		return 0;
+	}
 	if (get_string_array(member(proc, "args"), "process.args", true, &cfg->args, err) < 0 ||
 	    get_string_array(member(proc, "env"), "process.env", false, &cfg->env, err) < 0 ||
 	    get_string(proc, "cwd", "process.cwd", &cfg->cwd, err) < 0 ||

@@ -117,8 +117,12 @@ int cmd_start(const struct cli *cli, struct launch_error *err)
 	if (load(cli, dir, &st, err) < 0)
 		return -1;
 	status = state_status(dir, &st);
-	rc = strcmp(status, "created") != 0 ? err_msg(err, "start", cli->id, "container is %s, not created", status)
-					    : start_container(cli, dir, &st, err);
+	if (strcmp(status, "created") != 0)
+		rc = err_msg(err, "start", cli->id, "container is %s, not created", status);
+	else if (st.no_process)
+		rc = err_msg(err, "start", cli->id, "its config.json has no process to run");
+	else
+		rc = start_container(cli, dir, &st, err);
 	state_free(&st);
 	return rc;
 }
@@ -216,8 +220,8 @@ static int delete_container(const struct cli *cli, const char *dir, struct state
 {
 	const char *status = state_status(dir, st);
 
-	if (strcmp(status, "running") == 0 && !cli->force)
-		return err_msg(err, "delete", cli->id, "container is running; stop it first or use --force");
+	if (strcmp(status, "stopped") != 0 && !cli->force)
+		return err_msg(err, "delete", cli->id, "container is %s; stop it first or use --force", status);
 	if (strcmp(status, "stopped") != 0 && stop(st, err) < 0)
 		return -1;
 	if (st->has_cgroup && cgroup_remove(&st->cgroup) < 0)

@@ -77,8 +77,9 @@ static int rearm_parent_death(int sync_fd, struct launch_error *err)
 
 /* A cwd reached through a leaked host fd (/proc/self/fd/N) is outside the
  * new root; the kernel then reports it as "(unreachable)", which glibc's
- * getcwd() turns into ENOENT. */
-static int enter_cwd(const char *cwd, struct launch_error *err)
+ * getcwd() turns into ENOENT. Checked before the seccomp filter can be loaded (a profile may
+ * deny getcwd); the chdir is made again as the container's user (see container_init). */
+static int check_cwd(const char *cwd, struct launch_error *err)
 {
 	char buf[PATH_MAX];
 
@@ -321,14 +322,17 @@ int container_init(const struct init_args *a, struct launch_error *err)
 	/* fds before privileges: without no_new_privs the config's seccomp filter is loaded with
 	 * the capability drop, and need not allow close_range (older profiles do not know it) */
 	if (setup_as_host_root(a, &pid, err) < 0 || enter_user_namespace(a, err) < 0 ||
-	    prepare_fds(a->preserve_fds, err) < 0 || drop_privileges(a, err) < 0)
+	    prepare_fds(a->preserve_fds, err) < 0 || check_cwd(cfg->cwd, err) < 0 ||
+	    drop_privileges(a, err) < 0)
 		return -1;
 	if (a->fifo_fd < 0 && rearm_parent_death(a->sync_fd, err) < 0)
 		return -1;
-	if (enter_cwd(cfg->cwd, err) < 0)
-		return -1;
+	if (chdir(cfg->cwd) < 0) /* as the container's user, with its permissions */
+		return err_sys(err, "chdir", cfg->cwd);
 	if (a->fifo_fd >= 0 && wait_for_start(a, err) < 0)
 		return -1;
+	if (!cfg->args) /* created without a process: `start` refuses, this is for a stray writer */
+		return err_msg(err, "start", NULL, "config.json has no process");
 	if (run_init_hooks(a, HOOK_START_CONTAINER, "created", pid, err) < 0 || finish_process(cfg, err) < 0)
 		return -1;
 	if (a->seccomp && cfg->no_new_privileges && filter_load(a->seccomp, err) < 0)

@@ -328,6 +328,8 @@ static int load_config(struct launch *l, struct launch_error *err)
 {
 	if (config_read(l->cli->bundle, &l->json, err) < 0 || config_parse(l->json, &l->cfg, err) < 0)
 		return -1;
+	if (!l->cfg.args && !l->create)
+		return err_msg(err, "config.json", NULL, "process: required to run a container");
 	if (l->early_fd >= 0 && !early_fits(&l->cfg))
 		early_discard(l);
 	return 0;
@@ -681,6 +683,7 @@ static int write_state(struct launch *l, struct launch_error *err)
 	st.has_cgroup = l->has_cg;
 	st.cgroup = l->cg;
 	st.root_mount = l->root_mount;
+	st.no_process = !l->cfg.args;
 	/* what `state` and `delete` need once this process is gone (borrowed from the config) */
 	if (l->cfg.annotations)
 		st.annotations = (char *)json_object_to_json_string_ext(l->cfg.annotations, JSON_C_TO_STRING_PLAIN);

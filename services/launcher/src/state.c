@@ -54,6 +54,8 @@ int state_write(const char *dir, const struct state *st, struct launch_error *er
 		json_object_object_add(rm, "id", json_object_new_uint64(st->root_mount.id));
 		json_object_object_add(o, "rootMount", rm);
 	}
+	if (st->no_process)
+		json_object_object_add(o, "noProcess", json_object_new_boolean(true));
 	if (st->annotations)
 		json_object_object_add(o, "annotations", json_tokener_parse(st->annotations));
 	if (st->hooks)
@@ -126,6 +128,7 @@ int state_read(const char *dir, struct state *st, struct launch_error *err)
 		copy(st->root_mount.path, sizeof(st->root_mount.path), get_str(v, "path"));
 		st->root_mount.id = (uint64_t)get_int(v, "id", 0);
 	}
+	st->no_process = json_object_object_get_ex(o, "noProcess", &v) && json_object_get_boolean(v);
 	if (json_object_object_get_ex(o, "annotations", &v) && json_object_is_type(v, json_type_object))
 		st->annotations = strdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
 	if (json_object_object_get_ex(o, "hooks", &v) && json_object_is_type(v, json_type_object))

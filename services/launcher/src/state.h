@@ -25,6 +25,7 @@ struct state {
 	bool has_cgroup;
 	struct cgroup cgroup;
 	struct root_mount root_mount; /* .id 0: none */
+	bool no_process;          /* created from a config without a process: cannot be started */
 	char *annotations;        /* JSON object text, NULL when none (owned) */
 	char *hooks;              /* the config's poststart and poststop hooks, a JSON object
 				   * {"poststart": [...], "poststop": [...]}, NULL when none (owned) */
