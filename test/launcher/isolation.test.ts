@@ -147,7 +147,8 @@ describe('lifecycle commands', () => {
     const again = fx.detached('create', '-b', dir, id);
     expect(again.status).toBe(125);
     expect(again.stderr).toContain('already exists');
-    expect(fx.cli('delete', id).status).toBe(0); // a created container is deleted without --force
+    expect(fx.cli('delete', id).status).toBe(125); // not stopped: refused without --force (OCI delete)
+    expect(fx.cli('delete', '--force', id).status).toBe(0);
   });
 
   it('run exits with the status, or 128+N when killed by signal N, and state works meanwhile', async () => {
