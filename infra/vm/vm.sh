@@ -15,7 +15,7 @@
 #   --results FILE    the result lines on serial port 2, into FILE (default: on the console)
 #   --work DIR        build the initramfs in DIR and keep it (default: a temporary directory)
 #   --timeout S       stop qemu after S seconds (default: none)
-#   --append ARGS     more kernel command line arguments (e.g. swapaccount=0)
+#   --append ARGS     more kernel command line arguments (e.g. loglevel=7)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 kernel=$repo/services/launcher/build/vm/vmlinuz
