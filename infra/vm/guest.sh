@@ -6,7 +6,8 @@
 #
 # A scenario is a bundle directory written by the test (test/launcher/cgroup-v2-vm.test.ts):
 #   config.json    the OCI config, its root /skiff/rootfs (busybox, and the gate helper)
-#   scenario.env   CGROUP: the config's linux.cgroupsPath; READ: files of that cgroup to read
+#   scenario.env   CGROUP: the config's linux.cgroupsPath; READ: files of that cgroup to read;
+#                  SETUP: a shell command run in the VM first (e.g. a device node to bind in)
 # /skiff/scenarios/list names them in order. Every scenario runs the same way: the launcher
 # runs the bundle with a fifo as stdin; each time the container calls `gate NAME` (it prints
 # "skiff-gate NAME" and waits for NAME on stdin), the READ files of its cgroup are read into
@@ -45,8 +46,9 @@ up() { cut -d' ' -f1 /proc/uptime; }
 run_scenario() {
   name=$1 dir=/skiff/scenarios/$1 out=/run/results/$1 state=/run/scenario/$1
   mkdir -p "$out" "$state"
-  CGROUP='' READ=''
+  CGROUP='' READ='' SETUP=''
   . "$dir/scenario.env"
+  [ -z "$SETUP" ] || sh -c "$SETUP"
   cg=/sys/fs/cgroup$CGROUP
   mkfifo "$state/stdin"
   exec 3<>"$state/stdin" # read-write: opens at once, and is never at end of file

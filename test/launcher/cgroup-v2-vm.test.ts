@@ -33,7 +33,19 @@ interface Scenario {
   read: string[];
   settings?: Partial<RunSettings>;
   edit?: (spec: Config) => void;
+  /** Shell command the VM runs before the scenario. */
+  setup?: string;
 }
+
+// A device any process may open for writing as far as file modes go (/dev/kmsg's numbers, mode
+// 0666), bound into the container: only the device cgroup (an eBPF program on v2) stands
+// between the container and it.
+const KMSG_NODE = 'mknod -m 666 /tmp/kmsg-node c 1 11';
+const withKmsg = (devices: object[]) => (spec: Config) => {
+  spec.mounts.push({ destination: '/dev/kmsg2', source: '/tmp/kmsg-node', options: ['bind'] });
+  spec.linux.resources.devices = devices;
+};
+const OPEN_KMSG = 'gate limits || exit; (exec 3>/dev/kmsg2) && echo opened; head -c 2 /dev/zero | wc -c';
 
 const SCENARIOS: Scenario[] = [
   {
@@ -66,6 +78,40 @@ const SCENARIOS: Scenario[] = [
     read: [],
     script: 'gate limits || exit; cat /proc/self/cgroup',
   },
+  {
+    name: 'devices-denied',
+    read: [],
+    setup: KMSG_NODE,
+    edit: withKmsg([{ allow: false, access: 'rwm' }]),
+    script: OPEN_KMSG,
+  },
+  {
+    name: 'devices-allowed',
+    read: [],
+    setup: KMSG_NODE,
+    edit: withKmsg([{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 1, minor: 11, access: 'w' }]),
+    script: OPEN_KMSG,
+  },
+  {
+    // a cgroup mount shows the container its own cgroup, read-only
+    name: 'cgroupmount',
+    read: [],
+    edit: (spec) => spec.mounts.push({ destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'ro'] }),
+    script: 'gate limits || exit; cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; ls /sys/fs/cgroup | grep -c "^cgroup.procs$"; ls -d /sys/fs/cgroup/*/ 2>/dev/null | wc -l; touch /sys/fs/cgroup/x 2>/dev/null || echo read-only',
+  },
+  {
+    name: 'reservation',
+    read: ['memory.low'],
+    edit: (spec) => (spec.linux.resources.memory.reservation = 16 * MIB),
+    script: 'gate limits',
+  },
+  {
+    // v2 has no per-cgroup swappiness: refused, naming the field, before anything runs
+    name: 'swappiness',
+    read: [],
+    edit: (spec) => (spec.linux.resources.memory.swappiness = 10),
+    script: 'echo ran',
+  },
 ];
 
 function bundle(s: Scenario, index: number): Config {
@@ -94,6 +140,9 @@ let consoleLog = '';
 let vmInfo: Record<string, string> = {};
 const results = new Map<string, Record<string, string>>();
 
+/** What the container printed, without the gates' lines. */
+const printed = (r: Record<string, string>) => r.stdout.split('\n').filter((l) => !l.startsWith('skiff-gate ')).join('\n');
+
 /** The result line of one scenario, decoded; fails the test if the VM printed none. */
 function result(name: string): Record<string, string> {
   const r = results.get(name);
@@ -114,7 +163,7 @@ describe.skipIf(!root)('cgroup v2 on a real kernel, in a VM (skipped when not ro
       cgroupsPath.set(s.name, spec.linux.cgroupsPath);
       fs.mkdirSync(path.join(dir, s.name), { recursive: true });
       fs.writeFileSync(path.join(dir, s.name, 'config.json'), JSON.stringify(spec, null, 2));
-      fs.writeFileSync(path.join(dir, s.name, 'scenario.env'), `CGROUP='${spec.linux.cgroupsPath}'\nREAD='${s.read.join(' ')}'\n`);
+      fs.writeFileSync(path.join(dir, s.name, 'scenario.env'), `CGROUP='${spec.linux.cgroupsPath}'\nREAD='${s.read.join(' ')}'\nSETUP='${s.setup ?? ''}'\n`);
     });
     fs.writeFileSync(path.join(dir, 'list'), SCENARIOS.map((s) => s.name).join('\n') + '\n');
 
@@ -154,7 +203,7 @@ describe.skipIf(!root)('cgroup v2 on a real kernel, in a VM (skipped when not ro
 
   it('runs every scenario on cgroup2, in the cgroup its config names', () => {
     expect.soft(vmInfo.cgroupfs, 'filesystem type at /sys/fs/cgroup in the VM').toBe('cgroup2');
-    for (const s of SCENARIOS) {
+    for (const s of SCENARIOS.filter((s) => s.name !== 'swappiness')) {
       expect.soft(result(s.name).hostcg, `${s.name}: /proc/<container init>/cgroup in the VM`).toBe(`0::${cgroupsPath.get(s.name)}`);
     }
   });
@@ -187,6 +236,31 @@ describe.skipIf(!root)('cgroup v2 on a real kernel, in a VM (skipped when not ro
 
   it('removes each container\'s cgroup once it has exited', () => {
     for (const s of SCENARIOS) expect.soft(result(s.name).after, `${s.name}: its cgroup after the launcher exited`).toBe('absent');
+  });
+
+  it('enforces the device rules with an eBPF program: a denied device fails to open, an allowed one opens', () => {
+    const denied = result('devices-denied');
+    expect.soft(printed(denied), 'denied: /dev/zero (a default device) still works, /dev/kmsg2 does not open').toBe('2');
+    expect.soft(denied.stderr, 'denied: the open fails in the kernel').toMatch(/can't create \/dev\/kmsg2: Operation not permitted/);
+    const allowed = result('devices-allowed');
+    expect.soft(printed(allowed), 'allowed by a rule: it opens').toBe('opened\n2');
+    expect.soft(allowed.code, 'launcher exit code').toBe('0');
+  });
+
+  it('mounts the container\'s own cgroup read-only at a cgroup mount', () => {
+    const r = result('cgroupmount');
+    expect.soft(printed(r).split('\n'), 'memory.max, pids.max, its own cgroup.procs, no child cgroup, read-only')
+      .toEqual([String(DEFAULT_SETTINGS.memoryMb * MIB), String(DEFAULT_SETTINGS.maxProcesses), '1', '0', 'read-only']);
+    expect.soft(r.code, 'launcher exit code').toBe('0');
+  });
+
+  it('sets memory.low from the reservation and refuses swappiness, which v2 has no file for', () => {
+    expect.soft(result('reservation')['at.limits.memory.low'], 'memory.low').toBe(String(16 * MIB));
+    const r = result('swappiness');
+    expect.soft(r.code, 'launcher exit code').toBe('125');
+    expect.soft(r.stderr, 'the refusal').toBe('skiff-launch: config.json: linux.resources.memory.swappiness: cgroup v2 has no per-cgroup swappiness');
+    expect.soft(r.stdout, 'nothing ran').toBe('');
+    expect.soft(r.after, 'no cgroup left').toBe('absent');
   });
 
   it('shows the container its own cgroup as the root of its cgroup namespace', () => {

@@ -88,6 +88,39 @@ static uint64_t keyed_value(const char *dir, const char *file, const char *key)
 	return 0;
 }
 
+/* No swap device at all (/proc/swaps has only its header line). */
+static bool host_has_no_swap(void)
+{
+	char buf[256];
+	_cleanup_fd_ int fd = open("/proc/swaps", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+	if (n < 0)
+		return false;
+	buf[n] = '\0';
+	return !strchr(buf, '\n') || !strchr(buf, '\n')[1];
+}
+
+/*
+ * The swap limit. A kernel without swap accounting has no file for it; "unlimited" needs none,
+ * a limit of no swap at all is still kept when the host has no swap to use, and any other is
+ * refused (it would not be kept).
+ */
+static int write_swap(const char *dir, const char *file, const char *value, bool no_swap,
+		      struct launch_error *err)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (!fake_files && access(path, F_OK) < 0 && errno == ENOENT) {
+		if (strcmp(value, "-1") == 0 || strcmp(value, "max") == 0 || (no_swap && host_has_no_swap()))
+			return 0; /* unlimited, or none where there is none */
+		return err_msg(err, "config.json", NULL, "linux.resources.memory.swap: this kernel does not account swap "
+			       "per cgroup (no %s), and the host has swap the container could use", file);
+	}
+	return write_file(dir, file, value, err);
+}
+
 static void fmt_i64(char *buf, size_t len, int64_t v, const char *unlimited)
 {
 	if (v < 0)
@@ -183,7 +216,8 @@ static int v1_apply(const struct cgroup *cg, const struct resources *r, struct l
 		if (r->has_memory && write_file(dir, "memory.limit_in_bytes", v, err) < 0)
 			return -1;
 		fmt_i64(v, sizeof(v), r->memory_swap, "-1");
-		if (r->has_swap && write_file(dir, "memory.memsw.limit_in_bytes", v, err) < 0)
+		if (r->has_swap && write_swap(dir, "memory.memsw.limit_in_bytes", v,
+					      r->has_memory && r->memory_swap == r->memory_limit, err) < 0)
 			return -1;
 		fmt_i64(v, sizeof(v), r->memory_reservation, "-1");
 		if (r->has_reservation && write_file(dir, "memory.soft_limit_in_bytes", v, err) < 0)
@@ -337,7 +371,7 @@ static int v2_apply(const char *dir, const struct resources *r, struct launch_er
 		int64_t swap = r->memory_swap < 0 || !r->has_memory || r->memory_limit < 0
 				       ? -1 : r->memory_swap - r->memory_limit;
 		fmt_i64(v, sizeof(v), swap, "max");
-		if (write_file(dir, "memory.swap.max", v, err) < 0)
+		if (write_swap(dir, "memory.swap.max", v, swap == 0, err) < 0)
 			return -1;
 	}
 	if (r->has_quota || r->has_period) {
