@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
-import { Fixture, clonedAhead, launcher, waitFor } from './fixture.js';
+import { Fixture, clonedAhead, launcher, tracedLauncher, waitFor } from './fixture.js';
 
 const fx = new Fixture();
 beforeAll(() => fx.setup());
@@ -107,7 +107,7 @@ describe('a launcher started ahead (--wait-fd, --status-fd)', () => {
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(clean));
     // the launcher's own syscalls only (no -f), so no line is split by another process's
     const child = spawn('strace', ['-qq', '-e', 'trace=openat,write,close', '-o', trace, launcher, '--root', fx.stateRoot, 'run', '--wait-fd', '3', '--status-fd', '3', '--bundle', dir, id], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
-    await clonedAhead(await clonedAhead(child.pid!));
+    await clonedAhead(await tracedLauncher(child.pid!));
     const closed = once(child, 'close');
     (child.stdio[3] as Duplex).end('g');
     child.stdin!.end();
@@ -136,7 +136,7 @@ describe('a launcher started ahead (--wait-fd, --status-fd)', () => {
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     const closed = once(child, 'close');
-    const launcherPid = await clonedAhead(child.pid!);
+    const launcherPid = await tracedLauncher(child.pid!);
     const initPid = await clonedAhead(launcherPid);
     (child.stdio[3] as Duplex).end('g');
     child.stdin!.end();
