@@ -140,8 +140,10 @@ describe('a launcher started ahead (--wait-fd, --status-fd)', () => {
     const initPid = await clonedAhead(launcherPid);
     (child.stdio[3] as Duplex).end('g');
     child.stdin!.end();
-    // the init has read the first version and waits for the launcher (recvfrom, syscall 45 on x86-64)
-    await waitFor(() => fs.readFileSync(`/proc/${initPid}/syscall`, 'utf8').startsWith('45 '), 'the init to read config.json');
+    // the init has read the first version and waits for the launcher in recv (the recvfrom
+    // syscall; its number on this machine from the system headers, through perl's syscall.ph)
+    const recvfrom = execFileSync('perl', ['-e', 'require "syscall.ph"; print &SYS_recvfrom'], { encoding: 'utf8' });
+    await waitFor(() => fs.readFileSync(`/proc/${initPid}/syscall`, 'utf8').startsWith(`${recvfrom} `), 'the init to read config.json');
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(second));
     process.kill(launcherPid, 'SIGCONT');
     expect((await closed)[0]).toBe(0);
