@@ -159,6 +159,28 @@ export class Fixture {
     return { status: /^\d+\n$/.test(status) ? Number(status) : null, code: code as number | null, stdout, stderr, id, initPid };
   }
 
+  /**
+   * Runs cfg, whose process prints "== ready" and then reads a line from stdin; `whileHeld`
+   * looks at it from the host in between, before the line is sent.
+   */
+  async runHeld<T>(cfg: Config, whileHeld: () => T) {
+    const [dir, id] = this.bundle(cfg);
+    const child = spawn(launcher, ['--root', this.stateRoot, 'run', '--bundle', dir, id], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    const closed = once(child, 'close');
+    await Promise.race([
+      waitFor(() => stdout.includes('== ready\n'), 'the container to be ready'),
+      closed.then(() => Promise.reject(new Error(`the container exited before it was ready: ${stderr}`))),
+    ]);
+    const held = whileHeld();
+    child.stdin!.end('go\n');
+    const [code] = await closed;
+    return { status: code as number | null, stdout: stdout.replace('== ready\n', ''), stderr, id, held };
+  }
+
   sh(script: string, edit?: (c: Config) => void, runtime?: string) {
     const cfg = this.config(['sh', '-c', script]);
     edit?.(cfg);

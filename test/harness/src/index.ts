@@ -1,3 +1,4 @@
+export * from './cgroups.js';
 export * from './ports.js';
 export * from './nats.js';
 export * from './platform.js';
