@@ -122,7 +122,7 @@ export class Fixture {
       timeout: 60_000,
       stdio: opts.stdio ?? ['pipe', 'pipe', 'pipe'],
     });
-    return { status: res.status, stdout: res.stdout ?? '', stderr: res.stderr ?? '', id, dir };
+    return { status: res.status, stdout: res.stdout ?? '', stderr: res.stderr ?? '', id, dir, pid: res.pid };
   }
 
   /**
