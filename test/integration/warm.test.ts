@@ -153,7 +153,10 @@ describe('warm instances', () => {
 
   it('moves to new instances when a new version is deployed', async () => {
     const old = await call('counter');
-    expect((await p.deployNode('counter', COUNTER, { memoryMb: 192 })).body).toBeDefined();
+    const current = await (await p.api('GET', '/v1/functions/counter')).json();
+    const deployed = await p.deployNode('counter', COUNTER, { memoryMb: 192 });
+    expect(deployed.status).toBe(200);
+    expect(await deployed.json()).toMatchObject({ name: 'counter', version: current.version + 1, memoryMb: 192 });
     const fresh = await call('counter');
     expect(fresh.status).toBe(200);
     expect(fresh.body.instance).not.toBe(old.body.instance);
