@@ -1,25 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Platform, REPO, cgroupDirs, existingCgroupDirs, waitUntil } from '@skiff/testkit';
+import { Platform, REPO, cgroupDirs, existingCgroupDirs, functionProcesses, waitUntil } from '@skiff/testkit';
 
 // Names of this run's own (cgroups are /skiff/<fn>/<instance> on the whole host).
 const run = randomBytes(3).toString('hex');
 const fnCgroup = (fn: string) => `/skiff/${fn}`;
-
-/** Host processes in one of the function's cgroups, by /proc/<pid>/cgroup. */
-function processesOf(fn: string): string[] {
-  return readdirSync('/proc').filter((pid) => {
-    if (!/^\d+$/.test(pid)) return false;
-    try {
-      return readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(`${fnCgroup(fn)}/`);
-    } catch {
-      return false; // gone meanwhile
-    }
-  });
-}
 
 /** The instance cgroups below the function's, in every hierarchy. */
 const instanceCgroups = (fn: string) =>
@@ -50,8 +38,8 @@ describe('limits stop only the function that hits them', () => {
   const containerGone = async (fn: string) => {
     expect(existingCgroupDirs(fnCgroup(fn))).toEqual(cgroupDirs(fnCgroup(fn)));
     // the launcher removes the container's cgroup just after it has answered
-    await waitUntil(async () => processesOf(fn).length === 0 && instanceCgroups(fn).length === 0, `${fn}'s container to be gone`).catch(() => {});
-    expect(processesOf(fn), 'processes left').toEqual([]);
+    await waitUntil(async () => functionProcesses(fn).length === 0 && instanceCgroups(fn).length === 0, `${fn}'s container to be gone`).catch(() => {});
+    expect(functionProcesses(fn), 'processes left').toEqual([]);
     expect(instanceCgroups(fn), 'container cgroups left').toEqual([]);
   };
   const echoStillWorks = async () => {

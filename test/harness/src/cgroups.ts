@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statfsSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -80,4 +80,16 @@ export function cgroupStat(path: string, controller: Controller, file: string, k
  */
 export function ownCgroupLines(): { pattern: string; count: number } {
   return cgroupLayout() === 'v2' ? { pattern: '^0::', count: 1 } : { pattern: ':(memory|pids):', count: 2 };
+}
+
+/** Host pids of the processes in a container cgroup of function `fn` (/skiff/<fn>/<instance>, as the worker names them). */
+export function functionProcesses(fn: string): string[] {
+  return readdirSync('/proc').filter((pid) => {
+    if (!/^\d+$/.test(pid)) return false;
+    try {
+      return readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(`/skiff/${fn}/`);
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
 }
