@@ -14,7 +14,7 @@ const instanceCgroups = (fn: string) =>
   existingCgroupDirs(fnCgroup(fn)).flatMap((d) => readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(d, e.name)));
 
 /**
- * SECURITY.md 16 and 17, end to end through the worker: a limit stops the function that hits
+ * docs/security.md #16 and #17, end to end through the worker: a limit stops the function that hits
  * it, the caller gets a clear error, and everything else keeps working; container root is an
  * unprivileged host uid that no other function shares.
  */

@@ -1,4 +1,4 @@
-// SECURITY.md items 11-13 for the launcher: leaked fds and cwd outside the root, writing the
+// docs/security.md #11, #12 and #13 for the launcher: leaked fds and cwd outside the root, writing the
 // launcher's executable from inside, and images whose /proc, /sys, /dev, /dev/null or
 // /dev/ptmx are symlinks or fakes. Every container runs with the worker's full profile.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';

@@ -1,4 +1,4 @@
-// SECURITY.md items 5, 6 and 9 through both public unpack paths (flat, and layer cache + flatten).
+// docs/security.md #5, #6 and #9 through both public unpack paths (flat, and layer cache + flatten).
 import { lstat, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-// SECURITY.md item 7 through both public unpack paths: every limit trips with a clear
+// docs/security.md #7 through both public unpack paths: every limit trips with a clear
 // error naming it, and the partial result (tree, temp layer directories) is removed.
 import { readFile, rm } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
