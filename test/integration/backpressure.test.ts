@@ -1,48 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Platform, functionProcesses, waitUntil } from '@skiff/testkit';
+import { HELD_SCRIPT, Platform, heldContainer, waitUntil } from '@skiff/testkit';
 
 // This run's own names: the test finds the containers by their cgroups, /skiff/<fn>/… host-wide.
 const run = randomBytes(3).toString('hex');
 const held = `held-${run}`;
 const impatient = `impatient-${run}`;
-
-// Given the body "hold", the function runs until the test sends it SIGUSR1; otherwise it answers at once.
-const SCRIPT = `trap 'echo done; exit 0' USR1
-read -r body
-[ "$body" = hold ] || { echo done; exit 0; }
-while :; do sleep 3600 & wait; done
-`;
-
-/** Whether the process catches `signal` (its SigCgt mask), read from /proc/<pid>/status. */
-function catches(status: string, signal: number): boolean {
-  const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1];
-  return mask !== undefined && (BigInt(`0x${mask}`) & (1n << BigInt(signal - 1))) !== 0n;
-}
-
-/**
- * Waits for a held container of `fn` to be running its script with the trap set (its PID 1,
- * the shell, catches SIGUSR1), and returns a function that lets it go.
- */
-async function heldContainer(fn: string): Promise<() => void> {
-  let pid: string | undefined;
-  await waitUntil(async () => {
-    pid = functionProcesses(fn).find((p) => {
-      try {
-        const status = readFileSync(`/proc/${p}/status`, 'utf8');
-        const cmdline = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-        return /^NSpid:.*\t1$/m.test(status) && cmdline.startsWith('/bin/sh\0') && catches(status, 10);
-      } catch {
-        return false; // gone meanwhile
-      }
-    });
-    return pid !== undefined;
-  }, `a held container of ${fn}`);
-  return () => process.kill(Number(pid), 'SIGUSR1');
-}
 
 describe('a full node queues a little, then refuses with Retry-After', () => {
   let p: Platform;
@@ -59,7 +25,7 @@ describe('a full node queues a little, then refuses with Retry-After', () => {
     await p.startGateway();
     await p.waitForNodes(['tiny']);
     const dir = mkdtempSync(join(tmpdir(), 'skiff-held-'));
-    writeFileSync(join(dir, 'held.sh'), SCRIPT);
+    writeFileSync(join(dir, 'held.sh'), HELD_SCRIPT);
     expect((await p.deploy(held, dir, ['/bin/sh', '/function/held.sh'], { timeoutMs: 30_000 })).status).toBe(201);
     expect((await p.deploy(impatient, dir, ['/bin/sh', '/function/held.sh'], { timeoutMs: 300 })).status).toBe(201);
     // the image unpacked before the tests

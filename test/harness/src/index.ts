@@ -3,3 +3,4 @@ export * from './ports.js';
 export * from './nats.js';
 export * from './platform.js';
 export * from './tools.js';
+export * from './held.js';
