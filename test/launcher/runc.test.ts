@@ -6,6 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cgroupLimits, ownCgroupLines } from '@skiff/testkit';
 import { Fixture, RUNC, launcher, nextHostId, type Config } from './fixture.js';
 
 const fx = new Fixture();
@@ -31,12 +32,13 @@ const OBSERVE = [
   '{ echo 1 > /proc/sys/kernel/ns_last_pid; } 2>/dev/null; echo "proc/sys write: $?"',
   'touch /rootfile 2>/dev/null; echo "root write: $?"; echo x > /tmp/x && echo "tmp write: ok"',
   'echo "tmp owner: $(stat -c %u:%g /tmp)"',
-  'echo "cgroup: $(cat /proc/self/cgroup | grep -E ":(memory|pids):" | sort)"',
+  // its own cgroup: the memory and pids lines on v1, the unified line on v2
+  `echo cgroup: $(grep -E "${ownCgroupLines().pattern}" /proc/self/cgroup | sort)`,
 ].join('; ');
 
 interface Seen {
   out: string;
-  cgroup: Record<string, string>;
+  cgroup: ReturnType<typeof cgroupLimits>;
   newNamespaces: string[];
 }
 
@@ -51,24 +53,11 @@ async function observe(runtime: string, cfg: Config): Promise<Seen> {
   child.stderr.on('data', (d) => (err += d));
   const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
   for (let i = 0; i < 400 && !out.includes('== ready'); i++) await new Promise((r) => setTimeout(r, 25));
-  const cg = (ctl: string, file: string) => {
-    try {
-      return fs.readFileSync(path.join('/sys/fs/cgroup', ctl, cfg.linux.cgroupsPath, file), 'utf8').trim();
-    } catch {
-      return 'missing';
-    }
-  };
   const pid = JSON.parse(execFileSync(runtime, ['--root', root, 'state', id], { encoding: 'utf8' })).pid;
   const newNamespaces = ['cgroup', 'ipc', 'mnt', 'net', 'pid', 'user', 'uts'].filter(
     (n) => fs.readlinkSync(`/proc/${pid}/ns/${n}`) !== fs.readlinkSync(`/proc/self/ns/${n}`),
   );
-  const cgroup = {
-    memory: cg('memory', 'memory.limit_in_bytes'),
-    memsw: cg('memory', 'memory.memsw.limit_in_bytes'),
-    quota: cg('cpu', 'cpu.cfs_quota_us'),
-    period: cg('cpu', 'cpu.cfs_period_us'),
-    pids: cg('pids', 'pids.max'),
-  };
+  const cgroup = cgroupLimits(cfg.linux.cgroupsPath);
   child.stdin.end('go\n');
   const code = await exited;
   expect(err, `${runtime} stderr`).toBe('');
@@ -103,7 +92,10 @@ describe.skipIf(!hasRunc)('skiff-launch and runc side by side (skipped when /usr
     expect(ours.out).toContain('nofile: 512 2048');
     expect(ours.newNamespaces).toEqual(theirs.newNamespaces);
     expect(ours.newNamespaces).toEqual(['cgroup', 'ipc', 'mnt', 'net', 'pid', 'user', 'uts']);
-    expect(ours.cgroup).toEqual({ memory: String(64 << 20), memsw: String(64 << 20), quota: '50000', period: '100000', pids: '64' });
+    expect(ours.cgroup).toEqual({ memory: String(64 << 20), memorySwap: String(64 << 20), cpuQuota: '50000', cpuPeriod: '100000', pids: '64' });
+    const own = ours.out.split('\n').find((l) => l.startsWith('cgroup: '))!.slice('cgroup: '.length).split(' ');
+    expect(own).toHaveLength(ownCgroupLines().count);
+    for (const l of own) expect(l).toMatch(/:\/$/); // at the root of its cgroup namespace
   });
 
   it('the seccomp profile refuses and allows the same syscalls under both', () => {
