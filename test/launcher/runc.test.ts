@@ -2,7 +2,7 @@
 // and runc, and what the container observes must be the same. crun is left to the benchmark
 // (it needs the cgroup workaround in DEVELOPERS.md).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -114,4 +114,50 @@ describe.skipIf(!hasRunc)('skiff-launch and runc side by side (skipped when /usr
       expect(ours.status, script).toBe(theirs.status);
     }
   });
+
+  // The bundles runc, crun and skiff-launch write with `spec`, unchanged but for a root, no
+  // terminal and what to run: the same container view under both runtimes. Two differences are
+  // expected and left out: runc leaves the tmpfs under a read-only cgroup mount writable,
+  // skiff-launch makes it read-only as the mount asks; and a masked file is the container's
+  // /dev/null under runc (tmpfs), the host's under skiff-launch (devtmpfs: never a node the
+  // container's /dev could have faked), so below /proc both read as "tmpfs".
+  const SPEC_VIEW = [
+    'echo "id: $(id)"',
+    'grep -E "^(Cap|NoNewPrivs|Seccomp:)" /proc/self/status',
+    'echo "hostname: $(hostname)"; echo "nofile: $(ulimit -n) $(ulimit -Hn)"',
+    'echo "net: $(ls /sys/class/net)"; echo "dev: $(ls /dev | tr "\\n" " ")"',
+    'awk \'$5 != "/sys/fs/cgroup" {split($6,o,","); t=$(NF-2); if ($5 ~ /^\\/proc\\// && t == "devtmpfs") t="tmpfs"; print "mount " $5 ": " t " " o[1]}\' /proc/self/mountinfo | sort',
+    'echo "cgroups: $(ls /sys/fs/cgroup | tr "\\n" " ")"',
+    'echo "cgroup dirs: $(cut -d: -f2 /proc/self/cgroup | sort | tr "\\n" " ")"',
+    'echo "keys: $(wc -c < /proc/keys)"; { echo 1 > /proc/sys/kernel/ns_last_pid; } 2>/dev/null; echo "proc/sys write: $?"',
+    'touch /rootfile 2>/dev/null; echo "root write: $?"',
+  ].join('; ');
+
+  for (const tool of [RUNC, '/usr/bin/crun', launcher]) {
+    it.skipIf(!fs.existsSync(tool))(`the bundle \`${path.basename(tool)} spec\` writes: the same view under both`, () => {
+      const dir = fs.mkdtempSync(path.join(fx.base, `sbs-${path.basename(tool)}-`));
+      expect(spawnSync(tool, ['spec'], { cwd: dir }).status).toBe(0);
+      const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+      cfg.root.path = fx.rootfs;
+      cfg.process.terminal = false;
+      cfg.process.args = ['sh', '-c', SPEC_VIEW];
+      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
+      const run = (runtime: string, root: string) => {
+        const id = `sbs${process.pid}-${path.basename(tool)}-${path.basename(runtime)}`;
+        fx.ids.push(id);
+        return spawnSync(runtime, ['--root', root, 'run', '--bundle', dir, id], { encoding: 'utf8', timeout: 30_000 });
+      };
+      const ours = run(launcher, fx.stateRoot);
+      const theirs = run(RUNC, fx.stateRoot + '-runc');
+      expect(ours.status, ours.stderr).toBe(0);
+      expect(theirs.status, theirs.stderr).toBe(0);
+      expect(ours.stdout.split('\n')).toEqual(theirs.stdout.split('\n'));
+      // and it is the view the spec asks for
+      expect(ours.stdout).toContain(`hostname: ${cfg.hostname}\n`);
+      expect(ours.stdout).toContain('NoNewPrivs:\t1\n');
+      expect(ours.stdout).toMatch(/^mount \/: \S+ ro$/m);
+      expect(ours.stdout).toContain('keys: 0\n');
+      expect(ours.stdout).toContain('proc/sys write: 1\n');
+    });
+  }
 });

@@ -2,6 +2,7 @@
 #include "mounts.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -196,29 +197,47 @@ static int fs_mount(int rootfd, const struct config *cfg, const struct mount_cfg
 	return verify_fs(rootfd, m, err);
 }
 
-/* Default OCI devices: bind the host nodes onto empty files, which works
- * without CAP_MKNOD (and so later under a user namespace too). */
-static int dev_populate(int devfd, struct launch_error *err)
+/*
+ * Default OCI devices, made by host root on the container's /dev tmpfs (a tmpfs mounted before
+ * the user namespace exists, so its nodes work inside it). On a /dev mounted nodev, nodes would
+ * not open: the host's are bound onto empty files instead.
+ */
+static int dev_node(int devfd, const char *name, dev_t dev, bool bind, struct launch_error *err)
 {
-	static const char *const devices[] = { "null", "zero", "full", "random", "urandom", "tty" };
+	char dest[32], host[32], dstp[FD_PATH_LEN];
+	_cleanup_fd_ int fd = -1;
+
+	snprintf(dest, sizeof(dest), "/dev/%s", name);
+	if (!bind) {
+		if (mknodat(devfd, name, S_IFCHR | 0666, dev) < 0 || fchmodat(devfd, name, 0666, 0) < 0)
+			return err_sys(err, "create device node", dest);
+		return 0;
+	}
+	fd = openat(devfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return err_sys(err, "create device node", dest);
+	snprintf(host, sizeof(host), "/dev/%s", name);
+	fd_path(dstp, fd);
+	if (mount(host, dstp, NULL, MS_BIND, NULL) < 0)
+		return err_sys(err, "bind device", dest);
+	return 0;
+}
+
+static int dev_populate(int devfd, bool nodev, struct launch_error *err)
+{
+	static const struct { const char *name; unsigned major, minor; } devices[] = {
+		{ "null", 1, 3 }, { "zero", 1, 5 }, { "full", 1, 7 }, { "random", 1, 8 },
+		{ "urandom", 1, 9 }, { "tty", 5, 0 },
+	};
 	static const char *const links[][2] = {
 		{ "fd", "/proc/self/fd" }, { "stdin", "/proc/self/fd/0" },
 		{ "stdout", "/proc/self/fd/1" }, { "stderr", "/proc/self/fd/2" },
 		{ "ptmx", "pts/ptmx" },
 	};
 
-	for (size_t i = 0; i < sizeof(devices) / sizeof(devices[0]); i++) {
-		char host[32], dstp[FD_PATH_LEN], dest[32];
-		_cleanup_fd_ int fd = openat(devfd, devices[i],
-					     O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0666);
-		snprintf(dest, sizeof(dest), "/dev/%s", devices[i]);
-		if (fd < 0)
-			return err_sys(err, "create device node", dest);
-		snprintf(host, sizeof(host), "/dev/%s", devices[i]);
-		fd_path(dstp, fd);
-		if (mount(host, dstp, NULL, MS_BIND, NULL) < 0)
-			return err_sys(err, "bind device", dest);
-	}
+	for (size_t i = 0; i < sizeof(devices) / sizeof(devices[0]); i++)
+		if (dev_node(devfd, devices[i].name, makedev(devices[i].major, devices[i].minor), nodev, err) < 0)
+			return -1;
 	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
 		if (symlinkat(links[i][1], devfd, links[i][0]) < 0 && errno != EEXIST)
 			return err_sys(err, "symlink /dev/", links[i][0]);
@@ -331,7 +350,7 @@ static int mount_one(int rootfd, const struct config *cfg, const struct mount_cf
 		return -1;
 	if (m->propagation && mount(NULL, topp, NULL, m->propagation, NULL) < 0)
 		return err_sys(err, "set propagation of", m->destination);
-	return is_dev_tmpfs(m) ? dev_populate(top, err) : 0;
+	return is_dev_tmpfs(m) ? dev_populate(top, (m->flags & MS_NODEV) != 0, err) : 0;
 }
 
 int mounts_apply(int rootfd, const struct config *cfg, const char *bundle,
