@@ -55,14 +55,8 @@ static _Noreturn void hook_exec(const struct hook_cfg *h, int in)
 {
 	static const char *const no_env[] = { NULL };
 	const char *argv0[] = { h->path, NULL };
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	sigset_t none;
 
-	for (int sig = 1; sig < 32; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			(void)sigaction(sig, &dfl, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	reset_signals();
 	/* its own process group, so that a timeout ends whatever it started too */
 	if (setpgid(0, 0) < 0 || dup2(in, STDIN_FILENO) < 0)
 		_exit(127);

@@ -21,22 +21,6 @@
 #include "rootfs.h"
 #include "sync.h"
 
-/* The mask and ignored signals survive execve (handlers do not): the
- * launcher blocks the signals it forwards, and its caller may have ignored
- * some (SIGPIPE often). Real-time signals are left alone: rarely ignored,
- * and 30 fewer syscalls on every start. */
-static void reset_signals(void)
-{
-	struct sigaction sa = { .sa_handler = SIG_DFL };
-	sigset_t none;
-
-	for (int sig = 1; sig < 32; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			(void)sigaction(sig, &sa, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
 static int set_rlimits(const struct config *cfg, struct launch_error *err)
 {
 	for (size_t i = 0; i < cfg->n_rlimits; i++)
