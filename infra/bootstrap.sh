@@ -9,19 +9,31 @@ cd "$(dirname "$0")/.."
 # that stop or delay the launcher at a chosen syscall).
 PACKAGES=(nats-server gcc make pkg-config libc6-dev libjson-c-dev libseccomp-dev busybox-static perl runc crun umoci skopeo buildah oci-image-tool hyperfine wrk strace)
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
+# The cgroup v2 test VM (infra/vm) needs qemu, without its recommends (GUI, firmware, disk
+# tools: none used); its kernel is unpacked into the launcher's build dir, not installed.
+VM_PACKAGES=(qemu-system-x86)
+
+missing_of() {
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
+  done
+}
+mapfile -t missing < <(missing_of "${PACKAGES[@]}")
+mapfile -t missing_vm < <(missing_of "${VM_PACKAGES[@]}")
+if [ $((${#missing[@]} + ${#missing_vm[@]})) -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "skiff: missing system packages: ${missing[*]}" >&2
-    echo "skiff: run as root: apt-get update && apt-get install -y ${missing[*]}" >&2
+    cmd="apt-get update"
+    [ ${#missing[@]} -eq 0 ] || cmd+=" && apt-get install -y ${missing[*]}"
+    [ ${#missing_vm[@]} -eq 0 ] || cmd+=" && apt-get install -y --no-install-recommends ${missing_vm[*]}"
+    echo "skiff: missing system packages: ${missing[*]} ${missing_vm[*]}" >&2
+    echo "skiff: run as root: $cmd" >&2
     exit 1
   fi
-  echo "skiff: installing ${missing[*]}" >&2
+  echo "skiff: installing ${missing[*]} ${missing_vm[*]}" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  [ ${#missing[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  [ ${#missing_vm[@]} -eq 0 ] ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_vm[@]}" >/dev/null
 fi
 
 # npm packages: a clean install when node_modules is missing or older than the lockfile.
@@ -36,3 +48,5 @@ npx tsc -b
 chmod +x services/cli/dist/main.js
 make -s -C services/launcher
 make -s -C services/worker/native
+# The VM's kernel (Debian's cloud kernel, from the package mirror) beside the launcher's build.
+infra/vm/kernel.sh

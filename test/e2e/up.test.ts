@@ -1,9 +1,19 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createConnection } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO, freePort, waitUntil } from '@skiff/testkit';
+
+/** What a TCP server on the port says first, or the code of the error connecting (ECONNREFUSED: nothing listens). */
+function greeting(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = createConnection({ port, host: '127.0.0.1' });
+    s.once('data', (d) => (s.destroy(), resolve(d.toString())));
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+}
 
 /** `npm start` is bootstrap + `skiff up`; this runs `skiff up` the same way on free ports. */
 describe('skiff up', () => {
@@ -43,12 +53,14 @@ describe('skiff up', () => {
     });
     expect(hello.headers.get('content-type')).toMatch(/^application\/json/);
     expect(await hello.json()).toEqual({ greeting: 'Hello, Ada!' });
+    // the nats-server it started speaks NATS on its port
+    expect(await greeting(natsPort)).toMatch(/^INFO \{/);
 
     const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
     child.kill('SIGINT');
     expect(await exited).toBe(0);
     // Every service is gone: nothing answers on the gateway's or NATS's port any more.
-    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
-    await expect(fetch(`http://127.0.0.1:${natsPort}/`)).rejects.toThrow();
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toMatchObject({ cause: { code: 'ECONNREFUSED' } });
+    expect(await greeting(natsPort)).toBe('ECONNREFUSED');
   });
 });

@@ -156,13 +156,12 @@ describe('deploy and invoke through every hop', () => {
   });
 
   it('stops a function at its deadline with 504', async () => {
-    const res = await p.deploy('sleeper', join(REPO, 'test/fixtures/functions/inspect'), ['/bin/sleep', '30'], { timeoutMs: 500 });
+    // It would sleep an hour, far past the test's own timeout: an answer at all is the deadline stopping it.
+    const res = await p.deploy('sleeper', join(REPO, 'test/fixtures/functions/inspect'), ['/bin/sleep', '3600'], { timeoutMs: 500 });
     expect(res.status).toBe(201);
-    const started = Date.now();
     const out = await p.api('POST', '/v1/functions/sleeper/invoke', '');
     expect(out.status).toBe(504);
     expect((await out.json()).code).toBe('SKIFF_DEADLINE_EXCEEDED');
-    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it('deletes a function', async () => {

@@ -9,8 +9,14 @@ describe('worker nodes come and go', () => {
   beforeAll(async () => {
     p = await Platform.create();
     await p.buildBase();
-    await p.startAll('node-a');
-    const res = await p.deploy('echo', join(REPO, 'functions/echo'), ['/bin/sh', '/function/handler.sh']);
+    // node-a beats once a minute (three missed take three minutes): when it leaves the table
+    // within this test, it is because it said it was leaving.
+    p.start('scheduler');
+    p.start('worker', { SKIFF_NODE_ID: 'node-a', SKIFF_HEARTBEAT_MS: '60000' }, 'worker-node-a');
+    await p.startGateway();
+    await p.waitForNodes(['node-a']);
+    // A deadline (15 min) past the test's own timeout: an answer at all did not wait for it.
+    const res = await p.deploy('echo', join(REPO, 'functions/echo'), ['/bin/sh', '/function/handler.sh'], { timeoutMs: 900_000 });
     expect(res.status).toBe(201);
   });
   afterAll(async () => p?.close());
@@ -21,15 +27,13 @@ describe('worker nodes come and go', () => {
     expect(body.nodes[0]).toMatchObject({ nodeId: 'node-a', slots: 16 });
   });
 
-  it('drops a worker that stops, and then answers 503 at once instead of hanging', async () => {
+  it('drops a worker that stops at once, and then answers 503 instead of waiting for the deadline', async () => {
     const worker = p.services.find((s) => s.name === 'worker-node-a')!;
     await worker.stop();
-    await p.waitForNodes([], 5_000);
-    const started = Date.now();
+    await p.waitForNodes([]);
     const res = await p.api('POST', '/v1/functions/echo/invoke', 'x');
     expect(res.status).toBe(503);
     expect((await res.json()).code).toBe('SKIFF_NO_WORKER');
-    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it('drops a worker killed with SIGKILL once its heartbeats stop', async () => {
@@ -37,8 +41,8 @@ describe('worker nodes come and go', () => {
     await p.waitForNodes(['node-b']);
     expect(await (await p.api('POST', '/v1/functions/echo/invoke', 'back')).text()).toBe('back');
     await b.kill();
-    // Heartbeats every 200 ms, dropped after 3 missed: well within 5 s.
-    await p.waitForNodes([], 5_000);
+    // A killed worker says nothing: only its missed heartbeats (3 × 200 ms) can drop it.
+    await p.waitForNodes([]);
   });
 
   it('answers 503 SKIFF_NO_SCHEDULER when no scheduler runs', async () => {
@@ -55,9 +59,9 @@ describe('a call whose worker vanished before taking it', () => {
   beforeAll(async () => {
     p = await Platform.create();
     await p.buildBase();
-    // Slow heartbeats keep a dead node in every table for seconds (3 missed × 3 s), so the
+    // Slow heartbeats keep a dead node in every table for minutes (3 missed × 60 s), so the
     // gateway still places the next call on it, as it would in the moment after a crash.
-    const slow = { SKIFF_HEARTBEAT_MS: '3000' };
+    const slow = { SKIFF_HEARTBEAT_MS: '60000' };
     p.start('scheduler');
     await p.startGateway();
     p.start('worker', { SKIFF_NODE_ID: 'node-a', ...slow }, 'worker-node-a');

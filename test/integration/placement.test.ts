@@ -1,15 +1,35 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Platform, REPO } from '@skiff/testkit';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { SUBJECTS, type Heartbeat } from '@skiff/contracts';
+import { HELD_SCRIPT, Platform, REPO, heldContainer, waitUntil } from '@skiff/testkit';
 
 const COUNTER = join(REPO, 'test/fixtures/functions/counter');
+// This run's own name for the held function (the test finds its container by cgroup, host-wide).
+const drained = `drained-${randomBytes(3).toString('hex')}`;
 
 /** Several workers: warm placement, sharing a burst, draining on SIGTERM. */
 describe('placement across workers', () => {
   let p: Platform;
+  let nc: NatsConnection;
+
+  /**
+   * Waits for `n` heartbeats from now on that `check` accepts. The gateway hears every
+   * heartbeat too; once the test has seen a second one, the gateway has had the first.
+   */
+  const heartbeats = async (n: number, check: (hb: Heartbeat) => boolean, what: string) => {
+    let seen = 0;
+    const sub = nc.subscribe(SUBJECTS.heartbeat, { callback: (_err, m) => void (check(m.json<Heartbeat>()) && seen++) });
+    try {
+      await waitUntil(async () => seen >= n, what);
+    } finally {
+      sub.unsubscribe();
+    }
+  };
+  const warmOnB = (hb: Heartbeat) => hb.nodeId === 'node-b' && hb.inflight === 0 && hb.warm.some((w) => w.fn === 'counter' && w.idle >= 1);
 
   const call = async (fn: string, input: object = {}) => {
     const res = await p.api('POST', `/v1/functions/${fn}/invoke`, JSON.stringify(input), { 'content-type': 'application/json' });
@@ -25,19 +45,24 @@ describe('placement across workers', () => {
     p.start('worker', { SKIFF_NODE_ID: 'node-b', SKIFF_WORKER_SLOTS: '2' }, 'worker-node-b');
     await p.startGateway();
     await p.waitForNodes(['node-b']);
+    nc = await connect({ servers: p.nats.url });
   }, 180_000);
-  afterAll(async () => p?.close());
+  afterAll(async () => {
+    await nc?.close();
+    await p?.close();
+  });
 
   it('sends invocations to the node with a warm instance of the version', async () => {
     expect((await p.deployNode('counter', COUNTER)).status).toBe(201);
     const first = await call('counter');
     p.start('worker', { SKIFF_NODE_ID: 'node-a', SKIFF_WORKER_SLOTS: '2' }, 'worker-node-a');
     await p.waitForNodes(['node-a', 'node-b']);
-    await sleep(500); // a heartbeat from node-b reporting its idle warm instance
+    await heartbeats(2, warmOnB, 'node-b to report its idle warm instance');
     for (let i = 0; i < 5; i++) {
       const r = await call('counter');
       expect(r.body.instance).toBe(first.body.instance);
-      await sleep(100); // the node reports its load again after each invocation
+      // the node reports its load again after each invocation
+      await heartbeats(2, warmOnB, 'node-b to report the instance idle again');
     }
   });
 
@@ -53,19 +78,29 @@ describe('placement across workers', () => {
     expect(new Set(results.map((r) => r.body.instance)).size).toBeGreaterThan(2);
   });
 
-  it('drains a worker on SIGTERM: it finishes what it runs, then leaves the table', async () => {
+  it('drains a worker on SIGTERM: it leaves the table at once and finishes what it runs', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'skiff-drain-'));
-    writeFileSync(join(dir, 'slow.sh'), 'sleep 1; echo finished\n');
-    expect((await p.deploy('slow', dir, ['/bin/sh', '/function/slow.sh'])).status).toBe(201);
-    await p.api('POST', '/v1/functions/slow/invoke', ''); // unpack on whichever node
-    const worker = p.services.find((s) => s.name === 'worker-node-a')!;
-    // Both nodes are idle; node-a wins the tie, so the next invocation lands there.
-    const inFlight = p.api('POST', '/v1/functions/slow/invoke', '');
-    await sleep(300);
-    const stopped = worker.stop();
+    writeFileSync(join(dir, 'held.sh'), HELD_SCRIPT);
+    expect((await p.deploy(drained, dir, ['/bin/sh', '/function/held.sh'], { timeoutMs: 30_000 })).status).toBe(201);
+    await p.api('POST', `/v1/functions/${drained}/invoke`, ''); // unpack on whichever node
+    const inFlight = p.api('POST', `/v1/functions/${drained}/invoke`, 'hold');
+    const release = await heldContainer(drained);
+    // the node running it, as its heartbeats report it; the other one stays
+    let busy: { nodeId: string; inflight: number }[] = [];
+    await waitUntil(async () => {
+      const { nodes } = (await (await p.api('GET', '/v1/nodes')).json()) as { nodes: { nodeId: string; inflight: number }[] };
+      busy = nodes.filter((n) => n.inflight > 0);
+      return nodes.length === 2 && busy.length === 1;
+    }, 'one node to report the held call');
+    const [running, other] = busy[0]!.nodeId === 'node-a' ? ['node-a', 'node-b'] : ['node-b', 'node-a'];
+    const stopped = p.services.find((s) => s.name === `worker-${running}`)!.stop();
+    await p.waitForNodes([other]);
+    let answered = false;
+    void inFlight.then(() => (answered = true));
+    expect(answered, 'answered before it was let go').toBe(false);
+    release();
     const res = await inFlight;
-    expect([res.status, await res.text()]).toEqual([200, 'finished\n']);
+    expect([res.status, await res.text()]).toEqual([200, 'done\n']);
     await stopped;
-    await p.waitForNodes(['node-b']);
   });
 });

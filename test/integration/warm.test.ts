@@ -2,8 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as loadYaml } from 'yaml';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { connect } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { SUBJECTS, type Heartbeat } from '@skiff/contracts';
 import { Platform, REPO, waitUntil } from '@skiff/testkit';
 
@@ -12,6 +11,20 @@ const COUNTER = join(REPO, 'test/fixtures/functions/counter');
 /** Stream-mode functions on warm instances: reuse, limits of a pool, failures, versions. */
 describe('warm instances', () => {
   let p: Platform;
+  let nc: NatsConnection;
+
+  /** Waits for a heartbeat, from now on, that `check` accepts. */
+  const heartbeat = async (check: (hb: Heartbeat) => boolean, what: string) => {
+    let seen = false;
+    const sub = nc.subscribe(SUBJECTS.heartbeat, { callback: (_err, m) => void (check(m.json<Heartbeat>()) && (seen = true)) });
+    try {
+      await waitUntil(async () => seen, what, 30_000);
+    } finally {
+      sub.unsubscribe();
+    }
+  };
+  /** No instance of `fn` on the node, starting, idle or busy. */
+  const noInstanceOf = (fn: string) => (hb: Heartbeat) => !hb.warm.some((w) => w.fn === fn);
 
   const call = async (fn: string, input: object = {}) => {
     const res = await p.api('POST', `/v1/functions/${fn}/invoke`, JSON.stringify(input), { 'content-type': 'application/json' });
@@ -24,8 +37,12 @@ describe('warm instances', () => {
     await p.buildBase();
     await p.buildNodeRuntime();
     await p.startAll();
+    nc = await connect({ servers: p.nats.url });
   }, 180_000);
-  afterAll(async () => p?.close());
+  afterAll(async () => {
+    await nc?.close();
+    await p?.close();
+  });
 
   it('serves the example hello function', async () => {
     const schemas = loadYaml(readFileSync(join(REPO, 'functions/hello/function.yaml'), 'utf8'));
@@ -94,9 +111,10 @@ describe('warm instances', () => {
   it('serves up to `concurrency` invocations at once on one instance', async () => {
     expect((await p.deployNode('shared', COUNTER, { concurrency: 2, maxInstances: 1 })).status).toBe(201);
     await call('shared');
-    const [a, b] = await Promise.all([call('shared', { sleepMs: 1000 }), call('shared', { sleepMs: 1000 })]);
+    // Each answers only once both run on one instance at the same time.
+    const [a, b] = await Promise.all([call('shared', { meet: 2 }), call('shared', { meet: 2 })]);
+    expect([a.status, b.status]).toEqual([200, 200]);
     expect(a.body.instance).toBe(b.body.instance);
-    // The later of the two started while the other was still running on the same instance.
     expect(Math.max(a.body.activeAtStart, b.body.activeAtStart)).toBe(2);
   });
 
@@ -120,7 +138,7 @@ describe('warm instances', () => {
   it('scales to zero after the idle timeout', async () => {
     expect((await p.deployNode('napper', COUNTER, { idleTimeoutMs: 1000 })).status).toBe(201);
     const first = await call('napper');
-    await sleep(2500);
+    await heartbeat(noInstanceOf('napper'), 'napper to scale to zero');
     const later = await call('napper');
     expect(later.body.instance).not.toBe(first.body.instance);
     expect(later.body.count).toBe(1);
@@ -128,32 +146,27 @@ describe('warm instances', () => {
 
   it('keeps minInstances warm past the idle timeout', async () => {
     expect((await p.deployNode('keeper', COUNTER, { idleTimeoutMs: 1000, minInstances: 1 })).status).toBe(201);
+    expect((await p.deployNode('unkept', COUNTER, { idleTimeoutMs: 1000 })).status).toBe(201);
     const first = await call('keeper');
-    await sleep(2500);
+    await call('unkept');
+    // unkept, idle for less time than keeper, has scaled to zero: keeper would have too
+    await heartbeat(noInstanceOf('unkept'), 'unkept to scale to zero');
     expect((await call('keeper')).body.instance).toBe(first.body.instance);
   });
 
   it('starts minInstances when the version is deployed, before any invocation', async () => {
-    const nc = await connect({ servers: p.nats.url });
-    try {
-      let seen = false;
-      nc.subscribe(SUBJECTS.heartbeat, {
-        callback: (_err, m) => {
-          const hb = m.json<Heartbeat>();
-          if (hb.warm.some((w) => w.fn === 'early' && w.idle >= 1)) seen = true;
-        },
-      });
-      expect((await p.deployNode('early', COUNTER, { minInstances: 1 })).status).toBe(201);
-      await waitUntil(async () => seen, 'a heartbeat reporting an idle instance of "early"', 30_000);
-      expect((await call('early')).body.count).toBe(1);
-    } finally {
-      await nc.close();
-    }
+    const reported = heartbeat((hb) => hb.warm.some((w) => w.fn === 'early' && w.idle >= 1), 'a heartbeat reporting an idle instance of "early"');
+    expect((await p.deployNode('early', COUNTER, { minInstances: 1 })).status).toBe(201);
+    await reported;
+    expect((await call('early')).body.count).toBe(1);
   });
 
   it('moves to new instances when a new version is deployed', async () => {
     const old = await call('counter');
-    expect((await p.deployNode('counter', COUNTER, { memoryMb: 192 })).body).toBeDefined();
+    const current = await (await p.api('GET', '/v1/functions/counter')).json();
+    const deployed = await p.deployNode('counter', COUNTER, { memoryMb: 192 });
+    expect(deployed.status).toBe(200);
+    expect(await deployed.json()).toMatchObject({ name: 'counter', version: current.version + 1, memoryMb: 192 });
     const fresh = await call('counter');
     expect(fresh.status).toBe(200);
     expect(fresh.body.instance).not.toBe(old.body.instance);

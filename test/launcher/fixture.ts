@@ -122,7 +122,7 @@ export class Fixture {
       timeout: 60_000,
       stdio: opts.stdio ?? ['pipe', 'pipe', 'pipe'],
     });
-    return { status: res.status, stdout: res.stdout ?? '', stderr: res.stderr ?? '', id, dir };
+    return { status: res.status, stdout: res.stdout ?? '', stderr: res.stderr ?? '', id, dir, pid: res.pid };
   }
 
   /**
@@ -159,6 +159,28 @@ export class Fixture {
     return { status: /^\d+\n$/.test(status) ? Number(status) : null, code: code as number | null, stdout, stderr, id, initPid };
   }
 
+  /**
+   * Runs cfg, whose process prints "== ready" and then reads a line from stdin; `whileHeld`
+   * looks at it from the host in between, before the line is sent.
+   */
+  async runHeld<T>(cfg: Config, whileHeld: () => T) {
+    const [dir, id] = this.bundle(cfg);
+    const child = spawn(launcher, ['--root', this.stateRoot, 'run', '--bundle', dir, id], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    const closed = once(child, 'close');
+    await Promise.race([
+      waitFor(() => stdout.includes('== ready\n'), 'the container to be ready'),
+      closed.then(() => Promise.reject(new Error(`the container exited before it was ready: ${stderr}`))),
+    ]);
+    const held = whileHeld();
+    child.stdin!.end('go\n');
+    const [code] = await closed;
+    return { status: code as number | null, stdout: stdout.replace('== ready\n', ''), stderr, id, held };
+  }
+
   sh(script: string, edit?: (c: Config) => void, runtime?: string) {
     const cfg = this.config(['sh', '-c', script]);
     edit?.(cfg);
@@ -187,11 +209,53 @@ export class Fixture {
 
 
 
+/** The pids of a process's children, or null once the process is gone. */
+function childrenOf(pid: number): number[] | null {
+  try {
+    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
 /** The pid of the init a launcher started with --wait-fd has cloned ahead (its only child). */
 export async function clonedAhead(launcherPid: number): Promise<number> {
-  const children = () => fs.readFileSync(`/proc/${launcherPid}/task/${launcherPid}/children`, 'utf8').trim();
-  await waitFor(() => children() !== '', 'the launcher to clone its init ahead');
-  return Number(children());
+  const kids = await waitForValue(() => {
+    const k = childrenOf(launcherPid);
+    return k === null || k.length === 1 ? k : undefined;
+  }, 'the launcher to clone its init ahead');
+  if (kids === null) throw new Error(`launcher ${launcherPid} exited before it cloned its init`);
+  return kids[0];
+}
+
+/**
+ * The launcher a `strace … launcher …` started. strace first forks short-lived children of its
+ * own to probe ptrace, so its first child is not always the launcher: the one running the
+ * launcher's executable is.
+ */
+export async function tracedLauncher(stracePid: number): Promise<number> {
+  const exe = fs.realpathSync(launcher);
+  const exeOf = (pid: number) => {
+    try {
+      return fs.readlinkSync(`/proc/${pid}/exe`);
+    } catch {
+      return ''; // gone meanwhile
+    }
+  };
+  const pid = await waitForValue(() => {
+    const k = childrenOf(stracePid);
+    return k === null ? null : k.find((c) => exeOf(c) === exe);
+  }, 'strace to start the launcher');
+  if (pid === null) throw new Error(`strace ${stracePid} exited before it started the launcher`);
+  return pid;
+}
+
+/** Polls `get` until it returns something other than undefined, and returns that. */
+export async function waitForValue<T>(get: () => T | undefined, what: string, ms = 10_000): Promise<T> {
+  let value: T | undefined;
+  await waitFor(() => (value = get()) !== undefined, what, ms);
+  return value as T;
 }
 
 export async function waitFor(check: () => boolean, what: string, ms = 10_000): Promise<void> {

@@ -2,10 +2,11 @@
 // and runc, and what the container observes must be the same. crun is left to the benchmark
 // (it needs the cgroup workaround in DEVELOPERS.md).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cgroupLimits, ownCgroupLines } from '@skiff/testkit';
 import { Fixture, RUNC, launcher, nextHostId, type Config } from './fixture.js';
 
 const fx = new Fixture();
@@ -31,12 +32,13 @@ const OBSERVE = [
   '{ echo 1 > /proc/sys/kernel/ns_last_pid; } 2>/dev/null; echo "proc/sys write: $?"',
   'touch /rootfile 2>/dev/null; echo "root write: $?"; echo x > /tmp/x && echo "tmp write: ok"',
   'echo "tmp owner: $(stat -c %u:%g /tmp)"',
-  'echo "cgroup: $(cat /proc/self/cgroup | grep -E ":(memory|pids):" | sort)"',
+  // its own cgroup: the memory and pids lines on v1, the unified line on v2
+  `echo cgroup: $(grep -E "${ownCgroupLines().pattern}" /proc/self/cgroup | sort)`,
 ].join('; ');
 
 interface Seen {
   out: string;
-  cgroup: Record<string, string>;
+  cgroup: ReturnType<typeof cgroupLimits>;
   newNamespaces: string[];
 }
 
@@ -51,24 +53,11 @@ async function observe(runtime: string, cfg: Config): Promise<Seen> {
   child.stderr.on('data', (d) => (err += d));
   const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
   for (let i = 0; i < 400 && !out.includes('== ready'); i++) await new Promise((r) => setTimeout(r, 25));
-  const cg = (ctl: string, file: string) => {
-    try {
-      return fs.readFileSync(path.join('/sys/fs/cgroup', ctl, cfg.linux.cgroupsPath, file), 'utf8').trim();
-    } catch {
-      return 'missing';
-    }
-  };
   const pid = JSON.parse(execFileSync(runtime, ['--root', root, 'state', id], { encoding: 'utf8' })).pid;
   const newNamespaces = ['cgroup', 'ipc', 'mnt', 'net', 'pid', 'user', 'uts'].filter(
     (n) => fs.readlinkSync(`/proc/${pid}/ns/${n}`) !== fs.readlinkSync(`/proc/self/ns/${n}`),
   );
-  const cgroup = {
-    memory: cg('memory', 'memory.limit_in_bytes'),
-    memsw: cg('memory', 'memory.memsw.limit_in_bytes'),
-    quota: cg('cpu', 'cpu.cfs_quota_us'),
-    period: cg('cpu', 'cpu.cfs_period_us'),
-    pids: cg('pids', 'pids.max'),
-  };
+  const cgroup = cgroupLimits(cfg.linux.cgroupsPath);
   child.stdin.end('go\n');
   const code = await exited;
   expect(err, `${runtime} stderr`).toBe('');
@@ -103,7 +92,10 @@ describe.skipIf(!hasRunc)('skiff-launch and runc side by side (skipped when /usr
     expect(ours.out).toContain('nofile: 512 2048');
     expect(ours.newNamespaces).toEqual(theirs.newNamespaces);
     expect(ours.newNamespaces).toEqual(['cgroup', 'ipc', 'mnt', 'net', 'pid', 'user', 'uts']);
-    expect(ours.cgroup).toEqual({ memory: String(64 << 20), memsw: String(64 << 20), quota: '50000', period: '100000', pids: '64' });
+    expect(ours.cgroup).toEqual({ memory: String(64 << 20), memorySwap: String(64 << 20), cpuQuota: '50000', cpuPeriod: '100000', pids: '64' });
+    const own = ours.out.split('\n').find((l) => l.startsWith('cgroup: '))!.slice('cgroup: '.length).split(' ');
+    expect(own).toHaveLength(ownCgroupLines().count);
+    for (const l of own) expect(l).toMatch(/:\/$/); // at the root of its cgroup namespace
   });
 
   it('the seccomp profile refuses and allows the same syscalls under both', () => {
@@ -122,4 +114,50 @@ describe.skipIf(!hasRunc)('skiff-launch and runc side by side (skipped when /usr
       expect(ours.status, script).toBe(theirs.status);
     }
   });
+
+  // The bundles runc, crun and skiff-launch write with `spec`, unchanged but for a root, no
+  // terminal and what to run: the same container view under both runtimes. Two differences are
+  // expected and left out: runc leaves the tmpfs under a read-only cgroup mount writable,
+  // skiff-launch makes it read-only as the mount asks; and a masked file is the container's
+  // /dev/null under runc (tmpfs), the host's under skiff-launch (devtmpfs: never a node the
+  // container's /dev could have faked), so below /proc both read as "tmpfs".
+  const SPEC_VIEW = [
+    'echo "id: $(id)"',
+    'grep -E "^(Cap|NoNewPrivs|Seccomp:)" /proc/self/status',
+    'echo "hostname: $(hostname)"; echo "nofile: $(ulimit -n) $(ulimit -Hn)"',
+    'echo "net: $(ls /sys/class/net)"; echo "dev: $(ls /dev | tr "\\n" " ")"',
+    'awk \'$5 != "/sys/fs/cgroup" {split($6,o,","); t=$(NF-2); if ($5 ~ /^\\/proc\\// && t == "devtmpfs") t="tmpfs"; print "mount " $5 ": " t " " o[1]}\' /proc/self/mountinfo | sort',
+    'echo "cgroups: $(ls /sys/fs/cgroup | tr "\\n" " ")"',
+    'echo "cgroup dirs: $(cut -d: -f2 /proc/self/cgroup | sort | tr "\\n" " ")"',
+    'echo "keys: $(wc -c < /proc/keys)"; { echo 1 > /proc/sys/kernel/ns_last_pid; } 2>/dev/null; echo "proc/sys write: $?"',
+    'touch /rootfile 2>/dev/null; echo "root write: $?"',
+  ].join('; ');
+
+  for (const tool of [RUNC, '/usr/bin/crun', launcher]) {
+    it.skipIf(!fs.existsSync(tool))(`the bundle \`${path.basename(tool)} spec\` writes: the same view under both`, () => {
+      const dir = fs.mkdtempSync(path.join(fx.base, `sbs-${path.basename(tool)}-`));
+      expect(spawnSync(tool, ['spec'], { cwd: dir }).status).toBe(0);
+      const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+      cfg.root.path = fx.rootfs;
+      cfg.process.terminal = false;
+      cfg.process.args = ['sh', '-c', SPEC_VIEW];
+      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
+      const run = (runtime: string, root: string) => {
+        const id = `sbs${process.pid}-${path.basename(tool)}-${path.basename(runtime)}`;
+        fx.ids.push(id);
+        return spawnSync(runtime, ['--root', root, 'run', '--bundle', dir, id], { encoding: 'utf8', timeout: 30_000 });
+      };
+      const ours = run(launcher, fx.stateRoot);
+      const theirs = run(RUNC, fx.stateRoot + '-runc');
+      expect(ours.status, ours.stderr).toBe(0);
+      expect(theirs.status, theirs.stderr).toBe(0);
+      expect(ours.stdout.split('\n')).toEqual(theirs.stdout.split('\n'));
+      // and it is the view the spec asks for
+      expect(ours.stdout).toContain(`hostname: ${cfg.hostname}\n`);
+      expect(ours.stdout).toContain('NoNewPrivs:\t1\n');
+      expect(ours.stdout).toMatch(/^mount \/: \S+ ro$/m);
+      expect(ours.stdout).toContain('keys: 0\n');
+      expect(ours.stdout).toContain('proc/sys write: 1\n');
+    });
+  }
 });

@@ -17,6 +17,8 @@ interface Instance {
   conn: StreamConnection;
   stdout: () => string;
   stderr: () => string;
+  /** Resolves once check() holds for what the process has written; rejects if its output ends first. */
+  output: (check: () => boolean, what: string) => Promise<void>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -29,11 +31,20 @@ function start(env: Record<string, string> = {}, stem = false): Instance {
   });
   let out = '';
   let err = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const watchers = new Set<() => void>();
+  const wrote = () => watchers.forEach((w) => w());
+  child.stdout!.on('data', (c: Buffer) => ((out += c.toString()), wrote()));
+  child.stderr!.on('data', (c: Buffer) => ((err += c.toString()), wrote()));
+  const output = (check: () => boolean, what: string) =>
+    new Promise<void>((resolve, reject) => {
+      const w = () => check() && watchers.delete(w) && resolve();
+      watchers.add(w);
+      w();
+      child.once('close', () => watchers.delete(w) && reject(new Error(`the runtime's output ended before ${what}`)));
+    });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
   const conn = new StreamConnection(child.stdio[3] as Socket, { stem });
-  const inst = { child, conn, stdout: () => out, stderr: () => err, exited };
+  const inst = { child, conn, stdout: () => out, stderr: () => err, output, exited };
   started.push(inst);
   return inst;
 }
@@ -102,25 +113,26 @@ describe('node runtime', () => {
   it('runs invocations concurrently', async () => {
     const { conn } = start();
     await conn.ready;
-    const [a, b, c] = await Promise.all([json(conn, { op: 'sleep', ms: 300 }), json(conn, { op: 'sleep', ms: 300 }), json(conn, { op: 'sleep', ms: 50 })]);
-    expect(parse(a).slept + parse(b).slept + parse(c).slept).toBe(650);
-    // The last one started while the other two were still sleeping in the same process.
-    expect(Math.max(...[a, b, c].map((r) => parse(r).sleepingAtStart))).toBe(3);
+    // Each answers only once all three are running at the same time: a runtime that ran them
+    // one after another would answer none (they would reach their deadline instead).
+    const met = await Promise.all([1, 2, 3].map(() => json(conn, { op: 'meet', n: 3 })));
+    expect(met.map(parse)).toEqual([{ met: 3 }, { met: 3 }, { met: 3 }]);
   });
 
   it('answers out of order when a later invocation finishes first', async () => {
     const { conn } = start();
     await conn.ready;
     const order: string[] = [];
+    // the first is held until the second has answered
     await Promise.all([
-      json(conn, { op: 'sleep', ms: 200 }).then(() => order.push('slow')),
-      json(conn, { op: 'sleep', ms: 10 }).then(() => order.push('fast')),
+      json(conn, { op: 'hold', key: 'first' }).then((r) => order.push(parse(r).held)),
+      json(conn, { op: 'release', key: 'first' }).then((r) => order.push(`released ${parse(r).released}`)),
     ]);
-    expect(order).toEqual(['fast', 'slow']);
+    expect(order).toEqual(['released first', 'first']);
   });
 
   it('turns a thrown error into an error reply and keeps serving', async () => {
-    const { conn, exited } = start();
+    const { conn, child } = start();
     await conn.ready;
     const err = await json(conn, { op: 'throw', message: 'bad things' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvocationError);
@@ -129,7 +141,7 @@ describe('node runtime', () => {
     await expect(json(conn, { op: 'throw-string', message: 'just a string' })).rejects.toMatchObject({ code: 'FN_ERROR', message: 'just a string', remoteStack: undefined });
     expect((await json(conn, { op: 'echo', value: 'still here' })).body.toString()).toBe('still here');
     expect(conn.isOpen).toBe(true);
-    expect(await Promise.race([exited, new Promise((r) => setTimeout(() => r('running'), 50))])).toBe('running');
+    expect([child.exitCode, child.signalCode]).toEqual([null, null]);
   });
 
   it('answers BAD_INPUT for a body that is not JSON, BAD_OUTPUT for a result that cannot be', async () => {
@@ -154,26 +166,33 @@ describe('node runtime', () => {
   it('counts remainingMs down towards the deadline', async () => {
     const { conn } = start();
     await conn.ready;
-    const deadline = Date.now() + 2000;
-    const r = parse(await json(conn, { op: 'remaining', ms: 100 }, { deadline }));
+    const deadline = Date.now() + 60_000;
+    const r = parse(await json(conn, { op: 'remaining', ms: 20 }, { deadline }));
     expect(r.deadline).toBe(deadline);
-    expect(r.before).toBeLessThanOrEqual(2000);
-    expect(r.before).toBeGreaterThan(1500);
-    expect(r.before - r.after).toBeGreaterThanOrEqual(95);
+    // deadline - now, read between the clock readings the fixture took around each call:
+    // exact however slow the machine is
+    const [t0, t1, t2, t3] = r.clock;
+    expect(r.before).toBeGreaterThanOrEqual(deadline - t1);
+    expect(r.before).toBeLessThanOrEqual(deadline - t0);
+    expect(r.after).toBeGreaterThanOrEqual(deadline - t3);
+    expect(r.after).toBeLessThanOrEqual(deadline - t2);
+    expect(r.after).toBeLessThan(r.before);
     // Past the deadline the worker stops waiting; the instance keeps serving.
-    await expect(json(conn, { op: 'remaining', ms: 150 }, { deadline: Date.now() + 50 })).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+    await expect(json(conn, { op: 'hold', key: 'late' }, { deadline: Date.now() + 50 })).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
     expect(conn.overdue).toBe(1);
-    for (let waited = 0; conn.overdue > 0 && waited < 3000; waited += 10) await new Promise((res) => setTimeout(res, 10));
-    expect(conn.overdue).toBe(0); // its late reply arrived and was dropped
+    expect(parse(await json(conn, { op: 'release', key: 'late' }))).toEqual({ released: 'late', wasHeld: true });
+    // The late reply leaves right after the release's, so it is in before the next reply.
     expect(parse(await json(conn, { op: 'echo', value: 2 }))).toBe(2);
+    expect(conn.overdue).toBe(0); // it arrived and was dropped
   });
 
   it('writes context.log lines to stderr with the invocation id and leaves stdout to the function', async () => {
-    const { conn, stdout, stderr } = start();
+    const { conn, stdout, stderr, output } = start();
     await conn.ready;
     const r = await json(conn, { op: 'log' }, { callId: 'call-log-1' });
     expect(r.body.toString()).toBe('logged');
-    await new Promise((res) => setTimeout(res, 50));
+    // stdout and stderr are pipes of their own: their lines may come after the reply on fd 3
+    await output(() => stdout().endsWith('\n') && stderr().split('\n').length > 2, 'the log lines');
     expect(stdout()).toBe('plain stdout line\n');
     const lines = stderr().trim().split('\n').map((l) => JSON.parse(l));
     expect(lines).toEqual([
@@ -185,22 +204,29 @@ describe('node runtime', () => {
   it('on shutdown finishes in-flight work, refuses new work and exits 0', async () => {
     const { conn, exited } = start();
     await conn.ready;
-    const slow = json(conn, { op: 'sleep', ms: 200 });
-    await new Promise((r) => setTimeout(r, 20));
+    // Sent in one turn of the event loop, these three frames leave in one write (the connection
+    // corks them), so the runtime reads the shutdown before the release lets the hold go.
+    const slow = json(conn, { op: 'hold', key: 'slow' });
+    const release = json(conn, { op: 'release', key: 'slow' });
     const closed = conn.shutdown();
     await expect(json(conn, { op: 'echo', value: 1 })).rejects.toMatchObject({ code: 'SHUTTING_DOWN' });
-    expect(parse(await slow)).toMatchObject({ slept: 200 });
+    expect(parse(await release)).toEqual({ released: 'slow', wasHeld: true });
+    expect(parse(await slow)).toEqual({ held: 'slow' });
     expect(await closed).toEqual({ error: undefined });
     expect(await exited).toEqual({ code: 0, signal: null });
   });
 
   it('on SIGTERM finishes in-flight work and exits 0', async () => {
-    const { conn, child, exited } = start();
+    const { conn, child, exited, stderr, output } = start();
     await conn.ready;
-    const slow = json(conn, { op: 'sleep', ms: 200 });
-    await new Promise((r) => setTimeout(r, 20));
+    const slow = json(conn, { op: 'hold', key: 'slow' });
+    await output(() => stderr().includes('"msg":"holding"'), 'the hold to start');
     child.kill('SIGTERM');
-    expect(parse(await slow)).toMatchObject({ slept: 200 });
+    await output(() => stderr().includes('fixture got SIGTERM'), 'SIGTERM to arrive');
+    // the runtime itself refuses new work now (the worker's side does not know of the signal)
+    await expect(json(conn, { op: 'echo', value: 1 })).rejects.toMatchObject({ name: 'InvocationError', code: 'SHUTTING_DOWN' });
+    child.kill('SIGUSR2'); // the fixture lets its held invocations go
+    expect(parse(await slow)).toEqual({ held: 'slow' });
     expect(await exited).toEqual({ code: 0, signal: null });
   });
 
@@ -214,7 +240,7 @@ describe('node runtime', () => {
   it('a crash ends the connection and every pending invocation rejects', async () => {
     const { conn, exited } = start();
     await conn.ready;
-    const slow = json(conn, { op: 'sleep', ms: 5000 });
+    const slow = json(conn, { op: 'hold', key: 'never' });
     const crash = json(conn, { op: 'exit', code: 3, after: 20 });
     await expect(crash).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
     await expect(slow).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });

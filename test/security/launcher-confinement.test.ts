@@ -1,4 +1,4 @@
-// SECURITY.md items 14, 15 and 17 for the launcher (16's launcher half is in
+// docs/security.md #14, #15 and #17 for the launcher (#16's launcher half is in
 // test/launcher/isolation.test.ts): forbidden syscalls, capabilities and no_new_privs; masked
 // and read-only kernel interfaces; container root as an unprivileged, per-function host uid.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';

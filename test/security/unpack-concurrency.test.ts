@@ -1,4 +1,4 @@
-// SECURITY.md item 10: two unpacks of the same image at once never corrupt the cache, in
+// docs/security.md #10: two unpacks of the same image at once never corrupt the cache, in
 // either public path, and a failing unpack next to a good one leaves the good one whole.
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,8 +1,8 @@
-// SECURITY.md items 5, 6 and 9 through both public unpack paths (flat, and layer cache + flatten).
+// docs/security.md #5, #6 and #9 through both public unpack paths (flat, and layer cache + flatten).
 import { lstat, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { attackContext, patchHeader, rawTar, unpackVia, type RawEntry, type TestLayer, type UnpackPath } from '../../services/image/src/testkit.js';
+import { attackContext, listXattrs, patchHeader, rawTar, unpackVia, type RawEntry, type TestLayer, type UnpackPath } from '../../services/image/src/testkit.js';
 
 const roots: string[] = [];
 afterAll(async () => Promise.all(roots.map((r) => rm(r, { recursive: true, force: true }))));
@@ -70,8 +70,11 @@ describe.each<UnpackPath>(privileged ? ['flat', 'layered'] : ['flat'])('%s unpac
     });
     it('ignores file capabilities carried in pax xattr records', async () => {
       const cap = Buffer.from('0100000200200000000000000000000000000000', 'hex').toString('latin1');
-      const { dest } = await unpack(path, [[{ name: 'ping', mode: 0o755, data: 'x', pax: { 'SCHILY.xattr.security.capability': cap } }]]);
-      // No xattr API in Node: the file must at least be a plain 0755 file; the unpacker never reads SCHILY records.
+      const { dest, c } = await unpack(path, [[{ name: 'ping', mode: 0o755, data: 'x', pax: { 'SCHILY.xattr.security.capability': cap, 'SCHILY.xattr.user.note': 'hi' } }]]);
+      // the result, and on the layered path the layer cache too (the worker mounts it as an overlay lower layer)
+      const copies = (await readdir(c.root, { recursive: true })).filter((f) => f === 'ping' || f.endsWith('/ping'));
+      expect(copies.length, copies.join(' ')).toBe(path === 'flat' ? 1 : 2);
+      for (const f of copies) expect(listXattrs(join(c.root, f)), f).toEqual([]);
       expect((await lstat(join(dest, 'ping'))).mode & 0o7777).toBe(0o755);
     });
   });

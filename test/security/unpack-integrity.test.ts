@@ -1,4 +1,4 @@
-// SECURITY.md item 8 through both public unpack paths, plus entries hidden after the tar
+// docs/security.md #8 through both public unpack paths, plus entries hidden after the tar
 // end-of-archive marker (tar-stream would read on; the framing check stops it).
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';

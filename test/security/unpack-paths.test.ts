@@ -1,4 +1,4 @@
-// SECURITY.md items 1–4, through both public unpack paths: the flat unpacker and the layer
+// docs/security.md #1, #2, #3 and #4, through both public unpack paths: the flat unpacker and the layer
 // cache + flatten (what `skiff image unpack` and the worker use).
 import { lstat, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';

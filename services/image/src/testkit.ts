@@ -3,6 +3,7 @@
  * packages' tests. Unlike layer-writer, nothing here checks or sorts anything: tests need
  * to produce exactly the hostile layers the unpacker must refuse.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -158,4 +159,14 @@ export async function unpackVia(path: UnpackPath, store: ImageStore, root: strin
     await flattenLayers(infos, dest);
   }
   return dest;
+}
+
+/**
+ * The names of a file's extended attributes (llistxattr: a symlink's own). Node has no xattr
+ * call, so perl (installed by the bootstrap) makes it, with the syscall's number for this
+ * machine from the system headers (syscall.ph).
+ */
+export function listXattrs(path: string): string[] {
+  const script = 'require "syscall.ph"; my $b = "\\0" x 65536; my $n = syscall(&SYS_llistxattr, $ARGV[0], $b, length $b); die "llistxattr $ARGV[0]: $!\\n" if $n < 0; print substr($b, 0, $n)';
+  return execFileSync('perl', ['-e', script, path], { encoding: 'latin1' }).split('\0').filter(Boolean);
 }

@@ -73,6 +73,16 @@ int caps_drop_bounding(const uint64_t caps[CAP_SET_COUNT], struct launch_error *
 	return 0;
 }
 
+static uint64_t current_permitted(void)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		return ~0ULL; /* unknown: let capset decide */
+	return (uint64_t)data[0].permitted | ((uint64_t)data[1].permitted << 32);
+}
+
 int caps_apply(const uint64_t caps[CAP_SET_COUNT], struct launch_error *err)
 {
 	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
@@ -81,6 +91,13 @@ int caps_apply(const uint64_t caps[CAP_SET_COUNT], struct launch_error *err)
 	uint64_t eff = caps[CAP_SET_EFFECTIVE] & known, perm = caps[CAP_SET_PERMITTED] & known;
 	uint64_t inh = caps[CAP_SET_INHERITABLE] & known, amb = caps[CAP_SET_AMBIENT] & known;
 
+	uint64_t have = current_permitted();
+
+	/* named, rather than capset's bare EPERM: the launcher cannot give what it does not hold */
+	if (perm & ~have) {
+		int c = __builtin_ctzll(perm & ~have);
+		return err_msg(err, "capset", "process.capabilities", "%s is not in the launcher's own permitted set", cap_name(c));
+	}
 	for (int i = 0; i < 2; i++) {
 		data[i].effective = (uint32_t)(eff >> (32 * i));
 		data[i].permitted = (uint32_t)(perm >> (32 * i));

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "cgroup.h"
+#include "devices.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const v1_names[CG_COUNT] = { "memory", "pids", "cpu", "cpuacct", "cpuset" };
+static const char *const v1_names[CG_COUNT] = {
+	"memory", "pids", "cpu", "cpuacct", "cpuset", "devices", "freezer", "blkio", "net_cls",
+	"net_prio", "perf_event", "hugetlb", "rdma", "misc", "systemd",
+};
 static bool fake_files;
 
 void cgroup_fake_files(bool on)
@@ -84,6 +88,39 @@ static uint64_t keyed_value(const char *dir, const char *file, const char *key)
 	return 0;
 }
 
+/* No swap device at all (/proc/swaps has only its header line). */
+static bool host_has_no_swap(void)
+{
+	char buf[256];
+	_cleanup_fd_ int fd = open("/proc/swaps", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+	if (n < 0)
+		return false;
+	buf[n] = '\0';
+	return !strchr(buf, '\n') || !strchr(buf, '\n')[1];
+}
+
+/*
+ * The swap limit. A kernel without swap accounting has no file for it; "unlimited" needs none,
+ * a limit of no swap at all is still kept when the host has no swap to use, and any other is
+ * refused (it would not be kept).
+ */
+static int write_swap(const char *dir, const char *file, const char *value, bool no_swap,
+		      struct launch_error *err)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (!fake_files && access(path, F_OK) < 0 && errno == ENOENT) {
+		if (strcmp(value, "-1") == 0 || strcmp(value, "max") == 0 || (no_swap && host_has_no_swap()))
+			return 0; /* unlimited, or none where there is none */
+		return err_msg(err, "config.json", NULL, "linux.resources.memory.swap: this kernel does not account swap "
+			       "per cgroup (no %s), and the host has swap the container could use", file);
+	}
+	return write_file(dir, file, value, err);
+}
+
 static void fmt_i64(char *buf, size_t len, int64_t v, const char *unlimited)
 {
 	if (v < 0)
@@ -131,6 +168,16 @@ static int leaf(const struct cgroup *cg, const char *sub, char out[PATH_MAX])
 	return snprintf(out, PATH_MAX, "%s%s", cg->mnt, cg->path) < PATH_MAX ? 0 : -1;
 }
 
+const char *cgroup_v1_name(enum cg_controller c)
+{
+	return c < CG_COUNT ? v1_names[c] : NULL;
+}
+
+int cgroup_dir(const struct cgroup *cg, enum cg_controller c, char out[PATH_MAX])
+{
+	return leaf(cg, cg->version == 2 ? NULL : v1_names[c], out);
+}
+
 /* ---- v1 ---- */
 
 /* A new v1 cpuset cgroup starts with empty cpus/mems; fill each level
@@ -169,7 +216,19 @@ static int v1_apply(const struct cgroup *cg, const struct resources *r, struct l
 		if (r->has_memory && write_file(dir, "memory.limit_in_bytes", v, err) < 0)
 			return -1;
 		fmt_i64(v, sizeof(v), r->memory_swap, "-1");
-		if (r->has_swap && write_file(dir, "memory.memsw.limit_in_bytes", v, err) < 0)
+		if (r->has_swap && write_swap(dir, "memory.memsw.limit_in_bytes", v,
+					      r->has_memory && r->memory_swap == r->memory_limit, err) < 0)
+			return -1;
+		fmt_i64(v, sizeof(v), r->memory_reservation, "-1");
+		if (r->has_reservation && write_file(dir, "memory.soft_limit_in_bytes", v, err) < 0)
+			return -1;
+		fmt_i64(v, sizeof(v), r->kernel_tcp, "-1");
+		if (r->has_kernel_tcp && write_file(dir, "memory.kmem.tcp.limit_in_bytes", v, err) < 0)
+			return -1;
+		snprintf(v, sizeof(v), "%" PRIu64, r->swappiness);
+		if (r->has_swappiness && write_file(dir, "memory.swappiness", v, err) < 0)
+			return -1;
+		if (r->disable_oom_killer && write_file(dir, "memory.oom_control", "1", err) < 0)
 			return -1;
 	}
 	if (cg->controllers & (1u << CG_CPU)) {
@@ -182,6 +241,11 @@ static int v1_apply(const struct cgroup *cg, const struct resources *r, struct l
 			return -1;
 		snprintf(v, sizeof(v), "%" PRIu64, r->cpu_shares);
 		if (r->has_shares && write_file(dir, "cpu.shares", v, err) < 0)
+			return -1;
+	}
+	if (cg->controllers & (1u << CG_DEVICES)) {
+		leaf(cg, "devices", dir);
+		if (r->devices && devices_apply_v1(dir, r->devices, r->n_devices, err) < 0)
 			return -1;
 	}
 	if (cg->controllers & (1u << CG_CPUSET)) {
@@ -200,30 +264,47 @@ static int v1_apply(const struct cgroup *cg, const struct resources *r, struct l
 	return 0;
 }
 
-static int v1_create(struct cgroup *cg, const struct resources *r, struct launch_error *err)
+/* The hierarchies to join: those the limits use, or every mounted one. Memory is always
+ * joined (its OOM report), pids when mounted. */
+static int v1_plan(struct cgroup *cg, const struct resources *r, bool all, struct launch_error *err)
+{
+	char base[PATH_MAX];
+	unsigned needed = 1u << CG_MEMORY, wanted;
+
+	if (r->has_pids)
+		needed |= 1u << CG_PIDS;
+	if (r->has_shares || r->has_quota || r->has_period)
+		needed |= 1u << CG_CPU;
+	if (r->cpus || r->mems)
+		needed |= 1u << CG_CPUSET;
+	if (r->devices)
+		needed |= 1u << CG_DEVICES;
+	wanted = all ? (1u << CG_COUNT) - 1 : needed | (1u << CG_PIDS);
+	cg->controllers = 0;
+	for (int c = 0; c < CG_COUNT; c++) {
+		if (!(wanted & (1u << c)))
+			continue;
+		snprintf(base, sizeof(base), "%s/%s", cg->mnt, v1_names[c]);
+		if (access(base, F_OK) == 0)
+			cg->controllers |= 1u << c;
+		else if (needed & (1u << c))
+			return err_sys(err, "cgroup v1 controller not mounted at", base);
+	}
+	return 0;
+}
+
+static int v1_setup(const struct cgroup *cg, struct launch_error *err)
 {
 	char base[PATH_MAX], dir[PATH_MAX];
 
-	cg->controllers = (1u << CG_MEMORY) | (1u << CG_PIDS);
-	if (r->has_shares || r->has_quota || r->has_period)
-		cg->controllers |= 1u << CG_CPU;
-	if (r->cpus || r->mems)
-		cg->controllers |= 1u << CG_CPUSET;
 	for (int c = 0; c < CG_COUNT; c++) {
 		if (!(cg->controllers & (1u << c)))
 			continue;
 		snprintf(base, sizeof(base), "%s/%s", cg->mnt, v1_names[c]);
-		if (access(base, F_OK) < 0) {
-			if (c == CG_PIDS && !r->has_pids) { /* optional when unused */
-				cg->controllers &= ~(1u << c);
-				continue;
-			}
-			return err_sys(err, "cgroup v1 controller not mounted at", base);
-		}
 		if (mkdir_p(base, cg->path, dir, err) < 0)
 			return -1;
 	}
-	return v1_apply(cg, r, err);
+	return v1_apply(cg, &cg->res, err);
 }
 
 /* ---- v2 ---- */
@@ -232,7 +313,7 @@ static int v1_create(struct cgroup *cg, const struct resources *r, struct launch
 static void v2_needed(const struct resources *r, const char *names[4], size_t *n)
 {
 	*n = 0;
-	if (r->has_memory || r->has_swap)
+	if (r->has_memory || r->has_swap || r->has_reservation)
 		names[(*n)++] = "memory";
 	if (r->has_shares || r->has_quota || r->has_period)
 		names[(*n)++] = "cpu";
@@ -290,7 +371,7 @@ static int v2_apply(const char *dir, const struct resources *r, struct launch_er
 		int64_t swap = r->memory_swap < 0 || !r->has_memory || r->memory_limit < 0
 				       ? -1 : r->memory_swap - r->memory_limit;
 		fmt_i64(v, sizeof(v), swap, "max");
-		if (write_file(dir, "memory.swap.max", v, err) < 0)
+		if (write_swap(dir, "memory.swap.max", v, swap == 0, err) < 0)
 			return -1;
 	}
 	if (r->has_quota || r->has_period) {
@@ -308,19 +389,39 @@ static int v2_apply(const char *dir, const struct resources *r, struct launch_er
 	fmt_i64(v, sizeof(v), r->pids_limit <= 0 ? -1 : r->pids_limit, "max");
 	if (r->has_pids && write_file(dir, "pids.max", v, err) < 0)
 		return -1;
+	fmt_i64(v, sizeof(v), r->memory_reservation, "max");
+	if (r->has_reservation && write_file(dir, "memory.low", v, err) < 0)
+		return -1;
+	if (r->devices && devices_apply_v2(dir, r->devices, r->n_devices, err) < 0)
+		return -1;
 	return 0;
 }
 
-static int v2_create(struct cgroup *cg, const struct resources *r, struct launch_error *err)
+/* What cgroup v2 has no file for is refused, naming the field; what memory.max already keeps
+ * (socket memory is charged to it) is accepted. */
+static int v2_check(const struct resources *r, struct launch_error *err)
+{
+	if (r->has_swappiness)
+		return err_msg(err, "config.json", NULL, "linux.resources.memory.swappiness: cgroup v2 has no per-cgroup swappiness");
+	if (r->disable_oom_killer)
+		return err_msg(err, "config.json", NULL, "linux.resources.memory.disableOOMKiller: cgroup v2 cannot disable the OOM killer");
+	if (r->has_kernel_tcp && r->kernel_tcp != -1 &&
+	    (!r->has_memory || r->memory_limit < 0 || r->kernel_tcp < r->memory_limit))
+		return err_msg(err, "config.json", NULL, "linux.resources.memory.kernelTCP: cgroup v2 has no separate TCP "
+			       "memory limit (socket memory counts in memory.limit, which keeps a larger one)");
+	return 0;
+}
+
+static int v2_setup(const struct cgroup *cg, struct launch_error *err)
 {
 	const char *names[4];
 	char dir[PATH_MAX];
 	size_t n;
 
-	v2_needed(r, names, &n);
+	v2_needed(&cg->res, names, &n);
 	if (mkdir_p(cg->mnt, cg->path, dir, err) < 0 || v2_enable(cg, names, n, err) < 0)
 		return -1;
-	return v2_apply(dir, r, err);
+	return v2_apply(dir, &cg->res, err);
 }
 
 /* ---- common ---- */
@@ -346,8 +447,8 @@ static int normalise_path(struct cgroup *cg, const char *path, struct launch_err
 	return 0;
 }
 
-int cgroup_create(struct cgroup *cg, const char *mnt, int version, const char *path,
-		  const struct resources *res, struct launch_error *err)
+int cgroup_plan(struct cgroup *cg, const char *mnt, int version, const char *path,
+		const struct resources *res, bool all_controllers, struct launch_error *err)
 {
 	memset(cg, 0, sizeof(*cg));
 	snprintf(cg->mnt, sizeof(cg->mnt), "%s", mnt);
@@ -357,7 +458,22 @@ int cgroup_create(struct cgroup *cg, const char *mnt, int version, const char *p
 	if (cg->version < 0)
 		return -1;
 	cg->res = *res;
-	return cg->version == 2 ? v2_create(cg, res, err) : v1_create(cg, res, err);
+	if (cg->version == 2)
+		return v2_check(res, err);
+	return v1_plan(cg, res, all_controllers, err);
+}
+
+int cgroup_setup(const struct cgroup *cg, struct launch_error *err)
+{
+	return cg->version == 2 ? v2_setup(cg, err) : v1_setup(cg, err);
+}
+
+int cgroup_create(struct cgroup *cg, const char *mnt, int version, const char *path,
+		  const struct resources *res, struct launch_error *err)
+{
+	if (cgroup_plan(cg, mnt, version, path, res, false, err) < 0)
+		return -1;
+	return cgroup_setup(cg, err);
 }
 
 int cgroup_enter(const struct cgroup *cg, pid_t pid, struct launch_error *err)

@@ -12,20 +12,34 @@
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
 
-enum cg_controller { CG_MEMORY, CG_PIDS, CG_CPU, CG_CPUACCT, CG_CPUSET, CG_COUNT };
+/* v1 hierarchies by directory name under the cgroup root; the first ones are joined when
+ * their limits are used, all of them when the container mounts its cgroups. */
+enum cg_controller { CG_MEMORY, CG_PIDS, CG_CPU, CG_CPUACCT, CG_CPUSET, CG_DEVICES, CG_FREEZER,
+		     CG_BLKIO, CG_NET_CLS, CG_NET_PRIO, CG_PERF_EVENT, CG_HUGETLB, CG_RDMA, CG_MISC,
+		     CG_SYSTEMD, CG_COUNT };
 
 struct cgroup {
 	int version;              /* 1 or 2 */
 	char mnt[256];            /* e.g. /sys/fs/cgroup */
 	char path[1024];          /* cgroupsPath, normalised to start with '/' */
-	unsigned controllers;     /* v1: bit per enum cg_controller used */
-	struct resources res;     /* what was applied, for the reports */
+	unsigned controllers;     /* v1: bit per enum cg_controller joined */
+	struct resources res;     /* what is applied, for the reports (devices: borrowed) */
 };
 
 /* 1 or 2 from the filesystem type at mnt (cgroup2 magic means v2). */
 int cgroup_detect(const char *mnt, struct launch_error *err);
 
-/* Fill cg and create the cgroup with its limits. version 0 = detect. */
+/*
+ * Decide, without creating anything, what the container's cgroup will be: the version
+ * (0 = detect), the path, the v1 hierarchies to join (every mounted one with all_controllers).
+ * Settings this cgroup version cannot honour are refused here, naming the field. Pure enough
+ * to give the same answer in the launcher and in the container init.
+ */
+int cgroup_plan(struct cgroup *cg, const char *mnt, int version, const char *path,
+		const struct resources *res, bool all_controllers, struct launch_error *err);
+/* Create the planned cgroup and apply its limits. */
+int cgroup_setup(const struct cgroup *cg, struct launch_error *err);
+/* cgroup_plan (only the hierarchies the limits need) and cgroup_setup. */
 int cgroup_create(struct cgroup *cg, const char *mnt, int version, const char *path,
 		  const struct resources *res, struct launch_error *err);
 /* Move pid into the cgroup (every hierarchy on v1). */
@@ -34,6 +48,11 @@ int cgroup_enter(const struct cgroup *cg, pid_t pid, struct launch_error *err);
 void cgroup_events(const struct cgroup *cg, uint64_t *oom_kills, uint64_t *pids_max_hits);
 /* rmdir the leaf (retrying while the last tasks exit); -1 if it stayed. */
 int cgroup_remove(const struct cgroup *cg);
+
+/* Directory name of a v1 hierarchy ("memory"). */
+const char *cgroup_v1_name(enum cg_controller c);
+/* Host path of the container's cgroup: v1 in hierarchy c, v2 (c ignored). -1 if too long. */
+int cgroup_dir(const struct cgroup *cg, enum cg_controller c, char out[PATH_MAX]);
 
 /* Value helpers, exposed for tests. */
 uint64_t cgroup_shares_to_weight(uint64_t shares);

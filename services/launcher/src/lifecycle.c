@@ -9,8 +9,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+#include <stdlib.h>
+
 #include "caps.h"
 #include "cgroup.h"
+#include "hooks.h"
+#include "rootfs.h"
 #include "run.h"
 #include "state.h"
 
@@ -39,19 +44,53 @@ static int open_init(const struct state *st)
 	return fd;
 }
 
-int cmd_start(const struct cli *cli, struct launch_error *err)
+/* The poststart or poststop hooks `create` kept in the state; failures are warnings. */
+static void state_hooks(const struct state *st, enum hook_kind kind, const char *status)
 {
-	char dir[PATH_MAX], fifo[PATH_MAX + 32];
-	struct state st;
-	_cleanup_fd_ int fd = -1;
-	const char *status;
+	struct json_object *hooks = st->hooks ? json_tokener_parse(st->hooks) : NULL, *arr = NULL;
+	struct hook_state hs = { st->id, strcmp(status, "stopped") ? st->pid : 0, st->bundle, st->annotations };
+	struct hook_list list = { 0 };
+	struct launch_error err;
+	char *json = NULL;
 
-	if (load(cli, dir, &st, err) < 0)
-		return -1;
-	status = state_status(dir, &st);
-	if (strcmp(status, "created") != 0)
-		return err_msg(err, "start", cli->id, "container is %s, not created", status);
+	if (hooks && json_object_object_get_ex(hooks, config_hook_name(kind), &arr) &&
+	    config_hook_list(arr, kind, &list, &err) == 0 && hook_state_json(&hs, status, &json) == 0)
+		hooks_run_warn(&list, kind, json);
+	free(json);
+	config_hook_list_free(&list);
+	if (hooks)
+		json_object_put(hooks);
+}
+
+/*
+ * Until the init has exec'd the process (or died): the exec fifo then has no writer left (the
+ * init held it open, close-on-exec), which a read end polled for nothing but hang-up shows.
+ */
+#define START_WAIT_MS 60000
+
+static int wait_exec(const char *fifo, int rd, struct launch_error *err)
+{
+	struct pollfd p = { .fd = rd, .events = 0 };
+	int n;
+
+	do
+		n = poll(&p, 1, START_WAIT_MS);
+	while (n < 0 && errno == EINTR);
+	if (n == 0)
+		return err_msg(err, "start", fifo, "the container did not run its process within %d s", START_WAIT_MS / 1000);
+	return n < 0 ? err_sys(err, "wait for the container's exec", fifo) : 0;
+}
+
+static int start_container(const struct cli *cli, const char *dir, const struct state *st,
+			   struct launch_error *err)
+{
+	char fifo[PATH_MAX + 32];
+	_cleanup_fd_ int fd = -1, rd = -1;
+	bool poststart = st->hooks && strstr(st->hooks, "\"poststart\"");
+
 	snprintf(fifo, sizeof(fifo), "%s/" EXEC_FIFO, dir);
+	if (poststart && (rd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
+		return err_sys(err, "open exec fifo", fifo);
 	fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENXIO ? err_msg(err, "start", cli->id, "container init is not waiting")
@@ -59,7 +98,33 @@ int cmd_start(const struct cli *cli, struct launch_error *err)
 	if (write(fd, "0", 1) != 1)
 		return err_sys(err, "start", cli->id);
 	unlink(fifo);
+	if (!poststart)
+		return 0;
+	close(take_fd(&fd));
+	if (wait_exec(fifo, rd, err) < 0)
+		return -1;
+	state_hooks(st, HOOK_POSTSTART, "running");
 	return 0;
+}
+
+int cmd_start(const struct cli *cli, struct launch_error *err)
+{
+	char dir[PATH_MAX];
+	struct state st;
+	const char *status;
+	int rc;
+
+	if (load(cli, dir, &st, err) < 0)
+		return -1;
+	status = state_status(dir, &st);
+	if (strcmp(status, "created") != 0)
+		rc = err_msg(err, "start", cli->id, "container is %s, not created", status);
+	else if (st.no_process)
+		rc = err_msg(err, "start", cli->id, "its config.json has no process to run");
+	else
+		rc = start_container(cli, dir, &st, err);
+	state_free(&st);
+	return rc;
 }
 
 int cmd_state(const struct cli *cli, struct launch_error *err)
@@ -83,7 +148,31 @@ int cmd_state(const struct cli *cli, struct launch_error *err)
 		else
 			putchar(*p);
 	}
-	printf("\",\"created\":\"%s\",\"annotations\":{}}\n", st.created);
+	printf("\",\"created\":\"%s\",\"annotations\":%s}\n", st.created,
+	       st.annotations ? st.annotations : "{}");
+	state_free(&st);
+	return 0;
+}
+
+/* kill --all: every process in the container's cgroup (the cgroup.procs of one hierarchy). */
+static int kill_all(const struct state *st, int sig, struct launch_error *err)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16], line[32];
+	FILE *f;
+
+	if (!st->has_cgroup)
+		return err_msg(err, "kill --all", st->id, "the container has no cgroup to find its processes in");
+	if (cgroup_dir(&st->cgroup, CG_MEMORY, dir) < 0 || snprintf(path, sizeof(path), "%s/cgroup.procs", dir) >= (int)sizeof(path))
+		return err_errno(err, ENAMETOOLONG, "kill --all", st->id);
+	f = fopen(path, "re");
+	if (!f)
+		return err_sys(err, "read", path);
+	while (fgets(line, sizeof(line), f))
+		if (kill((pid_t)atoi(line), sig) < 0 && errno != ESRCH) {
+			fclose(f);
+			return err_sys(err, "kill", st->id);
+		}
+	fclose(f);
 	return 0;
 }
 
@@ -98,9 +187,12 @@ int cmd_kill(const struct cli *cli, struct launch_error *err)
 		return err_msg(err, "kill", cli->signal, "unknown signal");
 	if (load(cli, dir, &st, err) < 0)
 		return -1;
+	state_free(&st);
 	fd = open_init(&st);
 	if (fd < 0)
 		return err_msg(err, "kill", cli->id, "container is not running");
+	if (cli->all)
+		return kill_all(&st, sig, err);
 	if (syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0) < 0)
 		return err_sys(err, "kill", cli->id);
 	return 0;
@@ -122,11 +214,30 @@ static int stop(const struct state *st, struct launch_error *err)
 	return 0;
 }
 
+/* Undo what `create` made (the init, its cgroup and mounts, the state), then the poststop hooks. */
+static int delete_container(const struct cli *cli, const char *dir, struct state *st,
+			    struct launch_error *err)
+{
+	const char *status = state_status(dir, st);
+
+	if (strcmp(status, "stopped") != 0 && !cli->force)
+		return err_msg(err, "delete", cli->id, "container is %s; stop it first or use --force", status);
+	if (strcmp(status, "stopped") != 0 && stop(st, err) < 0)
+		return -1;
+	if (st->has_cgroup && cgroup_remove(&st->cgroup) < 0)
+		return err_sys(err, "remove cgroup", st->cgroup.path);
+	root_mount_release(&st->root_mount);
+	if (state_remove(dir) < 0)
+		return err_sys(err, "remove state", dir);
+	state_hooks(st, HOOK_POSTSTOP, "stopped");
+	return 0;
+}
+
 int cmd_delete(const struct cli *cli, struct launch_error *err)
 {
 	char dir[PATH_MAX];
 	struct state st;
-	const char *status;
+	int rc;
 
 	if (state_dir(dir, sizeof(dir), state_root(cli), cli->id) < 0)
 		return err_sys(err, "delete", cli->id);
@@ -139,16 +250,9 @@ int cmd_delete(const struct cli *cli, struct launch_error *err)
 		state_remove(dir);
 		return 0;
 	}
-	status = state_status(dir, &st);
-	if (strcmp(status, "running") == 0 && !cli->force)
-		return err_msg(err, "delete", cli->id, "container is running; stop it first or use --force");
-	if (strcmp(status, "stopped") != 0 && stop(&st, err) < 0)
-		return -1;
-	if (st.has_cgroup && cgroup_remove(&st.cgroup) < 0)
-		return err_sys(err, "remove cgroup", st.cgroup.path);
-	if (state_remove(dir) < 0)
-		return err_sys(err, "remove state", dir);
-	return 0;
+	rc = delete_container(cli, dir, &st, err);
+	state_free(&st);
+	return rc;
 }
 
 static const char default_spec[] =
@@ -213,7 +317,9 @@ int cmd_features(const struct cli *cli, struct launch_error *err)
 {
 	(void)cli;
 	(void)err;
-	printf("{\"ociVersionMin\":\"1.0.0\",\"ociVersionMax\":\"1.2.0\",\"hooks\":[],"
+	printf("{\"ociVersionMin\":\"1.0.0\",\"ociVersionMax\":\"1.2.0\","
+	       "\"hooks\":[\"prestart\",\"createRuntime\",\"createContainer\",\"startContainer\","
+	       "\"poststart\",\"poststop\"],"
 	       "\"mountOptions\":[\"async\",\"atime\",\"bind\",\"defaults\",\"dev\",\"diratime\","
 	       "\"dirsync\",\"exec\",\"mand\",\"noatime\",\"nodev\",\"nodiratime\",\"noexec\","
 	       "\"nomand\",\"norelatime\",\"nostrictatime\",\"nosuid\",\"private\",\"rbind\","
@@ -223,16 +329,19 @@ int cmd_features(const struct cli *cli, struct launch_error *err)
 	       "\"capabilities\":[");
 	for (int i = 0; i < cap_count(); i++)
 		printf("%s\"%s\"", i ? "," : "", cap_name(i));
-	printf("],\"cgroup\":{\"v1\":true,\"v2\":true,\"systemd\":false,\"systemdUser\":false},"
+	printf("],\"cgroup\":{\"v1\":true,\"v2\":true,\"systemd\":false,\"systemdUser\":false,\"rdma\":false},"
 	       "\"seccomp\":{\"enabled\":true,\"actions\":[\"SCMP_ACT_ALLOW\",\"SCMP_ACT_ERRNO\","
 	       "\"SCMP_ACT_KILL\",\"SCMP_ACT_KILL_PROCESS\",\"SCMP_ACT_KILL_THREAD\",\"SCMP_ACT_LOG\","
 	       "\"SCMP_ACT_TRACE\",\"SCMP_ACT_TRAP\"],\"operators\":[\"SCMP_CMP_EQ\",\"SCMP_CMP_GE\","
 	       "\"SCMP_CMP_GT\",\"SCMP_CMP_LE\",\"SCMP_CMP_LT\",\"SCMP_CMP_MASKED_EQ\",\"SCMP_CMP_NE\"],"
 	       "\"archs\":[\"SCMP_ARCH_AARCH64\",\"SCMP_ARCH_ARM\",\"SCMP_ARCH_X86\",\"SCMP_ARCH_X86_64\","
-	       "\"SCMP_ARCH_X32\"],\"supportedFlags\":[\"SECCOMP_FILTER_FLAG_LOG\","
+	       "\"SCMP_ARCH_X32\"],\"knownFlags\":[\"SECCOMP_FILTER_FLAG_LOG\","
+	       "\"SECCOMP_FILTER_FLAG_SPEC_ALLOW\",\"SECCOMP_FILTER_FLAG_TSYNC\"],"
+	       "\"supportedFlags\":[\"SECCOMP_FILTER_FLAG_LOG\","
 	       "\"SECCOMP_FILTER_FLAG_SPEC_ALLOW\",\"SECCOMP_FILTER_FLAG_TSYNC\"]},"
-	       "\"apparmor\":{\"enabled\":false},\"selinux\":{\"enabled\":false}},"
-	       "\"annotations\":{\"io.skiff.launcher.hooks\":\"unsupported\","
-	       "\"io.skiff.launcher.terminal\":\"unsupported\"}}\n");
+	       "\"apparmor\":{\"enabled\":false},\"selinux\":{\"enabled\":false},"
+	       "\"intelRdt\":{\"enabled\":false},\"mountExtensions\":{\"idmap\":{\"enabled\":false}}},"
+	       "\"annotations\":{\"io.skiff.launcher.terminal\":\"unsupported\"},"
+	       "\"potentiallyUnsafeConfigAnnotations\":[]}\n");
 	return 0;
 }

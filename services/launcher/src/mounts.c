@@ -2,6 +2,7 @@
 #include "mounts.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "resolve.h"
 
 /* Mounting through /proc/self/fd/N acts on exactly the inode we resolved
@@ -195,32 +197,126 @@ static int fs_mount(int rootfd, const struct config *cfg, const struct mount_cfg
 	return verify_fs(rootfd, m, err);
 }
 
-/* Default OCI devices: bind the host nodes onto empty files, which works
- * without CAP_MKNOD (and so later under a user namespace too). */
-static int dev_populate(int devfd, struct launch_error *err)
+/*
+ * Default OCI devices, made by host root on the container's /dev tmpfs (a tmpfs mounted before
+ * the user namespace exists, so its nodes work inside it). On a /dev mounted nodev, nodes would
+ * not open: the host's are bound onto empty files instead.
+ */
+static int dev_node(int devfd, const char *name, dev_t dev, bool bind, struct launch_error *err)
 {
-	static const char *const devices[] = { "null", "zero", "full", "random", "urandom", "tty" };
+	char dest[32], host[32], dstp[FD_PATH_LEN];
+	_cleanup_fd_ int fd = -1;
+
+	snprintf(dest, sizeof(dest), "/dev/%s", name);
+	if (!bind) {
+		if (mknodat(devfd, name, S_IFCHR | 0666, dev) < 0 || fchmodat(devfd, name, 0666, 0) < 0)
+			return err_sys(err, "create device node", dest);
+		return 0;
+	}
+	fd = openat(devfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return err_sys(err, "create device node", dest);
+	snprintf(host, sizeof(host), "/dev/%s", name);
+	fd_path(dstp, fd);
+	if (mount(host, dstp, NULL, MS_BIND, NULL) < 0)
+		return err_sys(err, "bind device", dest);
+	return 0;
+}
+
+static int dev_populate(int devfd, bool nodev, struct launch_error *err)
+{
+	static const struct { const char *name; unsigned major, minor; } devices[] = {
+		{ "null", 1, 3 }, { "zero", 1, 5 }, { "full", 1, 7 }, { "random", 1, 8 },
+		{ "urandom", 1, 9 }, { "tty", 5, 0 },
+	};
 	static const char *const links[][2] = {
 		{ "fd", "/proc/self/fd" }, { "stdin", "/proc/self/fd/0" },
 		{ "stdout", "/proc/self/fd/1" }, { "stderr", "/proc/self/fd/2" },
 		{ "ptmx", "pts/ptmx" },
 	};
 
-	for (size_t i = 0; i < sizeof(devices) / sizeof(devices[0]); i++) {
-		char host[32], dstp[FD_PATH_LEN], dest[32];
-		_cleanup_fd_ int fd = openat(devfd, devices[i],
-					     O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0666);
-		snprintf(dest, sizeof(dest), "/dev/%s", devices[i]);
-		if (fd < 0)
-			return err_sys(err, "create device node", dest);
-		snprintf(host, sizeof(host), "/dev/%s", devices[i]);
-		fd_path(dstp, fd);
-		if (mount(host, dstp, NULL, MS_BIND, NULL) < 0)
-			return err_sys(err, "bind device", dest);
-	}
+	for (size_t i = 0; i < sizeof(devices) / sizeof(devices[0]); i++)
+		if (dev_node(devfd, devices[i].name, makedev(devices[i].major, devices[i].minor), nodev, err) < 0)
+			return -1;
 	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
 		if (symlinkat(links[i][1], devfd, links[i][0]) < 0 && errno != EEXIST)
 			return err_sys(err, "symlink /dev/", links[i][0]);
+	return 0;
+}
+
+static bool is_cgroup_fs(const struct mount_cfg *m)
+{
+	return !m->bind && (strcmp(m->type, "cgroup") == 0 || strcmp(m->type, "cgroup2") == 0);
+}
+
+/* Bind the host directory src onto dest inside the root, then apply the mount's flags. */
+static int bind_onto(int rootfd, const char *src, const char *dest, unsigned long flags,
+		     struct launch_error *err)
+{
+	_cleanup_fd_ int dst = -1, top = -1;
+	char dstp[FD_PATH_LEN];
+
+	dst = resolve_in_root(rootfd, dest, RESOLVE_MKDIR, err);
+	if (dst < 0)
+		return -1;
+	fd_path(dstp, dst);
+	if (mount(src, dstp, NULL, MS_BIND, NULL) < 0)
+		return err_sys(err, "bind mount onto", dest);
+	top = reopen_top(rootfd, dest, dstp, err);
+	if (top < 0)
+		return -1;
+	return mount_remount(dstp, dest, flags, err);
+}
+
+/*
+ * A cgroup filesystem in the container is its own cgroup and nothing above it (as runc does):
+ * on v2 the container's cgroup directory bound at the destination; on v1 a tmpfs there with
+ * the container's directory of each hierarchy it joined (all that are mounted, see run.c)
+ * bound below it by name. The hybrid layout's empty v2 hierarchy is not shown. Whether or
+ * not the container has a cgroup namespace, it sees no other cgroup.
+ */
+static int cgroup_mount(int rootfd, const struct mount_cfg *m, const struct cgroup *cg,
+			struct launch_error *err)
+{
+	unsigned long flags = m->flags & ~(unsigned long)(MS_REC | MS_BIND);
+	char src[PATH_MAX], dest[PATH_MAX];
+
+	if (!cg || !cg->version)
+		return err_msg(err, "mount cgroup on", m->destination, "the container has no cgroup");
+	if (strcmp(m->type, "cgroup2") == 0 && cg->version != 2)
+		return err_msg(err, "mount cgroup2 on", m->destination, "this host's cgroups are v1 (use type \"cgroup\")");
+	if (cg->version == 2)
+		return cgroup_dir(cg, 0, src) < 0 ? err_errno(err, ENAMETOOLONG, "mount cgroup on", m->destination)
+						  : bind_onto(rootfd, src, m->destination, flags, err);
+	{
+		_cleanup_fd_ int dst = resolve_in_root(rootfd, m->destination, RESOLVE_MKDIR, err);
+		char dstp[FD_PATH_LEN];
+
+		if (dst < 0)
+			return -1;
+		fd_path(dstp, dst);
+		if (mount("cgroup", dstp, "tmpfs", (flags & ~(unsigned long)MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			  "mode=755") < 0)
+			return err_sys(err, "mount tmpfs for cgroups on", m->destination);
+	}
+	for (int c = 0; c < CG_COUNT; c++) {
+		if (!(cg->controllers & (1u << c)))
+			continue;
+		if (cgroup_dir(cg, (enum cg_controller)c, src) < 0 ||
+		    snprintf(dest, sizeof(dest), "%s/%s", m->destination, cgroup_v1_name((enum cg_controller)c)) >= (int)sizeof(dest))
+			return err_errno(err, ENAMETOOLONG, "mount cgroup on", m->destination);
+		if (bind_onto(rootfd, src, dest, flags, err) < 0)
+			return -1;
+	}
+	if (flags & MS_RDONLY) {
+		_cleanup_fd_ int top = -1;
+		char topp[FD_PATH_LEN];
+
+		top = reopen_top(rootfd, m->destination, topp, err);
+		if (top < 0)
+			return -1;
+		return mount_remount(topp, m->destination, MS_RDONLY, err);
+	}
 	return 0;
 }
 
@@ -231,14 +327,21 @@ static bool is_dev_tmpfs(const struct mount_cfg *m)
 }
 
 static int mount_one(int rootfd, const struct config *cfg, const struct mount_cfg *m,
-		     const char *bundle, struct launch_error *err)
+		     const char *bundle, const struct cgroup *cg, struct launch_error *err)
 {
 	_cleanup_fd_ int top = -1;
 	char topp[FD_PATH_LEN];
+	int rc;
 
 	if (needs_real_path(m) && mount_check_destination(rootfd, m->destination, err) < 0)
 		return -1;
-	if ((m->bind ? bind_mount(rootfd, m, bundle, err) : fs_mount(rootfd, cfg, m, err)) < 0)
+	if (m->bind)
+		rc = bind_mount(rootfd, m, bundle, err);
+	else if (is_cgroup_fs(m))
+		rc = cgroup_mount(rootfd, m, cg, err);
+	else
+		rc = fs_mount(rootfd, cfg, m, err);
+	if (rc < 0)
 		return -1;
 	if (!m->propagation && !is_dev_tmpfs(m))
 		return 0;
@@ -247,14 +350,70 @@ static int mount_one(int rootfd, const struct config *cfg, const struct mount_cf
 		return -1;
 	if (m->propagation && mount(NULL, topp, NULL, m->propagation, NULL) < 0)
 		return err_sys(err, "set propagation of", m->destination);
-	return is_dev_tmpfs(m) ? dev_populate(top, err) : 0;
+	return is_dev_tmpfs(m) ? dev_populate(top, (m->flags & MS_NODEV) != 0, err) : 0;
 }
 
 int mounts_apply(int rootfd, const struct config *cfg, const char *bundle,
-		 struct launch_error *err)
+		 const struct cgroup *cg, struct launch_error *err)
 {
 	for (size_t i = 0; i < cfg->n_mounts; i++)
-		if (mount_one(rootfd, cfg, &cfg->mounts[i], bundle, err) < 0)
+		if (mount_one(rootfd, cfg, &cfg->mounts[i], bundle, cg, err) < 0)
+			return -1;
+	return 0;
+}
+
+/* The container's id for a device's owner, as a host id (through the user namespace maps). */
+static int64_t host_id(const struct id_map *maps, size_t n, uint32_t id)
+{
+	return n ? config_map_id(maps, n, id) : (int64_t)id;
+}
+
+/*
+ * linux.devices: made with mknod by host root before the user namespace exists, on the
+ * container's /dev (which the image cannot redirect: no symlink on the path). A node already
+ * there must be the very device asked for.
+ */
+static int device_create(int rootfd, const struct config *cfg, const struct device_cfg *d,
+			 struct launch_error *err)
+{
+	char parent[PATH_MAX];
+	const char *name = strrchr(d->path, '/') + 1;
+	mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
+	dev_t dev = d->type == 'p' ? 0 : makedev(d->major, d->minor);
+	int64_t uid = host_id(cfg->uid_maps, cfg->n_uid_maps, d->uid);
+	int64_t gid = host_id(cfg->gid_maps, cfg->n_gid_maps, d->gid);
+	_cleanup_fd_ int dir = -1;
+	struct stat st;
+
+	snprintf(parent, sizeof(parent), "%.*s", (int)(name - d->path - 1), d->path);
+	if (uid < 0 || gid < 0)
+		return err_msg(err, "create device", d->path, "its uid or gid is not mapped by linux.uidMappings/gidMappings");
+	if (mount_check_destination(rootfd, d->path, err) < 0)
+		return -1;
+	dir = resolve_in_root(rootfd, parent, RESOLVE_MKDIR, err);
+	if (dir < 0)
+		return -1;
+	/* O_PATH directory fds work with the *at calls below */
+	if (mknodat(dir, name, type | d->mode, dev) < 0) {
+		if (errno != EEXIST)
+			return err_sys(err, "create device", d->path);
+		if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return err_sys(err, "stat device", d->path);
+		if ((st.st_mode & S_IFMT) != type || (d->type != 'p' && st.st_rdev != dev))
+			return err_msg(err, "create device", d->path, "a different file is already there");
+		return 0; /* the very device, left as it is: it may be one of the host's, bound here */
+	}
+	if (fchownat(dir, name, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return err_sys(err, "chown device", d->path);
+	if (fchmodat(dir, name, d->mode, 0) < 0) /* mknod applied the umask */
+		return err_sys(err, "chmod device", d->path);
+	return 0;
+}
+
+int mounts_devices(int rootfd, const struct config *cfg, struct launch_error *err)
+{
+	for (size_t i = 0; i < cfg->n_devices; i++)
+		if (device_create(rootfd, cfg, &cfg->devices[i], err) < 0)
 			return -1;
 	return 0;
 }

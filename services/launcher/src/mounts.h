@@ -6,8 +6,13 @@
 
 /* rootfd: O_PATH fd of the bind-mounted container root. Relative bind
  * sources are taken from bundle. */
+struct cgroup;
+/* cg: the container's cgroup, for cgroup mounts (NULL when it has none). */
 int mounts_apply(int rootfd, const struct config *cfg, const char *bundle,
-		 struct launch_error *err);
+		 const struct cgroup *cg, struct launch_error *err);
+
+/* linux.devices, made in the not yet pivoted root. */
+int mounts_devices(int rootfd, const struct config *cfg, struct launch_error *err);
 
 /* maskedPaths and readonlyPaths, below the not yet pivoted root. */
 int mounts_protect(int rootfd, const struct config *cfg, struct launch_error *err);

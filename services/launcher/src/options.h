@@ -21,7 +21,7 @@ struct cli {
 	const char *id;          /* NULL for spec/features */
 	const char *signal;      /* kill: the signal argument, NULL for the default */
 	bool force;              /* delete --force */
-	bool all;                /* kill --all (accepted; the init's death ends the rest) */
+	bool all;                /* kill --all: every process in the container's cgroup */
 	bool rootless;           /* spec --rootless (refused) */
 };
 

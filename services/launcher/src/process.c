@@ -4,34 +4,22 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <json-c/json.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "caps.h"
+#include "hooks.h"
 #include "namespaces.h"
 #include "rootfs.h"
 #include "sync.h"
-
-/* The mask and ignored signals survive execve (handlers do not): the
- * launcher blocks the signals it forwards, and its caller may have ignored
- * some (SIGPIPE often). Real-time signals are left alone: rarely ignored,
- * and 30 fewer syscalls on every start. */
-static void reset_signals(void)
-{
-	struct sigaction sa = { .sa_handler = SIG_DFL };
-	sigset_t none;
-
-	for (int sig = 1; sig < 32; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			(void)sigaction(sig, &sa, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-}
 
 static int set_rlimits(const struct config *cfg, struct launch_error *err)
 {
@@ -73,8 +61,9 @@ static int rearm_parent_death(int sync_fd, struct launch_error *err)
 
 /* A cwd reached through a leaked host fd (/proc/self/fd/N) is outside the
  * new root; the kernel then reports it as "(unreachable)", which glibc's
- * getcwd() turns into ENOENT. */
-static int enter_cwd(const char *cwd, struct launch_error *err)
+ * getcwd() turns into ENOENT. Checked before the seccomp filter can be loaded (a profile may
+ * deny getcwd); the chdir is made again as the container's user (see container_init). */
+static int check_cwd(const char *cwd, struct launch_error *err)
 {
 	char buf[PATH_MAX];
 
@@ -126,14 +115,6 @@ static int enter_cgroup_namespace(const struct init_args *a, struct launch_error
 	return 0;
 }
 
-/* A cgroup filesystem mounted in the container must show its cgroup namespace. */
-static bool mounts_cgroup_fs(const struct config *cfg)
-{
-	for (size_t i = 0; i < cfg->n_mounts; i++)
-		if (cfg->mounts[i].type && strncmp(cfg->mounts[i].type, "cgroup", 6) == 0)
-			return true;
-	return false;
-}
 
 static int write_proc(const char *path, const char *value, struct launch_error *err)
 {
@@ -202,21 +183,96 @@ static int setup_namespaces(const struct config *cfg, struct launch_error *err)
 		return -1;
 	if (cfg->hostname && sethostname(cfg->hostname, strlen(cfg->hostname)) < 0)
 		return err_sys(err, "sethostname", cfg->hostname);
+	if (cfg->domainname && setdomainname(cfg->domainname, strlen(cfg->domainname)) < 0)
+		return err_sys(err, "setdomainname", cfg->domainname);
 	return 0;
 }
 
-/* Everything up to the user namespace runs as host root (see above). */
-static int setup_as_host_root(const struct init_args *a, struct launch_error *err)
+/* The hooks the init takes part in; with none, none of their messages is sent. */
+static bool has_init_hooks(const struct config *cfg)
+{
+	return cfg->hooks[HOOK_PRESTART].n || cfg->hooks[HOOK_CREATE_RUNTIME].n ||
+	       cfg->hooks[HOOK_CREATE_CONTAINER].n || cfg->hooks[HOOK_START_CONTAINER].n;
+}
+
+/* The container's state for a hook the init runs; the launcher told it its host pid. */
+static int run_init_hooks(const struct init_args *a, enum hook_kind kind, const char *status,
+			  pid_t pid, struct launch_error *err)
+{
+	_cleanup_free_ char *json = NULL;
+	struct hook_state st = { a->id, pid, a->bundle, NULL };
+
+	if (!a->cfg->hooks[kind].n)
+		return 0;
+	if (a->cfg->annotations)
+		st.annotations = json_object_to_json_string_ext(a->cfg->annotations, JSON_C_TO_STRING_PLAIN);
+	if (hook_state_json(&st, status, &json) < 0)
+		return err_sys(err, "state for", config_hook_name(kind));
+	return hooks_run(&a->cfg->hooks[kind], kind, json, err);
+}
+
+/* The launcher runs prestart and createRuntime meanwhile (see sync.h). */
+static int create_hooks(const struct init_args *a, pid_t *pid, struct launch_error *err)
+{
+	uint32_t v;
+
+	*pid = 0;
+	if (!has_init_hooks(a->cfg))
+		return 0;
+	if (sync_send(a->sync_fd, SYNC_HOOKS, err) < 0)
+		return -1;
+	if (sync_expect_value(a->sync_fd, SYNC_HOOKS_DONE, &v) < 0)
+		return err_msg(err, "wait for the create hooks", NULL, "launcher did not confirm");
+	*pid = (pid_t)v;
+	return run_init_hooks(a, HOOK_CREATE_CONTAINER, "creating", *pid, err);
+}
+
+/* The container's mount namespace is new, joined, or (none in the config) the launcher's. */
+static bool own_mount_namespace(const struct init_args *a)
 {
 	const struct config *cfg = a->cfg;
-	bool cgroup_first = mounts_cgroup_fs(cfg);
+
+	if ((cfg->clone_flags | a->unshare_flags) & CLONE_NEWNS)
+		return true;
+	for (size_t i = 0; i < cfg->n_joins; i++)
+		if (cfg->joins[i].flag == CLONE_NEWNS)
+			return true;
+	return false;
+}
+
+static int setup_root(const struct init_args *a, pid_t *pid, struct launch_error *err)
+{
+	bool own = own_mount_namespace(a);
+	_cleanup_fd_ int rootfd = rootfs_prepare(a->cfg, a->root, a->bundle, a->cgroup, own, err);
+
+	if (rootfd < 0 || create_hooks(a, pid, err) < 0)
+		return -1;
+	return rootfs_enter(a->cfg, rootfd, own, err);
+}
+
+/* Everything up to the user namespace runs as host root (see above). */
+static int setup_as_host_root(const struct init_args *a, pid_t *pid, struct launch_error *err)
+{
+	const struct config *cfg = a->cfg;
+	/* in its cgroup before the mounts when they show it, or hooks may look at it */
+	bool cgroup_first = config_mounts_cgroup(cfg) || has_init_hooks(cfg);
 
 	return join_namespaces(a, err) < 0 || set_oom_score_adj(cfg, err) < 0 ||
 	       setup_namespaces(cfg, err) < 0 || sysctls_apply(cfg, err) < 0 ||
 	       (cgroup_first && enter_cgroup_namespace(a, err) < 0) ||
-	       rootfs_setup(cfg, a->root, a->bundle, err) < 0 ||
+	       setup_root(a, pid, err) < 0 ||
 	       (!cgroup_first && enter_cgroup_namespace(a, err) < 0) || set_rlimits(cfg, err) < 0
 		       ? -1 : 0;
+}
+
+/* Last settings of the process itself, just before the exec. */
+static int finish_process(const struct config *cfg, struct launch_error *err)
+{
+	if (cfg->has_umask)
+		umask(cfg->umask);
+	if (cfg->has_personality && personality(cfg->personality) < 0)
+		return err_sys(err, "personality", "linux.personality");
+	return 0;
 }
 
 /* Then the identity the process runs with, and its privileges. A seccomp
@@ -244,16 +300,24 @@ static int drop_privileges(const struct init_args *a, struct launch_error *err)
 int container_init(const struct init_args *a, struct launch_error *err)
 {
 	const struct config *cfg = a->cfg;
+	pid_t pid;
 
 	reset_signals();
-	if (setup_as_host_root(a, err) < 0 || enter_user_namespace(a, err) < 0 ||
+	/* fds before privileges: without no_new_privs the config's seccomp filter is loaded with
+	 * the capability drop, and need not allow close_range (older profiles do not know it) */
+	if (setup_as_host_root(a, &pid, err) < 0 || enter_user_namespace(a, err) < 0 ||
+	    prepare_fds(a->preserve_fds, err) < 0 || check_cwd(cfg->cwd, err) < 0 ||
 	    drop_privileges(a, err) < 0)
 		return -1;
 	if (a->fifo_fd < 0 && rearm_parent_death(a->sync_fd, err) < 0)
 		return -1;
-	if (prepare_fds(a->preserve_fds, err) < 0 || enter_cwd(cfg->cwd, err) < 0)
-		return -1;
+	if (chdir(cfg->cwd) < 0) /* as the container's user, with its permissions */
+		return err_sys(err, "chdir", cfg->cwd);
 	if (a->fifo_fd >= 0 && wait_for_start(a, err) < 0)
+		return -1;
+	if (!cfg->args) /* created without a process: `start` refuses, this is for a stray writer */
+		return err_msg(err, "start", NULL, "config.json has no process");
+	if (run_init_hooks(a, HOOK_START_CONTAINER, "created", pid, err) < 0 || finish_process(cfg, err) < 0)
 		return -1;
 	if (a->seccomp && cfg->no_new_privileges && filter_load(a->seccomp, err) < 0)
 		return -1;

@@ -3,6 +3,7 @@
 #define SKIFF_PROCESS_H
 
 #include "config.h"
+#include "cgroup.h"
 #include "filter.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -17,6 +18,8 @@ struct init_args {
 	const int *join_fds;     /* fds of cfg->joins (pid ones are joined by the parent) */
 	const struct filter_prog *seccomp; /* NULL when the config has none */
 	unsigned long unshare_flags; /* CLONE_NEW* the init makes itself first (cloned ahead: NEWNS) */
+	const struct cgroup *cgroup; /* the container's cgroup as planned; NULL when it has none */
+	const char *id;          /* the container ID, for the hooks' state */
 };
 
 /* Set the container up and exec process.args. Returns only on failure,

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <json-c/json.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -21,8 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "caps.h"
 #include "cgroup.h"
 #include "config.h"
+#include "hooks.h"
 #include "process.h"
 #include "filter.h"
 #include "namespaces.h"
@@ -48,6 +51,8 @@ static const int forwarded_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUS
 
 struct handoff {
 	char root[PATH_MAX];
+	bool has_cg;
+	struct cgroup cg;
 	bool has_seccomp;
 	unsigned int bpf_flags;
 	unsigned short bpf_len;
@@ -69,7 +74,9 @@ struct launch {
 	char rootfs[PATH_MAX];
 	char dir[PATH_MAX];      /* state dir, "" until made */
 	struct cgroup cg;
-	bool has_cg;
+	bool has_cg;             /* the container has a cgroup (planned in prepare) */
+	bool cg_made;            /* and it was set up: remove it */
+	struct root_mount root_mount; /* no mount namespace of its own: the mounts it left in ours */
 	struct filter_prog seccomp;
 	bool has_seccomp;
 	int join_fds[MAX_NS_JOINS];
@@ -79,6 +86,7 @@ struct launch {
 	struct handoff *handoff; /* shared with an init cloned ahead; NULL when there is none */
 	int early_fd;            /* sync socket to that init until it is given the go, else -1 */
 	bool holding;            /* held_ns is open (see hold_namespaces) */
+	bool spawned;            /* an init was cloned for the container: poststop hooks are due */
 	int held_ns[7];
 };
 
@@ -166,11 +174,14 @@ static int reclaim_stopped(const char *dir)
 	struct state st;
 
 	if (state_read(dir, &st, &ignored) < 0 || strcmp(state_status(dir, &st), "stopped") != 0) {
+		state_free(&st);
 		errno = EEXIST;
 		return -1;
 	}
 	if (st.has_cgroup)
 		cgroup_remove(&st.cgroup);
+	root_mount_release(&st.root_mount);
+	state_free(&st);
 	return state_remove(dir);
 }
 
@@ -221,22 +232,25 @@ static int open_joins(struct launch *l, struct launch_error *err)
 	return 0;
 }
 
-static int prepare_cgroup(struct launch *l, struct launch_error *err)
+/*
+ * The cgroup is decided before the init is cloned, so that the init knows it (its cgroup
+ * mounts), and made after the clone, while the init sets up (see enter_cgroup). A container
+ * gets one when the config names a path, sets limits, or mounts its cgroups.
+ */
+static int plan_cgroup(struct launch *l, struct launch_error *err)
 {
 	char path[1100];
 	const char *p = l->cfg.cgroups_path;
+	bool mounted = config_mounts_cgroup(&l->cfg);
 
-	if (!p && !l->cfg.has_resources)
+	if (!p && !l->cfg.has_resources && !mounted)
 		return 0; /* nothing to limit, nothing to create */
 	if (!p) {
 		snprintf(path, sizeof(path), "/skiff-launch/%s", l->cli->id);
 		p = path;
 	}
-	if (cgroup_create(&l->cg, CGROUP_ROOT, 0, p, &l->cfg.res, err) < 0) {
-		if (l->cg.version)
-			cgroup_remove(&l->cg);
+	if (cgroup_plan(&l->cg, CGROUP_ROOT, 0, p, &l->cfg.res, mounted, err) < 0)
 		return -1;
-	}
 	l->has_cg = true;
 	return 0;
 }
@@ -314,19 +328,59 @@ static int load_config(struct launch *l, struct launch_error *err)
 {
 	if (config_read(l->cli->bundle, &l->json, err) < 0 || config_parse(l->json, &l->cfg, err) < 0)
 		return -1;
+	if (!l->cfg.args && !l->create)
+		return err_msg(err, "config.json", NULL, "process: required to run a container");
 	if (l->early_fd >= 0 && !early_fits(&l->cfg))
 		early_discard(l);
 	return 0;
+}
+
+/* A setting the kernel cannot apply as written is said, not passed over (see config.c). */
+static void warn_config(const struct config *cfg)
+{
+	if (!cfg->ambient_dropped)
+		return;
+	fputs("skiff-launch: warning: process.capabilities.ambient:", stderr);
+	for (int c = 0; c < 64; c++)
+		if ((cfg->ambient_dropped >> c) & 1)
+			fprintf(stderr, " %s", cap_name(c) ? cap_name(c) : "?");
+	fputs(" not raised: an ambient capability must also be permitted and inheritable\n", stderr);
 }
 
 static int prepare(struct launch *l, struct launch_error *err)
 {
 	if (load_config(l, err) < 0 ||
 	    resolve_root(&l->cfg, l->cli->bundle, l->rootfs, err) < 0 ||
-	    make_state_dir(l, err) < 0 || prepare_seccomp(l, err) < 0 ||
+	    plan_cgroup(l, err) < 0 || make_state_dir(l, err) < 0 || prepare_seccomp(l, err) < 0 ||
 	    open_joins(l, err) < 0 || make_fifo(l, err) < 0)
 		return -1;
+	root_mount_before(&l->root_mount, &l->cfg, l->rootfs);
+	warn_config(&l->cfg);
 	return 0;
+}
+
+/* The container's state for the launcher's hooks. */
+static int launcher_hooks(struct launch *l, enum hook_kind kind, const char *status, pid_t pid,
+			  bool warn_only, struct launch_error *err)
+{
+	struct launch_error ignored;
+	_cleanup_free_ char *json = NULL;
+	char bundle[PATH_MAX];
+	struct hook_state st = { l->cli->id, pid, bundle, NULL };
+
+	if (!l->cfg.hooks[kind].n)
+		return 0;
+	if (!realpath(l->cli->bundle, bundle))
+		snprintf(bundle, sizeof(bundle), "%s", l->cli->bundle);
+	if (l->cfg.annotations)
+		st.annotations = json_object_to_json_string_ext(l->cfg.annotations, JSON_C_TO_STRING_PLAIN);
+	if (hook_state_json(&st, status, &json) < 0)
+		return err_sys(warn_only ? &ignored : err, "state for", config_hook_name(kind));
+	if (warn_only) {
+		hooks_run_warn(&l->cfg.hooks[kind], kind, json);
+		return 0;
+	}
+	return hooks_run(&l->cfg.hooks[kind], kind, json, err);
 }
 
 static void launch_release(struct launch *l, bool keep_state)
@@ -339,10 +393,13 @@ static void launch_release(struct launch *l, bool keep_state)
 	if (l->fifo_fd >= 0)
 		close(l->fifo_fd);
 	if (!keep_state) {
-		if (l->has_cg)
+		if (l->cg_made)
 			cgroup_remove(&l->cg);
+		root_mount_release(&l->root_mount);
 		if (l->dir[0])
 			state_remove(l->dir);
+		if (l->spawned) /* the container was created, and is gone now */
+			(void)launcher_hooks(l, HOOK_POSTSTOP, "stopped", 0, true, NULL);
 	}
 	if (l->has_seccomp)
 		filter_free(&l->seccomp);
@@ -358,6 +415,7 @@ static _Noreturn void init_main(const struct launch *l, int sync_fd, int parent_
 	struct init_args a = {
 		&l->cfg, l->rootfs, l->cli->bundle, l->cli->preserve_fds, sync_fd,
 		l->fifo_fd, l->join_fds, l->has_seccomp ? &l->seccomp : NULL, 0,
+		l->has_cg ? &l->cg : NULL, l->cli->id,
 	};
 
 	close(parent_end); /* so the launcher's death reads as EOF here */
@@ -412,10 +470,11 @@ static _Noreturn void early_init_main(const struct launch *l, int sync_fd, int p
 	struct launch_error err;
 	struct config cfg;
 	struct filter_prog seccomp = { 0 };
+	struct cgroup cg;
 	int no_joins[MAX_NS_JOINS];
 	struct init_args a = {
 		&cfg, h->root, l->cli->bundle, l->cli->preserve_fds, sync_fd, -1, no_joins,
-		NULL, CLONE_NEWNS,
+		NULL, CLONE_NEWNS, NULL, l->cli->id,
 	};
 
 	close(parent_end); /* so the launcher's death reads as EOF here */
@@ -448,6 +507,9 @@ static _Noreturn void early_init_main(const struct launch *l, int sync_fd, int p
 		seccomp.len = h->bpf_len;
 		seccomp.flags = h->bpf_flags;
 		a.seccomp = h->has_seccomp ? &seccomp : NULL;
+		cg = h->cg;
+		cg.res.devices = cfg.res.devices; /* its own parse of the same bytes */
+		a.cgroup = h->has_cg ? &cg : NULL;
 		container_init(&a, &err);
 	}
 	sync_send_error(sync_fd, &err);
@@ -499,6 +561,8 @@ static int early_take(struct launch *l)
 	int fd = l->early_fd;
 
 	snprintf(h->root, sizeof(h->root), "%s", l->rootfs);
+	h->has_cg = l->has_cg;
+	h->cg = l->cg;
 	h->has_seccomp = l->has_seccomp;
 	if (l->has_seccomp) {
 		memcpy(h->bpf, l->seccomp.filter, l->seccomp.len * sizeof(struct sock_filter));
@@ -601,6 +665,7 @@ static int write_map(pid_t pid, const char *file, const struct id_map *maps, siz
 static int write_state(struct launch *l, struct launch_error *err)
 {
 	struct state st;
+	int rc;
 	struct timespec ts;
 	struct tm tm;
 
@@ -617,7 +682,24 @@ static int write_state(struct launch *l, struct launch_error *err)
 		 ".%09ldZ", ts.tv_nsec);
 	st.has_cgroup = l->has_cg;
 	st.cgroup = l->cg;
-	return state_write(l->dir, &st, err);
+	st.root_mount = l->root_mount;
+	st.no_process = !l->cfg.args;
+	/* what `state` and `delete` need once this process is gone (borrowed from the config) */
+	if (l->cfg.annotations)
+		st.annotations = (char *)json_object_to_json_string_ext(l->cfg.annotations, JSON_C_TO_STRING_PLAIN);
+	st.hooks = (char *)config_late_hooks_json(&l->cfg);
+	rc = state_write(l->dir, &st, err);
+	free(st.hooks);
+	return rc;
+}
+
+/* prestart and createRuntime, while the init waits before its root switch (see sync.h). */
+static int create_hooks(struct launch *l, int sync_fd, struct launch_error *err)
+{
+	if (launcher_hooks(l, HOOK_PRESTART, "creating", l->pid, false, err) < 0 ||
+	    launcher_hooks(l, HOOK_CREATE_RUNTIME, "creating", l->pid, false, err) < 0)
+		return -1;
+	return sync_send_value(sync_fd, SYNC_HOOKS_DONE, (uint32_t)l->pid, err);
 }
 
 /*
@@ -627,7 +709,8 @@ static int write_state(struct launch *l, struct launch_error *err)
  */
 static int enter_cgroup(struct launch *l, int sync_fd, struct launch_error *err)
 {
-	if (prepare_cgroup(l, err) < 0 || (l->has_cg && cgroup_enter(&l->cg, l->pid, err) < 0)) {
+	l->cg_made = l->has_cg;
+	if (l->has_cg && (cgroup_setup(&l->cg, err) < 0 || cgroup_enter(&l->cg, l->pid, err) < 0)) {
 		kill(l->pid, SIGKILL);
 		sync_take_error(sync_fd, err);
 		return -1;
@@ -651,6 +734,10 @@ static int handshake(struct launch *l, int sync_fd, struct launch_error *err)
 			    sync_send(sync_fd, SYNC_USERNS_DONE, err) < 0)
 				return -1;
 			hold_namespaces(l); /* all made now; the init goes on meanwhile */
+			continue;
+		case SYNC_HOOKS:
+			if (create_hooks(l, sync_fd, err) < 0)
+				return -1;
 			continue;
 		case SYNC_CREATED:
 			return l->create ? 0 : err_msg(err, "sync", NULL, "unexpected message from init");
@@ -692,19 +779,23 @@ static int spawn(struct launch *l, struct launch_error *err)
 	}
 	if (sync_fd < 0)
 		return -1;
+	l->spawned = true;
 	rc = handshake(l, sync_fd, err);
 	close(sync_fd);
 	if (rc == 0)
 		hold_namespaces(l); /* without a user namespace, not done during the handshake */
+	root_mount_after(&l->root_mount);
 	if (rc == 0 && (write_state(l, err) < 0 ||
 			(l->cli->pid_file && write_pid_file(l->cli->pid_file, l->pid, err) < 0)))
 		rc = -1;
 	if (rc < 0) {
 		kill_and_reap(l->pid);
+		root_mount_after(&l->root_mount); /* the init may have mounted until it died */
 		return -1;
 	}
 	if (l->create)
 		return 0;
+	(void)launcher_hooks(l, HOOK_POSTSTART, "running", l->pid, true, err);
 	rc = wait_init(l->pid, err);
 	if (rc >= 0)
 		report_events(l);

@@ -48,6 +48,18 @@ int state_write(const char *dir, const struct state *st, struct launch_error *er
 			st->cgroup.res.has_pids ? st->cgroup.res.pids_limit : -1));
 		json_object_object_add(o, "cgroup", cg);
 	}
+	if (st->root_mount.id) {
+		struct json_object *rm = json_object_new_object();
+		add_str(rm, "path", st->root_mount.path);
+		json_object_object_add(rm, "id", json_object_new_uint64(st->root_mount.id));
+		json_object_object_add(o, "rootMount", rm);
+	}
+	if (st->no_process)
+		json_object_object_add(o, "noProcess", json_object_new_boolean(true));
+	if (st->annotations)
+		json_object_object_add(o, "annotations", json_tokener_parse(st->annotations));
+	if (st->hooks)
+		json_object_object_add(o, "hooks", json_tokener_parse(st->hooks));
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	snprintf(path, sizeof(path), "%s/" STATE_FILE, dir);
 	snprintf(tmp, sizeof(tmp), "%s/" STATE_FILE ".tmp", dir);
@@ -84,7 +96,7 @@ static void copy(char *dst, size_t len, const char *src)
 int state_read(const char *dir, struct state *st, struct launch_error *err)
 {
 	char path[PATH_MAX + 32];
-	struct json_object *o, *cg;
+	struct json_object *o, *cg, *v;
 
 	memset(st, 0, sizeof(*st));
 	snprintf(path, sizeof(path), "%s/" STATE_FILE, dir);
@@ -112,10 +124,28 @@ int state_read(const char *dir, struct state *st, struct launch_error *err)
 		st->cgroup.res.pids_limit = get_int(cg, "pidsLimit", -1);
 		st->cgroup.res.has_pids = st->cgroup.res.pids_limit >= 0;
 	}
+	if (json_object_object_get_ex(o, "rootMount", &v) && json_object_is_type(v, json_type_object)) {
+		copy(st->root_mount.path, sizeof(st->root_mount.path), get_str(v, "path"));
+		st->root_mount.id = (uint64_t)get_int(v, "id", 0);
+	}
+	st->no_process = json_object_object_get_ex(o, "noProcess", &v) && json_object_get_boolean(v);
+	if (json_object_object_get_ex(o, "annotations", &v) && json_object_is_type(v, json_type_object))
+		st->annotations = strdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+	if (json_object_object_get_ex(o, "hooks", &v) && json_object_is_type(v, json_type_object))
+		st->hooks = strdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
-	if (st->pid <= 0 || !st->id[0])
+	if (st->pid <= 0 || !st->id[0]) {
+		state_free(st);
 		return err_msg(err, "read state", path, "missing id or pid");
+	}
 	return 0;
+}
+
+void state_free(struct state *st)
+{
+	free(st->annotations);
+	free(st->hooks);
+	st->annotations = st->hooks = NULL;
 }
 
 uint64_t proc_start_time(pid_t pid)

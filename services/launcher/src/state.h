@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "cgroup.h"
+#include "rootfs.h"
 #include "util.h"
 
 #define DEFAULT_STATE_ROOT "/run/skiff-launch"
@@ -23,12 +24,18 @@ struct state {
 	char created[64];         /* RFC 3339 */
 	bool has_cgroup;
 	struct cgroup cgroup;
+	struct root_mount root_mount; /* .id 0: none */
+	bool no_process;          /* created from a config without a process: cannot be started */
+	char *annotations;        /* JSON object text, NULL when none (owned) */
+	char *hooks;              /* the config's poststart and poststop hooks, a JSON object
+				   * {"poststart": [...], "poststop": [...]}, NULL when none (owned) */
 };
 
 /* <root>/<id> into buf. */
 int state_dir(char *buf, size_t len, const char *root, const char *id);
 int state_write(const char *dir, const struct state *st, struct launch_error *err);
 int state_read(const char *dir, struct state *st, struct launch_error *err);
+void state_free(struct state *st);
 /* "created", "running" or "stopped", from the pid, its start time and the fifo. */
 const char *state_status(const char *dir, const struct state *st);
 /* Start time of pid from /proc, 0 when it is gone. */

@@ -47,6 +47,28 @@ int sync_expect(int fd, enum sync_type type)
 	return n >= (ssize_t)sizeof(msg.type) && msg.type == type ? 0 : -1;
 }
 
+int sync_send_value(int fd, enum sync_type type, uint32_t value, struct launch_error *err)
+{
+	uint32_t m[2] = { type, value };
+
+	if (send(fd, m, sizeof(m), MSG_NOSIGNAL) != sizeof(m))
+		return err_sys(err, "sync with container init", NULL);
+	return 0;
+}
+
+int sync_expect_value(int fd, enum sync_type type, uint32_t *value)
+{
+	struct sync_msg msg;
+	ssize_t n;
+
+	while ((n = recv_msg(fd, &msg)) >= (ssize_t)sizeof(msg.type) && msg.type == SYNC_WAKE)
+		;
+	if (n != 2 * sizeof(uint32_t) || msg.type != type)
+		return -1;
+	memcpy(value, (const char *)&msg + sizeof(uint32_t), sizeof(*value));
+	return 0;
+}
+
 void sync_send_error(int fd, const struct launch_error *error)
 {
 	struct sync_msg msg = { .type = SYNC_ERROR, .error = *error };
@@ -76,7 +98,8 @@ int sync_recv(int fd, struct launch_error *error)
 	if (n < 0)
 		return err_sys(error, "read from container init", NULL);
 	if (n == sizeof(msg.type) &&
-	    (msg.type == SYNC_USERNS || msg.type == SYNC_CREATED || msg.type == SYNC_CONFIG))
+	    (msg.type == SYNC_USERNS || msg.type == SYNC_CREATED || msg.type == SYNC_CONFIG ||
+	     msg.type == SYNC_HOOKS))
 		return (int)msg.type;
 	if (n != (ssize_t)sizeof(msg) || msg.type != SYNC_ERROR)
 		return err_msg(error, "read from container init", NULL, "malformed message");

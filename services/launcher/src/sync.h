@@ -15,7 +15,12 @@
  *                                               paths, pivot_root
  *   send SYNC_CGROUP -------------------------> recv() (before the mounts
  *                                               instead when one is a cgroup
- *                                               fs); unshare(CLONE_NEWCGROUP)
+ *                                               fs); devices, masks
+ *                          with hooks (createRuntime, prestart, createContainer, startContainer):
+ *   recv() <----------------------------------- send SYNC_HOOKS
+ *   prestart, createRuntime hooks
+ *   send SYNC_HOOKS_DONE { init's pid } ------> createContainer hooks
+ *                                               pivot_root; unshare(CLONE_NEWCGROUP)
  *                                               (inside the cgroup now), rlimits
  *                                                         -- all as host root
  *                                               unshare(CLONE_NEWUSER)
@@ -82,6 +87,8 @@ enum sync_type {
 	SYNC_CGROUP = 7,      /* parent -> init: it is in its cgroup now */
 	SYNC_WAKE = 8,        /* parent -> init cloned ahead: the go came (it may have missed the
 			       * byte); sync_expect skips it */
+	SYNC_HOOKS = 9,       /* init -> parent: namespaces and mounts made, run the create hooks */
+	SYNC_HOOKS_DONE = 10, /* parent -> init, with the init's pid: hooks done */
 };
 
 struct sync_msg {
@@ -94,6 +101,10 @@ int sync_send(int fd, enum sync_type type, struct launch_error *err);
 /* Wait for a message of this exact type, skipping SYNC_WAKE. -1 on EOF (the peer is gone) or
  * another message. */
 int sync_expect(int fd, enum sync_type type);
+/* Send a message with one value (SYNC_HOOKS_DONE: a pid). */
+int sync_send_value(int fd, enum sync_type type, uint32_t value, struct launch_error *err);
+/* Wait for a message of this type carrying a value. */
+int sync_expect_value(int fd, enum sync_type type, uint32_t *value);
 /* Init: report a setup failure; best effort, the init exits right after. */
 void sync_send_error(int fd, const struct launch_error *error);
 /* Parent: the next message. Returns its type, 0 on EOF (the init exec'd or

@@ -1,6 +1,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,6 +54,21 @@ void err_format(const struct launch_error *err, char *buf, size_t len)
 		snprintf(buf, len, "%s: %s", err->op, reason);
 	else
 		snprintf(buf, len, "%s", reason);
+}
+
+/* The launcher blocks the signals it forwards, and its caller may have ignored some (SIGPIPE
+ * often). Real-time signals are left alone: rarely ignored, and 30 fewer syscalls on every
+ * start. */
+void reset_signals(void)
+{
+	struct sigaction sa = { .sa_handler = SIG_DFL };
+	sigset_t none;
+
+	for (int sig = 1; sig < 32; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			(void)sigaction(sig, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
 void cleanup_fdp(int *fd)

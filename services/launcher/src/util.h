@@ -49,6 +49,10 @@ static inline int take_fd(int *fd)
 	return v;
 }
 
+/* Default dispositions and an empty mask for a process about to exec: the mask and ignored
+ * signals survive execve (handlers do not). */
+void reset_signals(void);
+
 /* snprintf that reports truncation as -1 with ENAMETOOLONG. */
 int path_join(char *buf, size_t len, const char *a, const char *b);
 

@@ -34,5 +34,6 @@ void test_options(void);
 void test_cgroup(void);
 void test_state(void);
 void test_sync(void);
+void test_devices(void);
 
 #endif

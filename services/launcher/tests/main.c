@@ -25,6 +25,7 @@ int main(void)
 	test_cgroup();
 	test_state();
 	test_sync();
+	test_devices();
 	printf("launcher: %d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

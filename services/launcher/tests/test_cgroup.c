@@ -198,6 +198,69 @@ static void v2_unlimited_and_unavailable(const void *arg)
 	rm_rf(root);
 }
 
+/* What v2 has no file for is refused before anything is made; memory.low takes the reservation. */
+static void v2_memory_settings(const void *arg)
+{
+	struct launch_error err = { 0 };
+	struct resources r = { 0 };
+	struct cgroup cg;
+	char root[64], sub[PATH_MAX], msg[PATH_MAX + 512];
+
+	(void)arg;
+	fake_root(root);
+	put(root, "cgroup.controllers", "cpu memory pids\n");
+	cgroup_fake_files(true);
+	r.has_memory = true;
+	r.memory_limit = 1 << 20;
+	r.has_swappiness = true;
+	CHECK(cgroup_plan(&cg, root, 2, "/s", &r, false, &err) < 0);
+	err_format(&err, msg, sizeof(msg));
+	CHECK_STR(msg, "config.json: linux.resources.memory.swappiness: cgroup v2 has no per-cgroup swappiness");
+	r.has_swappiness = false;
+	r.disable_oom_killer = true;
+	CHECK(cgroup_plan(&cg, root, 2, "/s", &r, false, &err) < 0);
+	CHECK(strstr(err.detail, "disableOOMKiller") != NULL);
+	r.disable_oom_killer = false;
+	r.has_kernel_tcp = true;
+	r.kernel_tcp = 1 << 19; /* below memory.limit: nothing could keep it */
+	CHECK(cgroup_plan(&cg, root, 2, "/s", &r, false, &err) < 0);
+	CHECK(strstr(err.detail, "kernelTCP") != NULL);
+	snprintf(sub, sizeof(sub), "%s/s", root);
+	CHECK(access(sub, F_OK) != 0); /* refused before anything was made */
+	r.kernel_tcp = 1 << 20; /* memory.max keeps it */
+	r.has_reservation = true;
+	r.memory_reservation = 1 << 19;
+	CHECK(cgroup_create(&cg, root, 2, "/s", &r, &err) == 0);
+	CHECK_STR(got(sub, "memory.low"), "524288");
+	CHECK_STR(got(sub, "memory.max"), "1048576");
+	cgroup_fake_files(false);
+	rm_rf(root);
+}
+
+/* A cgroup mount joins every mounted v1 hierarchy; limits alone join only what they use. */
+static void v1_all_hierarchies(const void *arg)
+{
+	struct launch_error err = { 0 };
+	struct resources r = { 0 };
+	struct cgroup cg;
+	char root[64], sub[PATH_MAX];
+
+	(void)arg;
+	fake_root(root);
+	for (const char *const *c = (const char *const[]){ "memory", "pids", "devices", "freezer", "systemd", NULL }; *c; c++) {
+		snprintf(sub, sizeof(sub), "%s/%s", root, *c);
+		mkdir(sub, 0755);
+	}
+	CHECK(cgroup_plan(&cg, root, 1, "/a", &r, false, &err) == 0);
+	CHECK(cg.controllers == ((1u << CG_MEMORY) | (1u << CG_PIDS)));
+	CHECK(cgroup_plan(&cg, root, 1, "/a", &r, true, &err) == 0);
+	CHECK(cg.controllers == ((1u << CG_MEMORY) | (1u << CG_PIDS) | (1u << CG_DEVICES) | (1u << CG_FREEZER) | (1u << CG_SYSTEMD)));
+	r.cpus = "0"; /* a limit of an unmounted hierarchy is an error, all or not */
+	CHECK(cgroup_plan(&cg, root, 1, "/a", &r, true, &err) < 0);
+	CHECK(strstr(err.op, "not mounted") != NULL);
+	rm_rf(root);
+}
+
 static void detect(const void *arg)
 {
 	struct launch_error err = { 0 };
@@ -215,5 +278,7 @@ void test_cgroup(void)
 	check_run("cgroup: v1 unlimited values and missing hierarchies", v1_unlimited_and_missing, NULL);
 	check_run("cgroup: v2 controllers, limits, enter, events", v2_limits, NULL);
 	check_run("cgroup: v2 unlimited values and unavailable controllers", v2_unlimited_and_unavailable, NULL);
+	check_run("cgroup: v2 memory settings refused or applied", v2_memory_settings, NULL);
+	check_run("cgroup: v1 hierarchies joined for limits and for a cgroup mount", v1_all_hierarchies, NULL);
 	check_run("cgroup: version detection", detect, NULL);
 }

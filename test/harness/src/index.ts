@@ -1,4 +1,6 @@
+export * from './cgroups.js';
 export * from './ports.js';
 export * from './nats.js';
 export * from './platform.js';
 export * from './tools.js';
+export * from './held.js';
