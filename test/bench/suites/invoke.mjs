@@ -153,7 +153,8 @@ export async function run({ runs }) {
       await callHello('hello');
       return performance.now() - t0;
     };
-    const bare = async () => (await idle(), bareNode());
+    // The peer waits as the platform's rows do: no stem cell boots beside it.
+    const bare = async () => (await stemsSettled(nc, 'bench-node'), await idle(), bareNode());
 
     const cold = { exec: [], bareHttp: [], go: [], fnNew: [], fnVersion: [], node: [] };
     for (let round = 0; round < coldRounds; round++) {
