@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { SUBJECTS, decodeJson, heartbeatSchema } from '@skiff/contracts';
 import { Platform, REPO } from '@skiff/testkit';
 
 describe('worker nodes come and go', () => {
@@ -82,5 +84,36 @@ describe('a call whose worker vanished before taking it', () => {
     expect(await res.text()).toBe('again');
     const log = readFileSync(join(p.dataDir, 'gateway.log'), 'utf8');
     expect(log).toMatch(/"nodeId":"node-a".*placing it again/);
+  });
+});
+
+describe('a scheduler and a gateway started after the workers', () => {
+  let p: Platform;
+  let nc: NatsConnection;
+
+  beforeAll(async () => {
+    p = await Platform.create();
+    nc = await connect({ servers: p.nats.url });
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await p?.close();
+  });
+
+  it('learn of a worker at once, not at its next heartbeat a minute later', async () => {
+    // The worker's first heartbeat goes out before anyone keeps a node table; its next is a
+    // minute away. Only a roll call from the newcomers can bring it into their tables now.
+    const beats = nc.subscribe(SUBJECTS.heartbeat);
+    const first = (async () => {
+      for await (const m of beats) if (decodeJson(heartbeatSchema, m.data, 'heartbeat').nodeId === 'node-early') return;
+    })();
+    p.start('worker', { SKIFF_NODE_ID: 'node-early', SKIFF_HEARTBEAT_MS: '60000', SKIFF_STEM_CELLS: '0', SKIFF_STEM_FUNCTIONS: '0' }, 'worker-node-early');
+    await first;
+    beats.unsubscribe();
+    p.start('scheduler');
+    await p.startGateway();
+    await p.waitForNodes(['node-early']);
+    const body = await (await p.api('GET', '/v1/nodes')).json();
+    expect(body.nodes).toMatchObject([{ nodeId: 'node-early' }]);
   });
 });

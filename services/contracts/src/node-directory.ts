@@ -46,6 +46,8 @@ export class NodeDirectory {
   start(): void {
     this.follow(SUBJECTS.heartbeat, (m) => this.onHeartbeat(m));
     this.follow(SUBJECTS.leave, (m) => this.onLeave(m));
+    // After subscribing (NATS keeps a connection's order): every answer is heard.
+    this.nc.publish(SUBJECTS.rollCall);
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
     this.sweeper.unref();
   }

@@ -8,6 +8,11 @@ export const SUBJECTS = {
   leave: 'skiff.node.leave',
   /** gateway → every worker: a function was redeployed or deleted (old instances drain). */
   fnChanged: 'skiff.fn.changed',
+  /**
+   * a process that keeps a node table (scheduler, gateway), as it starts → every worker: beat
+   * now, so it need not wait a whole heartbeat period (or more) to learn of the live nodes.
+   */
+  rollCall: 'skiff.nodes.rollcall',
   /** anyone → one scheduler: the current node table. */
   nodesList: 'skiff.nodes.list',
   /** gateway or scheduler → one worker: an invocation placed on that node. */

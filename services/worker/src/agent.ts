@@ -123,6 +123,8 @@ export class WorkerAgent {
     this.serve(this.nc.subscribe(SUBJECTS.nodeInvoke(this.config.nodeId)), (m) => this.track(this.handle(m)));
     this.serve(this.nc.subscribe(SUBJECTS.nodeWarm(this.config.nodeId)), (m) => this.onWarm(m));
     this.serve(this.nc.subscribe(SUBJECTS.fnChanged), (m) => this.onFnChanged(m));
+    // Coalesced like load reports: a flood of roll calls costs one heartbeat per 20 ms at most.
+    this.serve(this.nc.subscribe(SUBJECTS.rollCall), () => this.reportLoadSoon());
     this.launchers?.fill();
     this.stems?.fill();
     this.heartbeat();
