@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { accessSync, constants } from 'node:fs';
 import { connect } from '@nats-io/transport-node';
-import { createLogger } from '@skiff/contracts';
+import { createLogger, stopOnSignals } from '@skiff/contracts';
 import { ImageStore } from '@skiff/image';
 import { startTelemetry } from '@skiff/telemetry';
 import { WorkerAgent } from './agent.js';
@@ -20,16 +20,13 @@ async function main(): Promise<void> {
   const store = await ImageStore.open(config.storeDir);
   const nc = await connect({ servers: config.natsUrl, name: `skiff-worker-${config.nodeId}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true, waitOnFirstConnect: true });
   const agent = new WorkerAgent(nc, store, config, log);
-  agent.start();
+  await agent.start();
   log.info({ runtime: config.runtime, slots: config.slots }, 'worker running');
-  const stop = async () => {
+  stopOnSignals(async () => {
     await agent.stop();
     await nc.drain();
     await telemetry.shutdown();
-    process.exit(0);
-  };
-  process.once('SIGTERM', () => void stop());
-  process.once('SIGINT', () => void stop());
+  }, log);
 }
 
 main().catch((err) => {
