@@ -44,7 +44,10 @@ describe.skipIf(!isRoot)('a worker killed with SIGKILL: what the next worker of 
     await p.buildBase();
     p.start('scheduler');
     worker = p.start('worker', { SKIFF_NODE_ID: 'node-a' }, 'worker-node-a');
-    await p.startGateway();
+    // As startGateway, with room for a machine busy starting three services at once.
+    p.start('gateway');
+    p.gatewayUrl = `http://127.0.0.1:${p.port}`;
+    await waitUntil(async () => (await fetch(`${p.gatewayUrl}/healthz`).catch(() => undefined))?.ok === true, 'gateway', 60_000);
     await p.waitForNodes(['node-a']);
     expect((await p.deploy(fn, fnDir, ['/bin/sh', '/function/handler.sh'], { timeoutMs: 600_000 })).status).toBe(201);
 
@@ -61,6 +64,8 @@ describe.skipIf(!isRoot)('a worker killed with SIGKILL: what the next worker of 
 
   afterAll(async () => {
     other?.kill('SIGKILL');
+    // A run that failed may have left the held container running: its runtime removes its cgroup.
+    for (const pid of functionProcesses(fn)) process.kill(Number(pid), 'SIGKILL');
     await p?.close();
     // The killed sleep leaves its cgroup; then the function's own cgroup is empty.
     for (const d of [...cgroupDirs(otherCgroup), ...cgroupDirs(`/skiff/${fn}`)]) {
