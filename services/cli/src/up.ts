@@ -1,12 +1,24 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ImageStore } from '@skiff/image';
 import { ensureBasesFor, findFunctions, packManifest } from './images.js';
 import { deploySettings } from './manifest.js';
-import { REPO_ROOT, serviceArgs } from './paths.js';
+import { REPO_ROOT, serviceArgs, type ServiceName } from './paths.js';
+import { Supervisor } from './supervisor.js';
+
+/**
+ * The order services stop in (gateways take no new work first; nats-server goes last, so the
+ * others drain through it) and how long each may take after SIGTERM before it is killed: a
+ * worker finishes the invocations it took, within this bound.
+ */
+const STOPPING: Record<ServiceName | 'nats-server', { stopOrder: number; stopGraceMs: number }> = {
+  gateway: { stopOrder: 0, stopGraceMs: 10_000 },
+  scheduler: { stopOrder: 1, stopGraceMs: 10_000 },
+  worker: { stopOrder: 2, stopGraceMs: 30_000 },
+  'nats-server': { stopOrder: 3, stopGraceMs: 10_000 },
+};
 
 export interface UpOptions {
   dataDir: string;
@@ -14,12 +26,6 @@ export interface UpOptions {
   natsUrl: string | undefined;
   natsPort: number;
   adminToken: string | undefined;
-}
-
-interface Running {
-  name: string;
-  child: ChildProcess;
-  log: string;
 }
 
 function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
@@ -46,47 +52,53 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
 export async function up(opts: UpOptions): Promise<void> {
   const logs = join(opts.dataDir, 'logs');
   mkdirSync(logs, { recursive: true, mode: 0o700 });
-  const running: Running[] = [];
-  let stopping = false;
-
-  const start = (name: string, command: string, args: string[], env: NodeJS.ProcessEnv) => {
-    const log = join(logs, `${name}.log`);
-    const out = createWriteStream(log, { flags: 'a' });
-    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.pipe(out);
-    child.stderr!.pipe(out);
-    child.once('exit', (code, signal) => {
-      if (stopping) return;
-      console.error(`skiff: ${name} exited (${signal ?? `status ${code}`}); its log is ${log}`);
+  const supervisor = new Supervisor({
+    logs,
+    onStartFailure: (_name, why) => {
+      console.error(`skiff: ${why}`);
       void shutdown(1);
-    });
-    running.push({ name, child, log });
+    },
+  });
+  let stopping: Promise<void> | undefined;
+  const shutdown = (status: number): Promise<void> => (stopping ??= supervisor.stop().then(() => process.exit(status)));
+  // npm and the terminal may both pass on one Ctrl-C: the stop is bounded, later signals wait for it.
+  const onSignal = () => {
+    if (!stopping) console.error('skiff: stopping the gateway, scheduler and worker, then nats-server');
+    void shutdown(0);
   };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await bringUp(opts, logs, supervisor);
+  } catch (err) {
+    await supervisor.stop();
+    throw err;
+  }
+}
 
-  const shutdown = async (status: number) => {
-    if (stopping) return;
-    stopping = true;
-    // Services first, nats-server last, so they can leave cleanly.
-    for (const r of [...running].reverse()) r.child.kill('SIGTERM');
-    await Promise.all(running.map((r) => (r.child.exitCode !== null ? null : new Promise((res) => r.child.once('exit', res)))));
-    process.exit(status);
-  };
-  process.once('SIGINT', () => void shutdown(0));
-  process.once('SIGTERM', () => void shutdown(0));
-
+async function bringUp(opts: UpOptions, logs: string, supervisor: Supervisor): Promise<void> {
   let natsUrl = opts.natsUrl;
   if (!natsUrl) {
     if (await portOpen(opts.natsPort)) {
       throw new Error(`port ${opts.natsPort} is taken; set SKIFF_NATS_URL to use that NATS server, or SKIFF_NATS_PORT for another port`);
     }
     const storeDir = join(opts.dataDir, 'nats');
-    start('nats-server', 'nats-server', ['-c', join(REPO_ROOT, 'infra/nats/nats.conf'), '-p', String(opts.natsPort), '-sd', storeDir], process.env);
+    supervisor.start({
+      name: 'nats-server',
+      command: 'nats-server',
+      args: ['-c', join(REPO_ROOT, 'infra/nats/nats.conf'), '-p', String(opts.natsPort), '-sd', storeDir],
+      env: process.env,
+      node: false,
+      ...STOPPING['nats-server'],
+    });
     await waitFor('nats-server', () => portOpen(opts.natsPort));
     natsUrl = `nats://127.0.0.1:${opts.natsPort}`;
   }
 
   const env = { ...process.env, SKIFF_DATA_DIR: opts.dataDir, SKIFF_NATS_URL: natsUrl, SKIFF_PORT: String(opts.port) };
-  for (const service of ['scheduler', 'worker', 'gateway'] as const) start(service, process.execPath, serviceArgs(service), env);
+  for (const service of ['scheduler', 'worker', 'gateway'] as const) {
+    supervisor.start({ name: service, command: process.execPath, args: serviceArgs(service), env, node: true, ...STOPPING[service] });
+  }
 
   const store = await ImageStore.open(join(opts.dataDir, 'store'));
   const functions = findFunctions(join(REPO_ROOT, 'functions'));
@@ -109,6 +121,8 @@ export async function up(opts: UpOptions): Promise<void> {
     if (!res.ok) throw new Error(`deploying ${fn.name} failed: ${res.status} ${await res.text()}`);
   }
 
+  // From here on a service that dies is restarted; before, it was a failed start.
+  supervisor.supervise();
   const tokenHint = opts.adminToken ? 'from SKIFF_ADMIN_TOKEN' : tokenFile;
   const tokenExpr = opts.adminToken ? '$SKIFF_ADMIN_TOKEN' : `$(cat ${tokenFile})`;
   console.log(`
@@ -121,5 +135,5 @@ Skiff is up.
 Try:
   curl -H "Authorization: Bearer ${tokenExpr}" --data-binary hello ${base}/v1/functions/echo/invoke
 
-Ctrl-C stops everything.`);
+A service that dies is restarted. Ctrl-C stops everything.`);
 }

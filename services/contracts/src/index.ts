@@ -7,3 +7,4 @@ export * from './ids.js';
 export * from './placement.js';
 export * from './min-instances.js';
 export * from './node-directory.js';
+export * from './shutdown.js';

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createLogger } from '@skiff/contracts';
+import { createLogger, stopOnSignals } from '@skiff/contracts';
 import { ImageStore } from '@skiff/image';
 import { startTelemetry } from '@skiff/telemetry';
 import { build } from './app.js';
@@ -27,14 +27,10 @@ async function main(): Promise<void> {
   });
   const address = await app.listen({ host: config.host, port: config.port });
   log.info({ address }, 'gateway listening');
-  const stop = () => {
-    app
-      .close()
-      .then(() => telemetry.shutdown())
-      .then(() => process.exit(0), (err) => (log.error({ err }, 'shutdown failed'), process.exit(1)));
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  stopOnSignals(async () => {
+    await app.close();
+    await telemetry.shutdown();
+  }, log);
 }
 
 main().catch((err) => {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { connect } from '@nats-io/transport-node';
-import { createLogger } from '@skiff/contracts';
+import { createLogger, stopOnSignals } from '@skiff/contracts';
 import { startTelemetry } from '@skiff/telemetry';
 import { loadConfig } from './config.js';
 import { Scheduler } from './scheduler.js';
@@ -13,14 +13,11 @@ async function main(): Promise<void> {
   const scheduler = new Scheduler(nc, config, log);
   scheduler.start();
   log.info({ nats: config.natsUrl }, 'scheduler running');
-  const stop = async () => {
+  stopOnSignals(async () => {
     await scheduler.stop();
     await nc.drain();
     await telemetry.shutdown();
-    process.exit(0);
-  };
-  process.once('SIGTERM', () => void stop());
-  process.once('SIGINT', () => void stop());
+  }, log);
 }
 
 main().catch((err) => {

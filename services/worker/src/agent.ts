@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
@@ -22,6 +21,7 @@ import { invocationEnv, runtimeSpec } from './bundle.js';
 import { removeEmptyFunctionCgroups, removeFunctionCgroups } from './cgroups.js';
 import type { WorkerConfig } from './config.js';
 import { ImageCache, type PreparedImage } from './images.js';
+import { removeLeftovers } from './leftovers.js';
 import { StreamInstance } from './pool/instance.js';
 import type { InvokeReply } from './stream/index.js';
 import { FunctionPool } from './pool/pool.js';
@@ -117,9 +117,11 @@ export class WorkerAgent {
     return this.running.size;
   }
 
-  start(): void {
-    // Bundles are read only as their containers start: any here are from a worker that died.
-    rmSync(this.bundlesDir, { recursive: true, force: true });
+  /** Removes what a dead predecessor of this node left, then joins: heartbeats, invocations. */
+  async start(): Promise<void> {
+    // Bundles are read only as their containers start: any here are from a worker that died,
+    // and so are their containers, cgroups and the image mounts (leftovers.ts).
+    await removeLeftovers({ runtime: this.config.runtime, bundlesDir: this.bundlesDir, imagesDir: join(this.config.workDir, 'images'), log: this.log });
     this.serve(this.nc.subscribe(SUBJECTS.nodeInvoke(this.config.nodeId)), (m) => this.track(this.handle(m)));
     this.serve(this.nc.subscribe(SUBJECTS.nodeWarm(this.config.nodeId)), (m) => this.onWarm(m));
     this.serve(this.nc.subscribe(SUBJECTS.fnChanged), (m) => this.onFnChanged(m));

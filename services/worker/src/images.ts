@@ -52,7 +52,8 @@ function name(digest: string): string {
  * an image is one read-only overlay mount of its layers at `<dir>/rootfs/<digest>/rootfs`,
  * shared by all its instances (each gets its own tmpfs /tmp from the runtime). Without
  * overlayfs (or root) the image is flattened into a plain tree at the same path instead.
- * Layers and trees survive restarts; mounts are reused when still there. Disk use is kept
+ * Layers and trees survive restarts; a mount still there is reused (the worker unmounts what a
+ * dead predecessor left before it starts: leftovers.ts). Disk use is kept
  * under `maxBytes` by evicting least recently used images that are not in use.
  */
 export class ImageCache {

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 import { accessSync, constants } from 'node:fs';
 import { connect } from '@nats-io/transport-node';
-import { createLogger } from '@skiff/contracts';
+import { createLogger, stopOnSignals } from '@skiff/contracts';
 import { ImageStore } from '@skiff/image';
 import { startTelemetry } from '@skiff/telemetry';
 import { WorkerAgent } from './agent.js';
 import { loadConfig } from './config.js';
+import { claimWorkDir } from './work-dir.js';
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
@@ -17,19 +18,19 @@ async function main(): Promise<void> {
   } catch {
     throw new Error(`container runtime ${config.runtime} is missing or not executable (build it with "npm run build", or set SKIFF_RUNTIME)`);
   }
+  // Before anything of the node's is touched: a second worker of the node would remove the
+  // first one's containers as leftovers.
+  claimWorkDir(config.workDir, config.nodeId);
   const store = await ImageStore.open(config.storeDir);
   const nc = await connect({ servers: config.natsUrl, name: `skiff-worker-${config.nodeId}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true, waitOnFirstConnect: true });
   const agent = new WorkerAgent(nc, store, config, log);
-  agent.start();
+  await agent.start();
   log.info({ runtime: config.runtime, slots: config.slots }, 'worker running');
-  const stop = async () => {
+  stopOnSignals(async () => {
     await agent.stop();
     await nc.drain();
     await telemetry.shutdown();
-    process.exit(0);
-  };
-  process.once('SIGTERM', () => void stop());
-  process.once('SIGINT', () => void stop());
+  }, log);
 }
 
 main().catch((err) => {

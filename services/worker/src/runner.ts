@@ -38,6 +38,8 @@ export async function runExec(req: ExecRequest): Promise<ExecOutcome> {
   const containerId = containerIdOf(basename(req.bundleDir));
   let killed = false;
   let started = false;
+  // Resolves when the runtime process is gone, having removed the container's cgroup.
+  let runtimeGone: Promise<unknown> = Promise.resolve();
   try {
     // Synchronous on purpose: tens of microseconds on the event loop, where the promise API
     // takes a thread-pool round trip per call, a millisecond or two before the container starts.
@@ -50,8 +52,10 @@ export async function runExec(req: ExecRequest): Promise<ExecOutcome> {
     throw err;
   } finally {
     if (!started) req.prestarted?.cancel();
-    // The bundle holds only config.json; removing it need not delay the answer.
-    void rm(req.bundleDir, { recursive: true, force: true }).catch(() => undefined);
+    // The bundle holds only config.json; removing it need not delay the answer. It goes after
+    // the runtime: while it is there, a worker that starts after this one died knows the
+    // container was this node's (leftovers.ts).
+    void runtimeGone.then(() => rm(req.bundleDir, { recursive: true, force: true })).catch(() => undefined);
   }
 
   function runContainer(r: ExecRequest): Promise<ExecOutcome> {
@@ -59,6 +63,11 @@ export async function runExec(req: ExecRequest): Promise<ExecOutcome> {
       const child = r.prestarted ? r.prestarted.child : spawn(r.runtime, ['run', '--bundle', r.bundleDir, containerId], { stdio: ['pipe', 'pipe', 'pipe'] });
       r.prestarted?.go();
       started = true;
+      runtimeGone = new Promise((done) => {
+        if (child.exitCode !== null || child.signalCode !== null) return done(undefined);
+        child.once('close', done);
+        child.once('error', done);
+      });
       const out: Buffer[] = [];
       let outBytes = 0;
       const stderr = new Tail(STDERR_TAIL_BYTES);
