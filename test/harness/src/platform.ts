@@ -74,10 +74,10 @@ export class Platform {
     return s;
   }
 
-  async startGateway(): Promise<Service> {
-    const s = this.start('gateway');
+  async startGateway(extraEnv: Record<string, string> = {}): Promise<Service> {
+    const s = this.start('gateway', extraEnv);
     this.gatewayUrl = `http://127.0.0.1:${this.port}`;
-    await waitUntil(async () => (await fetch(`${this.gatewayUrl}/healthz`).catch(() => undefined))?.ok === true, 'gateway');
+    await waitUntil(async () => (await fetch(`${this.gatewayUrl}/healthz`).catch(() => undefined))?.ok === true, 'gateway', 30_000);
     return s;
   }
 
