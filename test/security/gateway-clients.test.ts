@@ -215,3 +215,48 @@ describe('the gateway under hostile clients', () => {
     expect(seen().filter((l) => l.includes('"level":20'))).toHaveLength(aborts);
   });
 });
+
+/** docs/security.md #34: the total cap keeps the gateway below its open-file limit. */
+describe('the gateway at its open-file limit', () => {
+  const FILE_LIMIT = 300;
+  // (300 - 64) / 2: each connection may hold a second file, and 64 stay for the gateway's own.
+  const CAP = 118;
+  const OPENED = 320;
+  let p: Platform;
+  const open: RawClient[] = [];
+
+  beforeAll(async () => {
+    p = await Platform.create();
+    await p.startGateway({ SKIFF_MAX_CONNECTIONS_PER_ADDRESS: '1000' }, ['prlimit', `--nofile=${FILE_LIMIT}`, '--']);
+  });
+  afterAll(async () => {
+    for (const c of open) c.close();
+    await p?.close();
+  });
+
+  it(`holds ${CAP} of ${OPENED} connections under a ${FILE_LIMIT}-file limit, refuses the rest, and still opens files (GET /v1/images 200)`, async () => {
+    const held: RawClient[] = [];
+    let refused = 0;
+    for (let i = 0; i < OPENED; i++) {
+      const c = await RawClient.open(p.port, '127.0.0.21').catch(() => undefined);
+      if (!c) {
+        refused++;
+        continue;
+      }
+      open.push(c);
+      c.write(healthz);
+      await waitUntil(async () => c.closed || /\r\n\r\n.*\}/s.test(c.received), `connection ${i + 1}: an answer or a close`);
+      if (c.status === 200) held.push(c);
+      else refused++;
+    }
+    // Reading the store's index needs a file of its own: there is one left.
+    const first = held[0]!;
+    first.received = '';
+    first.write(`GET /v1/images HTTP/1.1\r\nhost: gateway\r\nauthorization: Bearer ${p.token}\r\n\r\n`);
+    await waitUntil(async () => first.closed || /\r\n\r\n.*\}/s.test(first.received), 'GET /v1/images on a held connection');
+    expect(first.status, `${held.length} held, ${refused} refused: ${first.received}`).toBe(200);
+    // The harness's own keep-alive connection may be one of the CAP.
+    expect(held.length, `${held.length} held, ${refused} refused`).toBeGreaterThanOrEqual(CAP - 1);
+    expect(held.length).toBeLessThanOrEqual(CAP);
+  });
+});
