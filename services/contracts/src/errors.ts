@@ -7,6 +7,7 @@ export const ERROR_CATALOG = {
   SKIFF_FORBIDDEN: { status: 403, title: 'Not allowed', retryable: false },
   SKIFF_VALIDATION_FAILED: { status: 400, title: 'The request does not match the API', retryable: false },
   SKIFF_ROUTE_NOT_FOUND: { status: 404, title: 'No such route', retryable: false },
+  SKIFF_REQUEST_TIMEOUT: { status: 408, title: 'The request did not arrive in time', retryable: false },
   SKIFF_BODY_TOO_LARGE: { status: 413, title: 'Request body too large', retryable: false },
   SKIFF_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type', retryable: false },
   SKIFF_FN_NOT_FOUND: { status: 404, title: 'Function not found', retryable: false },

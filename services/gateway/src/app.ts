@@ -3,6 +3,7 @@ import { CALL_ID_PATTERN, NodeDirectory, newCallId, type Logger } from '@skiff/c
 import type { ImageStore } from '@skiff/image';
 import { authenticate } from './auth.js';
 import type { GatewayConfig } from './config.js';
+import { bodyDeadline, limitConnections, serverTimeouts } from './connections.js';
 import { Invoker } from './invoker.js';
 import { Prewarmer } from './prewarm.js';
 import type { Messaging } from './messaging.js';
@@ -32,6 +33,7 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
     // Per-request lines cost time on the hot path; errors are logged by the problem handler.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'callId' }),
     bodyLimit: config.maxBodyBytes,
+    ...serverTimeouts(config),
     requestIdHeader: false,
     // The call id is set here, at the edge, unless the client sent a usable one.
     genReqId: (req) => {
@@ -40,6 +42,8 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
     },
   });
   installProblemHandlers(app, log);
+  limitConnections(app.server, config, log);
+  app.addHook('onRequest', bodyDeadline(config, log));
   // The gateway's own view of the worker nodes, for placing synchronous invocations itself.
   const nodes = new NodeDirectory(messaging.nc, { missedHeartbeats: config.missedHeartbeats, log });
   nodes.start();

@@ -15,3 +15,17 @@ describe('gateway config', () => {
     expect(() => loadConfig({ SKIFF_MIN_INSTANCES_CHECK_MS: '10' })).toThrow(/SKIFF_MIN_INSTANCES_CHECK_MS/);
   });
 });
+
+describe('gateway connection limits', () => {
+  it('default to timeouts in seconds and 256 connections per address', () => {
+    const c = loadConfig({}, '/srv', 20_000);
+    expect(c).toMatchObject({ headersTimeoutMs: 10_000, bodyTimeoutMs: 60_000, idleTimeoutMs: 30_000, maxConnectionsPerAddress: 256, maxConnections: 8192 });
+  });
+
+  it('keep all connections below the open-file limit, each with room for a second file', () => {
+    expect(loadConfig({}, '/srv', 2000).maxConnections).toBe(968);
+    expect(loadConfig({}, '/srv', 1024).maxConnections).toBe(480);
+    expect(() => loadConfig({ SKIFF_MAX_CONNECTIONS: '1000' }, '/srv', 2000)).toThrow(/SKIFF_MAX_CONNECTIONS must be an integer from 1 to 968 \(the open-file limit is 2000\)/);
+    expect(loadConfig({ SKIFF_MAX_CONNECTIONS: '900' }, '/srv', 2000).maxConnections).toBe(900);
+  });
+});

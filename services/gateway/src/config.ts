@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { missedHeartbeatsFrom } from '@skiff/contracts';
 
@@ -25,27 +26,59 @@ export interface GatewayConfig {
    * workers report and asks for the missing ones (it also does when a node joins or leaves).
    */
   readonly minInstancesCheckMs: number;
+  /** A request's line and headers must arrive within this, counted from its first byte. */
+  readonly headersTimeoutMs: number;
+  /** A body of at most maxBodyBytes must arrive within this after its headers. */
+  readonly bodyTimeoutMs: number;
+  /** A connection with no bytes either way (none sent yet, between requests, a stalled upload) is closed after this. */
+  readonly idleTimeoutMs: number;
+  /** Connections one client address may hold at once; more are closed as they come. */
+  readonly maxConnectionsPerAddress: number;
+  /** Connections of all clients at once, kept below the open-file limit; more are closed as they come. */
+  readonly maxConnections: number;
 }
 
 export type Env = Record<string, string | undefined>;
 
-function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+function int(env: Env, name: string, fallback: number, min: number, max: number, why = ''): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min || n > max) {
-    throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+    throw new Error(`${name} must be an integer from ${min} to ${max}${why}, got "${raw}"`);
   }
   return n;
 }
 
+/** This process's soft limit of open files (Node.js raises it to the hard limit as it starts). */
+export function openFileLimit(): number {
+  try {
+    const line = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    if (line) return Number(line[1]);
+  } catch {}
+  return 1024;
+}
+
+/** Files the gateway keeps for itself (NATS, SQLite, logs, store reads) before counting connections. */
+const OWN_FILES = 64;
+
+/**
+ * The most connections the open-file limit allows: each connection may hold a second file (a
+ * /v2 blob upload or an image archive being written), so half of what the gateway's own files
+ * leave. Past the limit, accept() fails and SQLite, the store and NATS could no longer open files.
+ */
+export function connectionsWithin(fileLimit: number): number {
+  return Math.max(1, Math.floor((fileLimit - OWN_FILES) / 2));
+}
+
 /** Turns the environment into the gateway's settings once, at start-up; throws naming the variable. */
-export function loadConfig(env: Env, cwd = process.cwd()): GatewayConfig {
+export function loadConfig(env: Env, cwd = process.cwd(), fileLimit = openFileLimit()): GatewayConfig {
   const dataDir = resolve(cwd, env.SKIFF_DATA_DIR || '.skiff');
   const adminToken = env.SKIFF_ADMIN_TOKEN || undefined;
   if (adminToken !== undefined && adminToken.length < 16) {
     throw new Error('SKIFF_ADMIN_TOKEN must be at least 16 characters');
   }
+  const maxConnections = connectionsWithin(fileLimit);
   return Object.freeze({
     host: env.SKIFF_HOST || '127.0.0.1',
     port: int(env, 'SKIFF_PORT', 8080, 0, 65535),
@@ -61,5 +94,10 @@ export function loadConfig(env: Env, cwd = process.cwd()): GatewayConfig {
     uploadIdleMs: int(env, 'SKIFF_UPLOAD_IDLE_MS', 15 * 60_000, 1000, 24 * 3_600_000),
     missedHeartbeats: missedHeartbeatsFrom(env.SKIFF_MISSED_HEARTBEATS),
     minInstancesCheckMs: int(env, 'SKIFF_MIN_INSTANCES_CHECK_MS', 5000, 100, 3_600_000),
+    headersTimeoutMs: int(env, 'SKIFF_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
+    bodyTimeoutMs: int(env, 'SKIFF_BODY_TIMEOUT_MS', 60_000, 100, 3_600_000),
+    idleTimeoutMs: int(env, 'SKIFF_IDLE_TIMEOUT_MS', 30_000, 100, 3_600_000),
+    maxConnectionsPerAddress: int(env, 'SKIFF_MAX_CONNECTIONS_PER_ADDRESS', 256, 1, 1_000_000),
+    maxConnections: int(env, 'SKIFF_MAX_CONNECTIONS', Math.min(8192, maxConnections), 1, maxConnections, ` (the open-file limit is ${fileLimit})`),
   });
 }

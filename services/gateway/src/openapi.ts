@@ -133,8 +133,10 @@ export function registerOperations(
     scope.route({
       method: op.method.toUpperCase() as 'GET',
       url: fastifyPath(op.path),
+      // The token is checked as the headers arrive, so a request without one is refused before
+      // its body is read (and its connection closed rather than drained).
+      ...(auth ? { onRequest: async (request: FastifyRequest) => authenticate(request) } : {}),
       handler: async (request, reply) => {
-        if (auth) authenticate(request);
         const params = request.params as Record<string, string>;
         const errors = check(request);
         if (errors.length) throw validationError(errors);

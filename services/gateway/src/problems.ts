@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { SkiffError, toProblem, type Logger } from '@skiff/contracts';
+import { isClientAbort } from './connections.js';
 
 /** Fastify's own failures (body parsing, limits) mapped onto Skiff's stable codes. */
 function fromFastify(err: FastifyError): SkiffError | undefined {
@@ -31,7 +32,14 @@ export function asSkiffError(err: unknown): SkiffError {
 /** Every error leaves the gateway as application/problem+json with a stable code. */
 export function installProblemHandlers(app: FastifyInstance, log: Logger): void {
   app.setErrorHandler((err, request, reply) => {
+    if (isClientAbort(err, request)) {
+      // The client closed the connection in the middle of its body: nobody is left to answer.
+      log.debug({ callId: request.id, address: request.ip, url: request.url }, 'client closed the connection before its body was complete');
+      return;
+    }
     const e = asSkiffError(err);
+    // Refused before the body was read (a 401 from onRequest): close rather than read the rest.
+    if (!request.raw.complete) void reply.header('connection', 'close');
     if (e.status >= 500 && e.code !== 'SKIFF_FN_FAILED') log.error({ err, callId: request.id, code: e.code }, e.message);
     // Clients may try again after a moment when Skiff is overloaded or a part is missing.
     if (e.retryable && (e.status === 429 || e.status === 503)) void reply.header('retry-after', '1');

@@ -52,9 +52,13 @@ export class Platform {
     };
   }
 
-  /** Starts one compiled service; its logs go to <data dir>/<name>.log. */
-  start(service: ServiceName, extraEnv: Record<string, string> = {}, name: string = service): Service {
-    const child = spawn(process.execPath, serviceArgs(service), {
+  /**
+   * Starts one compiled service; its logs go to <data dir>/<name>.log. `wrapper` is a command
+   * line that runs it (e.g. ['prlimit', '--nofile=300', '--']).
+   */
+  start(service: ServiceName, extraEnv: Record<string, string> = {}, name: string = service, wrapper: string[] = []): Service {
+    const [command, ...args] = [...wrapper, process.execPath, ...serviceArgs(service)];
+    const child = spawn(command!, args, {
       env: this.env(extraEnv),
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -74,10 +78,10 @@ export class Platform {
     return s;
   }
 
-  async startGateway(): Promise<Service> {
-    const s = this.start('gateway');
+  async startGateway(extraEnv: Record<string, string> = {}, wrapper: string[] = []): Promise<Service> {
+    const s = this.start('gateway', extraEnv, 'gateway', wrapper);
     this.gatewayUrl = `http://127.0.0.1:${this.port}`;
-    await waitUntil(async () => (await fetch(`${this.gatewayUrl}/healthz`).catch(() => undefined))?.ok === true, 'gateway');
+    await waitUntil(async () => (await fetch(`${this.gatewayUrl}/healthz`).catch(() => undefined))?.ok === true, 'gateway', 30_000);
     return s;
   }
 

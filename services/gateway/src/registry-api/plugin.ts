@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SkiffError, type Logger } from '@skiff/contracts';
 import type { ImageStore } from '@skiff/image';
 import type { GatewayConfig } from '../config.js';
+import { isClientAbort } from '../connections.js';
 import type { Registry } from '../registry.js';
 import { CHALLENGE, authenticateRegistry } from './auth.js';
 import { BlobTooLargeError, BlobWriter, DigestMismatchError, blobSize, isSha256Digest, sweepTempFiles } from './blob-writer.js';
@@ -106,6 +107,11 @@ export async function registryApi(app: FastifyInstance, opts: RegistryApiOptions
   app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
 
   app.setErrorHandler((err, request, reply) => {
+    if (isClientAbort(err, request)) {
+      // The client closed the connection in the middle of its body (an upload keeps what arrived).
+      log.debug({ callId: request.id, address: request.ip, url: request.url }, 'client closed the connection before its body was complete');
+      return;
+    }
     const e = toDistError(err);
     if (e.status >= 500) log.error({ err, callId: request.id, code: e.code }, e.message);
     if (bodyPending(request)) {
