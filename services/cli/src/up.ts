@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ImageStore } from '@skiff/image';
+import { appendingTo } from './append.js';
 import { ensureBasesFor, findFunctions, packManifest } from './images.js';
 import { deploySettings } from './manifest.js';
 import { REPO_ROOT, serviceArgs } from './paths.js';
@@ -51,10 +52,11 @@ export async function up(opts: UpOptions): Promise<void> {
 
   const start = (name: string, command: string, args: string[], env: NodeJS.ProcessEnv) => {
     const log = join(logs, `${name}.log`);
-    const out = createWriteStream(log, { flags: 'a' });
+    const out = appendingTo(log);
     const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.pipe(out);
-    child.stderr!.pipe(out);
+    // Two sources, one file: neither may end it for the other.
+    child.stdout!.pipe(out, { end: false });
+    child.stderr!.pipe(out, { end: false });
     child.once('exit', (code, signal) => {
       if (stopping) return;
       console.error(`skiff: ${name} exited (${signal ?? `status ${code}`}); its log is ${log}`);
@@ -86,7 +88,10 @@ export async function up(opts: UpOptions): Promise<void> {
   }
 
   const env = { ...process.env, SKIFF_DATA_DIR: opts.dataDir, SKIFF_NATS_URL: natsUrl, SKIFF_PORT: String(opts.port) };
-  for (const service of ['scheduler', 'worker', 'gateway'] as const) start(service, process.execPath, serviceArgs(service), env);
+  // Each service writes and rotates its own log (SKIFF_LOG_FILE); the same file gets what it prints outside its logger.
+  for (const service of ['scheduler', 'worker', 'gateway'] as const) {
+    start(service, process.execPath, serviceArgs(service), { ...env, SKIFF_LOG_FILE: join(logs, `${service}.log`) });
+  }
 
   const store = await ImageStore.open(join(opts.dataDir, 'store'));
   const functions = findFunctions(join(REPO_ROOT, 'functions'));
