@@ -30,6 +30,7 @@ describe('one function must not starve the rest', () => {
   let worker: Service;
   const slow = `slow-${run}`;
   const flood = `flood-${run}`;
+  const loud = `loud-${run}`;
   const dir = mkdtempSync(join(tmpdir(), 'skiff-starve-fn-'));
   const invoke = (name: string, body = '') => p.api('POST', `/v1/functions/${name}/invoke`, body);
 
@@ -49,11 +50,19 @@ describe('one function must not starve the rest', () => {
     writeFileSync(join(dir, 'slow.sh'), 'exec sleep 30\n');
     // The deadline ends the slow calls: a few seconds, so the suite does not wait 30 s for them.
     expect((await p.deploy(slow, dir, ['/bin/sh', '/function/slow.sh'], { timeoutMs: 6000 })).status).toBe(201);
+    writeFileSync(join(dir, 'loud.sh'), [
+      'if [ "$(cat)" = stdout ]; then head -c 8388608 /dev/zero; exit 0; fi',
+      "head -c 20971520 /dev/zero | tr '\\0' x >&2",
+      'echo " last words" >&2',
+      'exit 3',
+      '',
+    ].join('\n'));
+    expect((await p.deploy(loud, dir, ['/bin/sh', '/function/loud.sh'])).status).toBe(201);
     expect((await p.deployNode(flood, join(REPO, 'test/security/fixtures/stderr-flood'), { maxInstances: 1 })).status).toBe(201);
   }, 120_000);
   afterAll(async () => {
     await p?.close();
-    for (const d of [slow, flood].flatMap((fn) => existingCgroupDirs(`/skiff/${fn}`))) {
+    for (const d of [slow, flood, loud].flatMap((fn) => existingCgroupDirs(`/skiff/${fn}`))) {
       try {
         rmdirSync(d);
       } catch {}
@@ -116,4 +125,20 @@ describe('one function must not starve the rest', () => {
     // and the worker goes on
     expect(await (await invoke('echo', 'after the flood')).text()).toBe('after the flood');
   }, 120_000);
+
+  it('keeps only the end of an exec function\'s stderr and stops one whose output is over SKIFF_MAX_OUTPUT_BYTES', async () => {
+    const before = memoryMiB(worker.child.pid!);
+    const failed = await invoke(loud, 'stderr');
+    expect(failed.status).toBe(502);
+    const problem = (await failed.json()) as { code: string; detail: string };
+    expect(problem.code).toBe('SKIFF_FN_FAILED');
+    // 20 MiB of stderr, of which the error detail has the last 2 KiB
+    expect(problem.detail).toMatch(/x last words$/);
+    expect(problem.detail.length).toBeLessThan(4096);
+    const tooLarge = await invoke(loud, 'stdout');
+    expect(tooLarge.status).toBe(502);
+    expect(((await tooLarge.json()) as { code: string }).code).toBe('SKIFF_FN_OUTPUT_TOO_LARGE');
+    const after = memoryMiB(worker.child.pid!);
+    expect(after.peak - before.peak, `worker peak RSS ${before.peak.toFixed(1)} → ${after.peak.toFixed(1)} MiB`).toBeLessThan(64);
+  }, 60_000);
 });
