@@ -11,8 +11,8 @@
  * channel: when `skiff up` dies without stopping them (SIGKILL), it closes and they stop.
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
+import { appendingTo } from './append.js';
 
 export interface ServiceSpec {
   name: string;
@@ -115,11 +115,12 @@ export class Supervisor {
   private run(s: Supervised): void {
     const { spec } = s;
     const log = join(this.o.logs, `${spec.name}.log`);
-    const out = createWriteStream(log, { flags: 'a' });
+    const out = appendingTo(log);
     const stdio: StdioOptions = spec.node ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'];
     const child = spawn(spec.command, spec.args, { env: spec.env, stdio, detached: true });
-    child.stdout!.pipe(out);
-    child.stderr!.pipe(out);
+    // Two sources, one file: neither may end it for the other.
+    child.stdout!.pipe(out, { end: false });
+    child.stderr!.pipe(out, { end: false });
     s.child = child;
     s.startedAt = Date.now();
     s.exited = new Promise((resolve) => {

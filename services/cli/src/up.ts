@@ -96,8 +96,10 @@ async function bringUp(opts: UpOptions, logs: string, supervisor: Supervisor): P
   }
 
   const env = { ...process.env, SKIFF_DATA_DIR: opts.dataDir, SKIFF_NATS_URL: natsUrl, SKIFF_PORT: String(opts.port) };
+  // Each service writes and rotates its own log (SKIFF_LOG_FILE); the same file gets what it prints outside its logger.
   for (const service of ['scheduler', 'worker', 'gateway'] as const) {
-    supervisor.start({ name: service, command: process.execPath, args: serviceArgs(service), env, node: true, ...STOPPING[service] });
+    const serviceEnv = { ...env, SKIFF_LOG_FILE: join(logs, `${service}.log`) };
+    supervisor.start({ name: service, command: process.execPath, args: serviceArgs(service), env: serviceEnv, node: true, ...STOPPING[service] });
   }
 
   const store = await ImageStore.open(join(opts.dataDir, 'store'));

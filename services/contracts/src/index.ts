@@ -3,6 +3,7 @@ export * from './subjects.js';
 export * from './messages.js';
 export * from './settings.js';
 export * from './logger.js';
+export * from './log-file.js';
 export * from './ids.js';
 export * from './placement.js';
 export * from './min-instances.js';

@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { RotatingLogFile, logFileOptions, type LogEnv } from './log-file.js';
 
 export type { Logger };
 
@@ -12,7 +13,22 @@ const REDACT = [
   'headers.authorization',
 ];
 
-/** JSON logs on stderr (stdout belongs to commands' own output), one base logger per service. */
-export function createLogger(service: string, level = process.env.SKIFF_LOG_LEVEL ?? 'info'): Logger {
-  return pino({ name: service, level, redact: { paths: REDACT, censor: '[redacted]' } }, pino.destination(2));
+/**
+ * JSON logs, one base logger per service: on stderr (stdout belongs to commands' own output),
+ * or, with SKIFF_LOG_FILE, in that file, rotated at SKIFF_LOG_MAX_BYTES (SKIFF_LOG_KEEP files
+ * kept) and reopened on SIGHUP.
+ */
+export function createLogger(service: string, level = process.env.SKIFF_LOG_LEVEL ?? 'info', env: LogEnv = process.env): Logger {
+  const options = { name: service, level, redact: { paths: REDACT, censor: '[redacted]' } };
+  const file = logFileOptions(env);
+  if (!file) return pino(options, pino.destination(2));
+  const out = new RotatingLogFile(file);
+  process.on('SIGHUP', () => {
+    try {
+      out.reopen();
+    } catch (err) {
+      process.stderr.write(`skiff-${service}: cannot reopen ${file.path}, still writing the old file: ${(err as Error).message}\n`);
+    }
+  });
+  return pino(options, out);
 }

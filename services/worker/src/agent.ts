@@ -83,7 +83,7 @@ export class WorkerAgent {
     private readonly log: Logger,
   ) {
     this.images = new ImageCache(store, join(config.workDir, 'images'), log);
-    this.slots = new Slots(config.slots, config.maxQueued);
+    this.slots = new Slots({ size: config.slots, maxWaiting: config.maxQueued, perFunction: config.functionSlots, perFunctionWaiting: config.functionQueue });
     this.uids = new UidRanges(join(config.workDir, 'uids.json'), config.uidBase);
     this.bundlesDir = join(config.workDir, 'bundles');
     if (canPrestart(config.runtime)) this.launchers = new LauncherPool(config.runtime, this.bundlesDir, PRESTARTED_LAUNCHERS);
@@ -99,6 +99,7 @@ export class WorkerAgent {
         runtime: config.runtime,
         bundlesDir: this.bundlesDir,
         maxBodyBytes: config.maxOutputBytes,
+        maxLineBytes: config.maxLogLineBytes,
         seccomp: this.seccomp,
         store,
         images: this.images,
@@ -217,7 +218,7 @@ export class WorkerAgent {
   }
 
   private async runExecMode(inv: Invocation, body: Uint8Array): Promise<Uint8Array> {
-    const release = await this.slots.acquire(inv.deadline);
+    const release = await this.slots.acquire(inv.fn, inv.deadline);
     const image = await this.prepare(inv.image).catch((err: unknown) => (release(), Promise.reject(err)));
     try {
       // Instance ids are the worker's own: call ids come from clients and may repeat.
@@ -288,6 +289,7 @@ export class WorkerAgent {
           bundleDir: join(this.bundlesDir, instanceId),
           spec: this.spec(image, inv, instanceId, env),
           maxBodyBytes: this.config.maxOutputBytes,
+          maxLineBytes: this.config.maxLogLineBytes,
           log,
         }));
       // The image stays leased (never evicted) while the instance lives.

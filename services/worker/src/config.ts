@@ -2,6 +2,7 @@ import { hostname, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NODE_ID_PATTERN } from '@skiff/contracts';
+import { defaultShare } from './slots.js';
 
 export interface WorkerConfig {
   readonly nodeId: string;
@@ -15,6 +16,12 @@ export interface WorkerConfig {
   readonly slots: number;
   /** Invocations that may wait for a slot; more are refused with SKIFF_OVERLOADED. */
   readonly maxQueued: number;
+  /** Slots one function may hold at once (the rest stay for other functions). */
+  readonly functionSlots: number;
+  /** Invocations of one function that may wait for a slot. */
+  readonly functionQueue: number;
+  /** Longest line of a function's stdout or stderr the worker keeps; the rest is cut with a marker. */
+  readonly maxLogLineBytes: number;
   /** First host uid/gid handed to functions' user namespaces (65536 ids each). */
   readonly uidBase: number;
   /** Memory all warm instances on the node may be given together, MiB. */
@@ -54,6 +61,8 @@ export function loadConfig(env: Env, cwd = process.cwd()): WorkerConfig {
   const nodeId = env.SKIFF_NODE_ID || defaultNodeId();
   if (!NODE_ID_PATTERN.test(nodeId)) throw new Error(`SKIFF_NODE_ID must match ${NODE_ID_PATTERN.source}, got "${nodeId}"`);
   const dataDir = resolve(cwd, env.SKIFF_DATA_DIR || '.skiff');
+  const slots = int(env, 'SKIFF_WORKER_SLOTS', 16, 1, 4096);
+  const maxQueued = int(env, 'SKIFF_WORKER_QUEUE', 1024, 0, 1_000_000);
   return Object.freeze({
     nodeId,
     natsUrl: env.SKIFF_NATS_URL || 'nats://127.0.0.1:4222',
@@ -61,8 +70,11 @@ export function loadConfig(env: Env, cwd = process.cwd()): WorkerConfig {
     storeDir: resolve(dataDir, env.SKIFF_STORE_DIR || 'store'),
     workDir: resolve(dataDir, 'nodes', nodeId),
     runtime: env.SKIFF_RUNTIME || DEFAULT_RUNTIME,
-    slots: int(env, 'SKIFF_WORKER_SLOTS', 16, 1, 4096),
-    maxQueued: int(env, 'SKIFF_WORKER_QUEUE', 1024, 0, 1_000_000),
+    slots,
+    maxQueued,
+    functionSlots: int(env, 'SKIFF_WORKER_FUNCTION_SLOTS', defaultShare(slots), 1, slots),
+    functionQueue: int(env, 'SKIFF_WORKER_FUNCTION_QUEUE', defaultShare(maxQueued), 0, maxQueued),
+    maxLogLineBytes: int(env, 'SKIFF_MAX_LOG_LINE_BYTES', 16 * 1024, 256, 1024 * 1024),
     uidBase: int(env, 'SKIFF_UID_BASE', 100_000_000, 65_536, 2 ** 32 - 2 * 65_536),
     // Three quarters of the machine by default: the rest is for Skiff, exec functions and the OS.
     memoryBudgetMb: int(env, 'SKIFF_WORKER_MEMORY_MB', Math.floor((totalmem() / 1024 / 1024) * 0.75), 16, 16 * 1024 * 1024),

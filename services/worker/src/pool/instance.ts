@@ -5,6 +5,7 @@ import { basename, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '@skiff/contracts';
 import { StreamConnection, type InvokeReply, type InvokeRequest } from '../stream/index.js';
+import { forwardLines } from '../lines.js';
 import { forceDelete } from '../runner.js';
 import { Tail } from '../tail.js';
 import type { InstanceState } from './state.js';
@@ -14,6 +15,8 @@ export interface LaunchOptions {
   bundleDir: string;
   spec: object;
   maxBodyBytes: number;
+  /** Longest log line kept of the function's stdout and stderr; the rest is cut with a marker. */
+  maxLineBytes: number;
   log: Logger;
   /**
    * A stem cell: the runtime boots without a function and waits (`waiting()`) until `adopt()`
@@ -79,8 +82,8 @@ export class StreamInstance {
     this.conn = new StreamConnection(this.child.stdio[3] as Duplex, { maxBodyBytes: opts.maxBodyBytes, stem: opts.stem ?? false });
     const tail = new Tail(STDERR_TAIL_BYTES);
     this.fnLog = opts.log.child({ instance: this.id });
-    forwardLines(this.child.stdout!, (line) => this.fnLog.info({ stream: 'stdout' }, line));
-    forwardLines(this.child.stderr!, (line) => (tail.push(Buffer.from(`${line}\n`)), this.fnLog.info({ stream: 'stderr' }, line)));
+    forwardLines(this.child.stdout!, opts.maxLineBytes, (line) => this.fnLog.info({ stream: 'stdout' }, line));
+    forwardLines(this.child.stderr!, opts.maxLineBytes, (line) => (tail.push(Buffer.from(`${line}\n`)), this.fnLog.info({ stream: 'stderr' }, line)));
     const stderr = () => reportAs(tail.text(), this.limits);
     this.exited = new Promise((resolve) => {
       this.child.once('error', (err) => {
@@ -175,15 +178,4 @@ const PIDS_REPORT = /^(skiff-launch: \S+: process limit reached \(pids limit )-?
 function reportAs(stderr: string, limits: ReportedLimits | undefined): string {
   if (!limits) return stderr;
   return stderr.replace(OOM_REPORT, `$1${limits.memoryBytes}$2`).replace(PIDS_REPORT, `$1${limits.pids}$2`);
-}
-
-function forwardLines(stream: NodeJS.ReadableStream, each: (line: string) => void): void {
-  let rest = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    const lines = (rest + chunk).split('\n');
-    rest = lines.pop()!;
-    for (const l of lines) if (l) each(l);
-  });
-  stream.on('end', () => rest && each(rest));
 }

@@ -59,6 +59,8 @@ export interface StemPoolOptions {
   runtime: string;
   bundlesDir: string;
   maxBodyBytes: number;
+  /** Longest log line kept of an instance's stdout and stderr. */
+  maxLineBytes: number;
   seccomp: object;
   store: ImageStore;
   images: Pick<ImageCache, 'acquire' | 'layerTop'>;
@@ -294,7 +296,7 @@ export class StemPool {
     try {
       const spec = runtimeSpec({ rootfs: prepared.rootfs, image: prepared.config, fn: 'stem', settings: STEM_SETTINGS, env: ['SKIFF_STEM=1'], instanceId: id, hostId: this.o.uids.hostIdOf(slot), seccomp: this.o.seccomp }) as { linux: { cgroupsPath: string } };
       spec.linux.cgroupsPath = cgroupsPath;
-      inst = await StreamInstance.launch({ runtime: this.o.runtime, bundleDir: join(this.o.bundlesDir, id), spec, maxBodyBytes: this.o.maxBodyBytes, log: this.o.log.child({ stem: id }), stem: true });
+      inst = await StreamInstance.launch({ runtime: this.o.runtime, bundleDir: join(this.o.bundlesDir, id), spec, maxBodyBytes: this.o.maxBodyBytes, maxLineBytes: this.o.maxLineBytes, log: this.o.log.child({ stem: id }), stem: true });
     } catch (err) {
       release();
       prepared.release();
