@@ -55,4 +55,11 @@ describe('user schemas', () => {
     expect(codeOf(() => schemas.check(fn({ type: 'object' }, 1), 'application/json', json({})))).toBe('passed');
     expect(codeOf(() => schemas.check(fn({ type: 'object', required: ['a'] }, 2), 'application/json', json({})))).toBe('SKIFF_VALIDATION_FAILED');
   });
+
+  it('refuses invokes of a version whose stored schema is over today\'s limits, naming the function', () => {
+    const schemas = new InputSchemas();
+    const old = fn({ enum: Array.from({ length: 5000 }, (_, i) => i) }, 3);
+    expect(() => schemas.check(old, 'application/json', json(1))).toThrow(/function "f" version 3 has an input schema this gateway refuses/);
+    expect(codeOf(() => schemas.check(old, 'application/json', json(1)))).toBe('SKIFF_SCHEMA_TOO_COMPLEX');
+  });
 });

@@ -47,7 +47,7 @@ export function compileUserSchema(schema: object, field: string): ValidateFuncti
  */
 export class InputSchemas {
   /** The current version's validator per function; an older version's is replaced, not kept. */
-  private readonly compiled = new Map<string, { version: number; validate: ValidateFunction }>();
+  private readonly compiled = new Map<string, { version: number; validate: ValidateFunction } | { version: number; refused: SkiffError }>();
 
   /** Throws when the body is not JSON, or does not match the function's inputSchema. */
   check(fn: FunctionRecord, contentType: string | undefined, body: Uint8Array): void {
@@ -72,11 +72,21 @@ export class InputSchemas {
   }
 
   private validator(fn: FunctionRecord): ValidateFunction {
-    const cached = this.compiled.get(fn.name);
-    if (cached?.version === fn.version) return cached.validate;
-    const validate = compileUserSchema(fn.inputSchema!, 'inputSchema');
-    this.compiled.set(fn.name, { version: fn.version, validate });
-    return validate;
+    let cached = this.compiled.get(fn.name);
+    if (cached?.version !== fn.version) {
+      try {
+        cached = { version: fn.version, validate: compileUserSchema(fn.inputSchema!, 'inputSchema') };
+      } catch (err) {
+        // Only a schema stored before today's limits (or engine) can fail here; remembered, so
+        // that each invoke does not pay for the compile again.
+        const refused = err instanceof SkiffError ? err : new SkiffError('SKIFF_VALIDATION_FAILED', String(err));
+        const detail = `function "${fn.name}" version ${fn.version} has an input schema this gateway refuses; deploy it again with one it accepts: ${refused.message}`;
+        cached = { version: fn.version, refused: new SkiffError(refused.code, detail, refused.errors ? { errors: refused.errors } : {}) };
+      }
+      this.compiled.set(fn.name, cached);
+    }
+    if ('refused' in cached) throw cached.refused;
+    return cached.validate;
   }
 }
 
