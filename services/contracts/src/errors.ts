@@ -6,6 +6,7 @@ export const ERROR_CATALOG = {
   SKIFF_UNAUTHORIZED: { status: 401, title: 'Missing or invalid credentials', retryable: false },
   SKIFF_FORBIDDEN: { status: 403, title: 'Not allowed', retryable: false },
   SKIFF_VALIDATION_FAILED: { status: 400, title: 'The request does not match the API', retryable: false },
+  SKIFF_SCHEMA_TOO_COMPLEX: { status: 400, title: 'The JSON Schema is over a limit', retryable: false },
   SKIFF_ROUTE_NOT_FOUND: { status: 404, title: 'No such route', retryable: false },
   SKIFF_REQUEST_TIMEOUT: { status: 408, title: 'The request did not arrive in time', retryable: false },
   SKIFF_BODY_TOO_LARGE: { status: 413, title: 'Request body too large', retryable: false },

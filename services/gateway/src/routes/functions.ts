@@ -1,7 +1,7 @@
 import { DEFAULT_SETTINGS, PROTOCOL_VERSION, SETTING_NAMES, SUBJECTS, SkiffError, encodeJson, fnChangedSchema, type FunctionMode, type RunSettings } from '@skiff/contracts';
 import type { Messaging } from '../messaging.js';
 import type { Prewarmer } from '../prewarm.js';
-import { InputSchemas } from '../schemas.js';
+import { assertUsableSchema } from '../schemas.js';
 import type { ImageStore } from '@skiff/image';
 import type { Handlers, OperationContext } from '../openapi.js';
 import type { FunctionRecord, FunctionSettings, Registry } from '../registry.js';
@@ -29,10 +29,9 @@ export function functionHandlers(registry: Registry, store: ImageStore, messagin
     if (messaging.connected) messaging.nc.publish(SUBJECTS.fnChanged, encodeJson(fnChangedSchema, { type: 'fn-changed', version: PROTOCOL_VERSION, fn, fnVersion }));
   };
   // The ref is resolved once, at deploy time, so a version always runs the same image bytes.
-  const schemas = new InputSchemas();
   const settings = async (body: SettingsBody): Promise<FunctionSettings> => {
-    schemas.assertCompiles(body.inputSchema, 'body.inputSchema');
-    schemas.assertCompiles(body.outputSchema, 'body.outputSchema');
+    assertUsableSchema(body.inputSchema, 'body.inputSchema');
+    assertUsableSchema(body.outputSchema, 'body.outputSchema');
     const image = await store.resolve(body.image);
     return {
       image: body.image,

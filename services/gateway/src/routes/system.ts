@@ -4,6 +4,7 @@ import type { OpenAPIBackend } from 'openapi-backend';
 import type { Messaging } from '../messaging.js';
 import type { Handlers } from '../openapi.js';
 import type { Registry } from '../registry.js';
+import { authenticate } from '../auth.js';
 import { documentWithFunctions } from '../schemas.js';
 
 const NODES_TIMEOUT_MS = 2000;
@@ -15,7 +16,14 @@ export function systemHandlers(api: OpenAPIBackend, messaging: Messaging, regist
       const up = messaging.connected;
       return reply.code(up ? 200 : 503).send({ status: up ? 'ok' : 'degraded', nats: up ? 'connected' : 'disconnected' });
     },
-    getOpenApi: () => documentWithFunctions(api.document as { paths: Record<string, unknown> }, registry.list()),
+    // Deployed functions are listed only for a caller who may invoke them: there are no public
+    // functions and a token may invoke every function, so that is none without a token and all
+    // with a valid one. A token that is sent but not valid is refused, as on any other route.
+    getOpenApi: ({ request }) => {
+      const header = request.headers.authorization;
+      const functions = header === undefined ? [] : (authenticate(registry, header), registry.list());
+      return documentWithFunctions(api.document as { paths: Record<string, unknown> }, functions);
+    },
     listNodes: async () => {
       if (!messaging.connected) throw new SkiffError('SKIFF_NATS_UNAVAILABLE', 'the gateway is not connected to NATS');
       try {
