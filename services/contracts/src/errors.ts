@@ -19,6 +19,7 @@ export const ERROR_CATALOG = {
   SKIFF_NATS_UNAVAILABLE: { status: 503, title: 'Messaging is unavailable', retryable: true },
   SKIFF_NO_SCHEDULER: { status: 503, title: 'No scheduler is running', retryable: true },
   SKIFF_NO_WORKER: { status: 503, title: 'No worker node is available', retryable: true },
+  SKIFF_WORKER_LOST: { status: 503, title: 'The worker node of the invocation was lost', retryable: true },
   SKIFF_OVERLOADED: { status: 429, title: 'Too many invocations waiting; try again shortly', retryable: true },
   SKIFF_NO_CAPACITY: { status: 503, title: 'No room to run the function before its deadline', retryable: true },
   SKIFF_DEADLINE_EXCEEDED: { status: 504, title: 'The invocation ran past its deadline', retryable: true },

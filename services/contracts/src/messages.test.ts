@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { headers } from '@nats-io/nats-core';
 import { SkiffError } from './errors.js';
 import { DEFAULT_SETTINGS } from './settings.js';
-import { H, decodeInvocation, decodeResult, encodeError, encodeInvocation, encodeResultHeaders, type Invocation } from './messages.js';
+import { H, decodePlaced, decodeInvocation, decodeResult, encodeError, encodeInvocation, encodePlacedHeaders, encodeResultHeaders, type Invocation } from './messages.js';
 
 const inv: Invocation = { callId: 'abc', deadline: 123, fn: 'echo', fnVersion: 2, image: `sha256:${'0'.repeat(64)}`, mode: 'exec', settings: { ...DEFAULT_SETTINGS, cpus: 0.5, tmpMb: 16 } };
 
@@ -60,5 +60,19 @@ describe('results', () => {
     const body = new TextEncoder().encode(JSON.stringify({ code: 'NOPE', detail: 'x' }));
     expect(() => decodeResult(encodeResultHeaders('abc', false), body)).toThrow(SkiffError);
     expect(() => decodeResult(headers(), new Uint8Array())).toThrow(SkiffError);
+  });
+});
+
+describe('placement notices', () => {
+  it('round-trip, and a result is not one', () => {
+    expect(decodePlaced(encodePlacedHeaders('abc', 'node-a'))).toEqual({ callId: 'abc', nodeId: 'node-a' });
+    expect(decodePlaced(encodeResultHeaders('abc', true))).toBeUndefined();
+    expect(decodePlaced(undefined)).toBeUndefined();
+  });
+
+  it('refuse a node id that is not a subject token', () => {
+    const h = encodePlacedHeaders('abc', 'node-a');
+    h.set(H.node, 'node.a');
+    expect(() => decodePlaced(h)).toThrow(/placement notice rejected/);
   });
 });

@@ -25,6 +25,7 @@ export const H = {
   settings: 'Skiff-Settings',
   outcome: 'Skiff-Outcome',
   contentType: 'Skiff-Content-Type',
+  node: 'Skiff-Node',
   traceparent: 'traceparent',
   tracestate: 'tracestate',
 } as const;
@@ -175,6 +176,33 @@ export function decodeResult(h: MsgHdrs | undefined, body: Uint8Array): Invocati
   if (!e.success) throw badMessage('invocation error body', e.error);
   const b = e.data as ErrorBody;
   return { ok: false, callId: id, error: new SkiffError(b.code, b.detail, b.errors ? { errors: b.errors } : {}) };
+}
+
+// ---- placement notice (scheduler → the gateway's inbox, just before it forwards the call) ----
+
+/**
+ * Tells the caller which node the scheduler forwarded its call to, so the caller can fail the
+ * call at once when that node is lost instead of waiting for a reply that will never come. It
+ * goes to the call's reply subject with an empty body; the result follows on the same subject.
+ */
+export function encodePlacedHeaders(callId: string, nodeId: string): MsgHdrs {
+  return new WireHeaders().add(H.type, 'placed').add(H.version, String(PROTOCOL_VERSION)).add(H.callId, callId).add(H.node, nodeId);
+}
+
+const placedHeaders = z.object({
+  [H.type]: z.literal('placed'),
+  [H.version]: z.literal(String(PROTOCOL_VERSION)),
+  [H.callId]: callId,
+  [H.node]: z.string().regex(NODE_ID_PATTERN, 'must match [A-Za-z0-9_-]{1,64}'),
+});
+
+/** A placement notice's call and node; undefined when the message is not a notice (a result). */
+export function decodePlaced(h: MsgHdrs | undefined): { callId: string; nodeId: string } | undefined {
+  const record = headerRecord(h);
+  if (record[H.type] !== 'placed') return undefined;
+  const parsed = placedHeaders.safeParse(record);
+  if (!parsed.success) throw badMessage('placement notice', parsed.error);
+  return { callId: parsed.data[H.callId], nodeId: parsed.data[H.node] };
 }
 
 // ---- control messages (JSON) ----

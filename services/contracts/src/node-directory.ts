@@ -5,6 +5,8 @@ import { pickNode, withHeartbeat, withPlaced, withoutExpired, withoutNode, type 
 import { SUBJECTS } from './subjects.js';
 
 const SWEEP_MS = 250;
+/** Lost nodes remembered (oldest forgotten first), so a late word about one is recognised. */
+const LOST_REMEMBERED = 1024;
 
 /** A node is dropped after this many of its promised heartbeats are missed, unless configured. */
 export const DEFAULT_MISSED_HEARTBEATS = 3;
@@ -17,8 +19,12 @@ export function missedHeartbeatsFrom(raw: string | undefined): number {
   return n;
 }
 
-/** A node came into the table (its first heartbeat) or went out of it (left, dropped, expired). */
-export type NodeChange = 'joined' | 'left';
+/**
+ * A node came into the table (its first heartbeat) or went out of it: `left` when it said it
+ * was leaving (it finishes the calls it has), `lost` when it went silent (missed heartbeats) or
+ * nothing listens on its subject any more (its calls will never be answered).
+ */
+export type NodeChange = 'joined' | 'left' | 'lost';
 
 export interface NodeDirectoryOptions {
   missedHeartbeats: number;
@@ -37,6 +43,8 @@ export class NodeDirectory {
   private readonly subs: Subscription[] = [];
   private sweeper: NodeJS.Timeout | undefined;
   private readonly watchers: ((nodeId: string, change: NodeChange) => void)[] = [];
+  /** Nodes lost and not back since, in the order they were lost. */
+  private readonly lost = new Set<string>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -73,7 +81,12 @@ export class NodeDirectory {
     if (!this.table.has(nodeId)) return;
     this.table = withoutNode(this.table, nodeId);
     this.say({ nodeId, why }, 'node dropped');
-    this.changed(nodeId, 'left');
+    this.markLost(nodeId);
+  }
+
+  /** Whether the node was lost (silent, or nothing listening) and has not beaten since. */
+  wasLost(nodeId: string): boolean {
+    return this.lost.has(nodeId);
   }
 
   /** Calls `watcher` after each node that joins or leaves the table, with the table updated. */
@@ -124,8 +137,15 @@ export class NodeDirectory {
     this.table = live;
     for (const id of gone) {
       this.say({ nodeId: id }, 'node missed its heartbeats; removed');
-      this.changed(id, 'left');
+      this.markLost(id);
     }
+  }
+
+  private markLost(nodeId: string): void {
+    this.lost.delete(nodeId);
+    this.lost.add(nodeId);
+    if (this.lost.size > LOST_REMEMBERED) this.lost.delete(this.lost.values().next().value!);
+    this.changed(nodeId, 'lost');
   }
 
   private onHeartbeat(m: Msg): void {
@@ -133,6 +153,7 @@ export class NodeDirectory {
     const joined = !this.table.has(hb.nodeId);
     this.table = withHeartbeat(this.table, hb, Date.now());
     if (!joined) return;
+    this.lost.delete(hb.nodeId);
     this.say({ nodeId: hb.nodeId, slots: hb.slots }, 'node joined');
     this.changed(hb.nodeId, 'joined');
   }

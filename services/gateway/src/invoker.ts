@@ -20,8 +20,10 @@ export interface InvokeResult {
  * Sends synchronous invocations. The gateway places them itself, with the same placement as
  * the schedulers over its own copy of the node table, and sends each straight to the chosen
  * worker, which answers to this request's inbox: one NATS round trip. Until the gateway has
- * heard from any worker it hands the invocation to the schedulers instead. The only timeout
- * is what is left of the deadline.
+ * heard from any worker it hands the invocation to the schedulers instead, which tell it the
+ * node they forwarded it to. The only timeout is what is left of the deadline, but a call never
+ * waits for it on a node that is lost (silent or gone from NATS) or while NATS is down: it
+ * fails at once with a retryable 503.
  */
 export class Invoker {
   private readonly replies: Replies;
@@ -31,7 +33,23 @@ export class Invoker {
     private readonly nodes: NodeDirectory,
     private readonly log: Logger,
   ) {
-    this.replies = new Replies(messaging.nc);
+    this.replies = new Replies(messaging.nc, (nodeId) => {
+      // Forwarded by a scheduler to a node this gateway has already seen lost: no reply will come.
+      if (nodes.wasLost(nodeId)) this.failOn(nodeId, 'was forwarded to');
+    });
+    nodes.watch((nodeId, change) => {
+      if (change === 'lost') this.failOn(nodeId, 'was running on');
+    });
+    messaging.onLost(() => {
+      const failed = this.replies.failAll(() => new SkiffError('SKIFF_NATS_UNAVAILABLE', 'the gateway lost its NATS connection while the call was in flight; try again shortly'));
+      if (failed > 0) log.warn({ failed }, 'calls in flight failed: NATS connection lost');
+    });
+  }
+
+  /** Fails the calls waiting on a lost node: their replies cannot come any more. */
+  private failOn(nodeId: string, how: string): void {
+    const failed = this.replies.failOn(nodeId, () => new SkiffError('SKIFF_WORKER_LOST', `the call ${how} worker node "${nodeId}", which was lost; try again`));
+    if (failed > 0) this.log.warn({ nodeId, failed }, 'calls in flight failed: their node was lost');
   }
 
   close(): void {
@@ -44,7 +62,7 @@ export class Invoker {
     const headers = encodeInvocation(inv);
     const send = (nodeId: string | undefined): Promise<Msg> => {
       if (nodeId) this.nodes.placed(nodeId, target);
-      return this.replies.request(nodeId ? SUBJECTS.nodeInvoke(nodeId) : SUBJECTS.invoke, body, headers, inv.deadline);
+      return this.replies.request(nodeId ? SUBJECTS.nodeInvoke(nodeId) : SUBJECTS.invoke, body, headers, inv.deadline, nodeId);
     };
     const node = this.nodes.pick(target);
     let reply: Msg;

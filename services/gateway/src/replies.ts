@@ -1,4 +1,5 @@
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { decodePlaced } from '@skiff/contracts';
 
 /** Nothing subscribed to the subject when the request was published (NATS status 503). */
 export class NoRespondersError extends Error {
@@ -16,6 +17,8 @@ interface Request {
   headers: MsgHdrs;
   deadline: number;
   token: string;
+  /** The node the request went to, once known: its subject's, or named by a placement notice. */
+  node: string | undefined;
   resolve: (m: Msg) => void;
   reject: (err: Error) => void;
   timer?: NodeJS.Timeout;
@@ -30,6 +33,9 @@ interface Request {
  * (setImmediate), so they reach NATS in one write: under load the gateway reads many HTTP
  * requests per turn, and a write per request was its largest single cost. A lone request
  * waits only for the rest of the current turn.
+ *
+ * Each request knows the node it went to, so the requests of a lost node, or all of them when
+ * NATS is gone, can be failed at once rather than at their deadlines.
  */
 export class Replies {
   private readonly prefix = `${createInbox()}.`;
@@ -38,16 +44,45 @@ export class Replies {
   private queued: Request[] = [];
   private next = 0;
 
-  constructor(private readonly nc: NatsConnection) {
+  /** `onPlaced` hears each placement notice (a scheduler forwarded a request to `nodeId`). */
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly onPlaced: (nodeId: string) => void = () => undefined,
+  ) {
     this.sub = nc.subscribe(`${this.prefix}*`, { callback: (_err, m) => this.onReply(m) });
   }
 
-  /** Resolves with the reply; rejects with NoRespondersError, ReplyTimeoutError or a NATS error. */
-  request(subject: string, body: Uint8Array, headers: MsgHdrs, deadline: number): Promise<Msg> {
+  /**
+   * Resolves with the reply; rejects with NoRespondersError, ReplyTimeoutError, a NATS error, or
+   * what failOn/failAll give. `node`: the node the subject belongs to, if it is a node's.
+   */
+  request(subject: string, body: Uint8Array, headers: MsgHdrs, deadline: number, node?: string): Promise<Msg> {
     return new Promise<Msg>((resolve, reject) => {
       const token = (this.next++).toString(36);
-      if (this.queued.push({ subject, body, headers, deadline, token, resolve, reject }) === 1) setImmediate(() => this.publishQueued());
+      if (this.queued.push({ subject, body, headers, deadline, token, node, resolve, reject }) === 1) setImmediate(() => this.publishQueued());
     });
+  }
+
+  /** Fails every request waiting for a reply from `nodeId`. */
+  failOn(nodeId: string, error: () => Error): number {
+    let failed = 0;
+    for (const r of this.waiting.values()) {
+      if (r.node !== nodeId) continue;
+      this.settle(r);
+      r.reject(error());
+      failed++;
+    }
+    return failed;
+  }
+
+  /** Fails every request, sent or about to be. */
+  failAll(error: () => Error): number {
+    const all = [...this.waiting.values(), ...this.queued.splice(0)];
+    for (const r of all) {
+      this.settle(r);
+      r.reject(error());
+    }
+    return all.length;
   }
 
   /** Stops listening; requests still waiting fail. */
@@ -83,13 +118,32 @@ export class Replies {
     }
   }
 
+  private settle(r: Request): void {
+    clearTimeout(r.timer);
+    this.waiting.delete(r.token);
+  }
+
   private onReply(m: Msg | undefined): void {
     if (!m) return;
     const r = this.waiting.get(m.subject.slice(this.prefix.length));
     if (!r) return; // late, after its deadline
-    this.waiting.delete(r.token);
-    clearTimeout(r.timer);
+    if (m.data.length === 0 && this.isNotice(r, m)) return;
+    this.settle(r);
     if (m.data.length === 0 && m.headers?.code === 503) r.reject(new NoRespondersError(`nothing listens on ${r.subject}`));
     else r.resolve(m);
+  }
+
+  /** A placement notice: the request now waits on that node. A malformed one is ignored. */
+  private isNotice(r: Request, m: Msg): boolean {
+    let placed: ReturnType<typeof decodePlaced>;
+    try {
+      placed = decodePlaced(m.headers);
+    } catch {
+      return true;
+    }
+    if (!placed) return false;
+    r.node = placed.nodeId;
+    this.onPlaced(placed.nodeId);
+    return true;
   }
 }

@@ -8,6 +8,7 @@ import {
   decodeInvocation,
   encodeError,
   encodeJson,
+  encodePlacedHeaders,
   encodeResultHeaders,
   nodeTableSchema,
   remainingMs,
@@ -17,9 +18,13 @@ import {
 } from '@skiff/contracts';
 import type { SchedulerConfig } from './config.js';
 
+const EMPTY = new Uint8Array(0);
+
 /**
  * Keeps the node table from worker heartbeats and places each invocation on a node. The
- * invocation is forwarded with the gateway's reply subject kept, so the result skips this hop.
+ * invocation is forwarded with the gateway's reply subject kept, so the result skips this hop;
+ * just before, the gateway is told which node it went to, so that it can fail the call at once
+ * if that node is lost.
  */
 export class Scheduler {
   private readonly directory: NodeDirectory;
@@ -74,6 +79,8 @@ export class Scheduler {
       const node = this.directory.pick(target);
       if (!node) throw new SkiffError('SKIFF_NO_WORKER', 'no worker node is available to run the function');
       this.directory.placed(node.nodeId, target);
+      // Sent first on this connection, so it reaches the gateway before any result can.
+      if (m.reply) this.nc.publish(m.reply, EMPTY, { headers: encodePlacedHeaders(callId, node.nodeId) });
       this.nc.publish(SUBJECTS.nodeInvoke(node.nodeId), m.data, { headers: m.headers!, ...(m.reply ? { reply: m.reply } : {}) });
       this.log.debug({ callId, fn: inv.fn, nodeId: node.nodeId }, 'placed');
     } catch (err) {

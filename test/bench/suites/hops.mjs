@@ -5,8 +5,15 @@
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { Platform, REPO } from '@skiff/testkit';
-import { DEFAULT_SETTINGS, SUBJECTS, encodeInvocation, newCallId } from '@skiff/contracts';
+import { DEFAULT_SETTINGS, H, SUBJECTS, encodeInvocation, newCallId } from '@skiff/contracts';
 import { alternate, post, report, summarize } from '../lib/stats.mjs';
+
+/** The scheduler sends a placement notice before the result, on the same inbox: wait for the result. */
+async function viaScheduler(nc, headers) {
+  const replies = await nc.requestMany(SUBJECTS.invoke, '{}', { strategy: 'count', maxMessages: 2, maxWait: 5000, headers });
+  for await (const m of replies) if (m.headers?.get(H.type) !== 'placed') return m;
+  throw new Error('skiff.invoke sent no result');
+}
 
 export const description = 'a warm invoke entered at each hop: gateway, scheduler, worker';
 
@@ -34,7 +41,7 @@ export async function run({ runs }) {
     const auth = { authorization: `Bearer ${p.token}`, 'content-type': 'application/json' };
     const hops = {
       'HTTP → gateway → worker → function': () => post(`${p.gatewayUrl}/v1/functions/noop/invoke`, '{}', auth),
-      'NATS skiff.invoke → scheduler → worker': () => nc.request(SUBJECTS.invoke, '{}', { timeout: 5000, headers: headers() }),
+      'NATS skiff.invoke → scheduler → worker': () => viaScheduler(nc, headers()),
       'NATS → worker → function': () => nc.request(SUBJECTS.nodeInvoke('hop-node'), '{}', { timeout: 5000, headers: headers() }),
     };
     for (const once of Object.values(hops)) for (let i = 0; i < 20; i++) await once();

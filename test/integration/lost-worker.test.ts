@@ -1,0 +1,151 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { Platform, REPO, functionProcesses, waitUntil } from '@skiff/testkit';
+
+/**
+ * docs/security.md #29: a call whose worker is lost, or whose NATS connection is, answers with a
+ * retryable 503 at once. Every call here has a deadline of 15 minutes, far past the test's own
+ * timeout, so an answer at all shows it did not wait for its deadline.
+ */
+const FIFTEEN_MINUTES = 900_000;
+const ECHO = join(REPO, 'functions/echo');
+
+/** A function that sleeps for ten minutes: a call to it is in flight until something ends it. */
+function deploySleeper(p: Platform, name: string): Promise<Response> {
+  return p.deploy(name, ECHO, ['/bin/sh', '-c', 'sleep 600'], { timeoutMs: FIFTEEN_MINUTES });
+}
+
+/** Starts a call to `fn` and waits until its container runs: the worker has taken it. */
+async function callInFlight(p: Platform, fn: string): Promise<{ answer: Promise<Response> }> {
+  const answer = p.api('POST', `/v1/functions/${fn}/invoke`, 'x');
+  await waitUntil(async () => functionProcesses(fn).length > 0, `a container of ${fn}`, 30_000);
+  return { answer }; // wrapped: an async function returning the promise itself would wait for it
+}
+
+/** Ends the containers a killed worker left running (their launcher went with it). */
+function killLeftovers(fn: string): void {
+  for (const pid of functionProcesses(fn)) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
+/** The harness gives the gateway 10 s to start; a loaded shared machine can take longer. */
+async function startGateway(p: Platform): Promise<void> {
+  await p.startGateway().catch(() => waitUntil(async () => (await fetch(`${p.gatewayUrl}/healthz`).catch(() => undefined))?.ok === true, 'gateway', 60_000));
+}
+
+async function expectRetryable503(res: Response, code: string): Promise<void> {
+  expect(res.status).toBe(503);
+  expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
+  expect((await res.json()).code).toBe(code);
+}
+
+describe('a worker killed with SIGKILL while a call runs on it', () => {
+  let p: Platform;
+
+  beforeAll(async () => {
+    p = await Platform.create();
+    await p.buildBase();
+    p.start('scheduler');
+    await startGateway(p);
+    for (const id of ['node-a', 'node-b']) p.start('worker', { SKIFF_NODE_ID: id }, `worker-${id}`);
+    await p.waitForNodes(['node-a', 'node-b']);
+    expect((await deploySleeper(p, 'sleeper')).status).toBe(201);
+    expect((await p.deploy('echo', ECHO, ['/bin/sh', '/function/handler.sh'], { timeoutMs: FIFTEEN_MINUTES })).status).toBe(201);
+  });
+  afterAll(async () => {
+    killLeftovers('sleeper');
+    await p?.close();
+  });
+
+  /** The node whose heartbeats report a call running: the one the sleeper's call went to. */
+  async function busyNode(): Promise<string> {
+    let busy: string | undefined;
+    await waitUntil(async () => {
+      const body = (await (await p.api('GET', '/v1/nodes')).json()) as { nodes: { nodeId: string; inflight: number }[] };
+      busy = body.nodes.find((n) => n.inflight > 0)?.nodeId;
+      return busy !== undefined;
+    }, 'a node running the call');
+    return busy!;
+  }
+
+  it('fails that call with 503 SKIFF_WORKER_LOST and Retry-After once the node misses its heartbeats', async () => {
+    const { answer: inFlight } = await callInFlight(p, 'sleeper');
+    const node = await busyNode();
+    await p.services.find((s) => s.name === `worker-${node}`)!.kill();
+    // Nothing else is sent: only the node's silence can tell the gateway.
+    await expectRetryable503(await inFlight, 'SKIFF_WORKER_LOST');
+    killLeftovers('sleeper');
+  });
+
+  it('places the calls sent right after a kill on a live node, or answers them 503 at once', async () => {
+    p.start('worker', { SKIFF_NODE_ID: 'node-c' }, 'worker-node-c');
+    await waitUntil(async () => {
+      const body = (await (await p.api('GET', '/v1/nodes')).json()) as { nodes: unknown[] };
+      return body.nodes.length === 2;
+    }, 'two live nodes');
+    const { answer: inFlight } = await callInFlight(p, 'sleeper');
+    const node = await busyNode();
+    await p.services.find((s) => s.name === `worker-${node}`)!.kill();
+    // Sent before any table has dropped the node: nothing listens on its subject any more.
+    const after = await Promise.all(['1', '2', '3', '4', '5', '6'].map((b) => p.api('POST', '/v1/functions/echo/invoke', b)));
+
+    await expectRetryable503(await inFlight, 'SKIFF_WORKER_LOST');
+    for (const [i, res] of after.entries()) {
+      if (res.status === 200) expect(await res.text()).toBe(String(i + 1));
+      else await expectRetryable503(res, 'SKIFF_WORKER_LOST');
+    }
+    expect(after.filter((r) => r.status === 200).length).toBeGreaterThan(0);
+  });
+});
+
+describe('a call the scheduler forwards to a worker that is gone', () => {
+  let p: Platform;
+
+  beforeAll(async () => {
+    p = await Platform.create();
+    await p.buildBase();
+    // A minute between heartbeats keeps the dead node in the scheduler's table for minutes.
+    p.start('scheduler');
+    await startGateway(p);
+    p.start('worker', { SKIFF_NODE_ID: 'node-a', SKIFF_HEARTBEAT_MS: '60000' }, 'worker-node-a');
+    await p.waitForNodes(['node-a']);
+    expect((await p.deploy('echo', ECHO, ['/bin/sh', '/function/handler.sh'], { timeoutMs: FIFTEEN_MINUTES })).status).toBe(201);
+  });
+  afterAll(async () => p?.close());
+
+  it('answers 503 SKIFF_WORKER_LOST with Retry-After instead of waiting for the deadline', async () => {
+    await p.services.find((s) => s.name === 'worker-node-a')!.kill();
+    // The gateway finds nothing listening on node-a's subject, drops it and, with no node left
+    // in its table, hands the call to the scheduler, which still lists node-a and forwards it there.
+    await expectRetryable503(await p.api('POST', '/v1/functions/echo/invoke', 'x'), 'SKIFF_WORKER_LOST');
+  });
+});
+
+describe('a NATS server that stops while a call is in flight', () => {
+  let p: Platform;
+
+  beforeAll(async () => {
+    p = await Platform.create();
+    await p.buildBase();
+    p.start('scheduler');
+    p.start('worker', { SKIFF_NODE_ID: 'node-a' }, 'worker-node-a');
+    await startGateway(p);
+    await p.waitForNodes(['node-a']);
+    expect((await deploySleeper(p, 'napper')).status).toBe(201);
+  });
+  afterAll(async () => {
+    killLeftovers('napper');
+    await p?.close();
+  });
+
+  it('fails the call with 503 SKIFF_NATS_UNAVAILABLE and Retry-After, not at its deadline', async () => {
+    const { answer: inFlight } = await callInFlight(p, 'napper');
+    await p.nats.stop();
+    await expectRetryable503(await inFlight, 'SKIFF_NATS_UNAVAILABLE');
+  });
+});
