@@ -33,7 +33,9 @@ function holderOf(file: string): Holder | undefined {
 
 /** Takes the work dir for this process, or throws naming the live worker that has it. */
 export function claimWorkDir(workDir: string, nodeId: string, self: Holder = { pid: process.pid, starttime: startTimeOf(process.pid) ?? '0' }): void {
-  mkdirSync(workDir, { recursive: true, mode: 0o700 });
+  // Traversable, not listable: a runtime that mounts the root from inside the container's user
+  // namespace (runc) reaches the image under it as the container's uid.
+  mkdirSync(workDir, { recursive: true, mode: 0o711 });
   const file = join(workDir, 'worker.pid');
   const mine = join(workDir, `worker.pid.${self.pid}`);
   writeFileSync(mine, `${self.pid} ${self.starttime}\n`, { mode: 0o600 });
