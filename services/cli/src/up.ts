@@ -3,10 +3,12 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { NATS_AUTH_VARS, natsUserEnv } from '@skiff/contracts';
 import { ImageStore } from '@skiff/image';
 import { ensureBasesFor, findFunctions, packManifest } from './images.js';
 import { deploySettings } from './manifest.js';
-import { REPO_ROOT, serviceArgs } from './paths.js';
+import { natsServerArgs, prepareNatsServer, type NatsCredentials } from './nats-server.js';
+import { REPO_ROOT, serviceArgs, type ServiceName } from './paths.js';
 
 export interface UpOptions {
   dataDir: string;
@@ -75,18 +77,30 @@ export async function up(opts: UpOptions): Promise<void> {
   process.once('SIGTERM', () => void shutdown(0));
 
   let natsUrl = opts.natsUrl;
+  // With SKIFF_NATS_URL the services take their credentials from SKIFF_NATS_* (README).
+  let credentials: NatsCredentials | undefined;
   if (!natsUrl) {
     if (await portOpen(opts.natsPort)) {
       throw new Error(`port ${opts.natsPort} is taken; set SKIFF_NATS_URL to use that NATS server, or SKIFF_NATS_PORT for another port`);
     }
-    const storeDir = join(opts.dataDir, 'nats');
-    start('nats-server', 'nats-server', ['-c', join(REPO_ROOT, 'infra/nats/nats.conf'), '-p', String(opts.natsPort), '-sd', storeDir], process.env);
+    const natsDir = join(opts.dataDir, 'nats');
+    const nats = prepareNatsServer(natsDir);
+    credentials = nats.credentials;
+    start('nats-server', 'nats-server', natsServerArgs(nats.configFile, opts.natsPort, natsDir), process.env);
     await waitFor('nats-server', () => portOpen(opts.natsPort));
     natsUrl = `nats://127.0.0.1:${opts.natsPort}`;
   }
 
   const env = { ...process.env, SKIFF_DATA_DIR: opts.dataDir, SKIFF_NATS_URL: natsUrl, SKIFF_PORT: String(opts.port) };
-  for (const service of ['scheduler', 'worker', 'gateway'] as const) start(service, process.execPath, serviceArgs(service), env);
+  // Each service gets its own user on the server started here, and no other NATS credentials.
+  const serviceEnv = (service: ServiceName): NodeJS.ProcessEnv => {
+    if (!credentials) return env;
+    const own: NodeJS.ProcessEnv = { ...env, ...natsUserEnv(credentials[service].user, credentials[service].password) };
+    delete own[NATS_AUTH_VARS.token];
+    delete own[NATS_AUTH_VARS.creds];
+    return own;
+  };
+  for (const service of ['scheduler', 'worker', 'gateway'] as const) start(service, process.execPath, serviceArgs(service), serviceEnv(service));
 
   const store = await ImageStore.open(join(opts.dataDir, 'store'));
   const functions = findFunctions(join(REPO_ROOT, 'functions'));

@@ -7,3 +7,5 @@ export * from './ids.js';
 export * from './placement.js';
 export * from './min-instances.js';
 export * from './node-directory.js';
+export * from './nats-access.js';
+export * from './nats-connect.js';

@@ -52,10 +52,10 @@ export class Platform {
     };
   }
 
-  /** Starts one compiled service; its logs go to <data dir>/<name>.log. */
+  /** Starts one compiled service with its own NATS credentials; its logs go to <data dir>/<name>.log. */
   start(service: ServiceName, extraEnv: Record<string, string> = {}, name: string = service): Service {
     const child = spawn(process.execPath, serviceArgs(service), {
-      env: this.env(extraEnv),
+      env: this.env({ ...this.nats.env(service), ...extraEnv }),
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     child.stderr!.pipe(createWriteStream(join(this.dataDir, `${name}.log`), { flags: 'a' }));
@@ -77,7 +77,7 @@ export class Platform {
   async startGateway(): Promise<Service> {
     const s = this.start('gateway');
     this.gatewayUrl = `http://127.0.0.1:${this.port}`;
-    await waitUntil(async () => (await fetch(`${this.gatewayUrl}/healthz`).catch(() => undefined))?.ok === true, 'gateway');
+    await waitUntil(async () => (await fetch(`${this.gatewayUrl}/healthz`).catch(() => undefined))?.ok === true, 'gateway', 30_000); // slow when the machine is busy
     return s;
   }
 
