@@ -57,7 +57,7 @@ describe('minInstances across worker restarts', () => {
     // Periodic checks often enough that a wrong one would show while the test watches.
     p.start('gateway', { SKIFF_MIN_INSTANCES_CHECK_MS: '500' });
     p.gatewayUrl = `http://127.0.0.1:${p.port}`;
-    await waitUntil(async () => (await fetch(`${p.gatewayUrl}/healthz`).catch(() => undefined))?.ok === true, 'gateway');
+    await waitUntil(async () => (await fetch(`${p.gatewayUrl}/healthz`).catch(() => undefined))?.ok === true, 'gateway', 30_000);
     p.start('worker', { SKIFF_NODE_ID: 'node-a' }, 'worker-node-a');
     await p.waitForNodes(['node-a']);
     beats = await Heartbeats.follow(p.nats);

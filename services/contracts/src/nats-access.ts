@@ -36,7 +36,11 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
   scheduler: {
     // Forwards skiff.invoke to a node (the reply subject stays the gateway's) and answers
     // skiff.invoke and skiff.nodes.list requests.
-    publish: [anyNode(SUBJECTS.nodeInvoke), SUBJECTS.rollCall],
+    // `_INBOX.>` too: when the node it forwards to has no subscriber any more, nats-server
+    // answers the gateway's inbox with "no responders" on the scheduler's behalf, and only with
+    // a publish permission there (allow_responses does not cover it); without it the caller
+    // waits for its deadline.
+    publish: [anyNode(SUBJECTS.nodeInvoke), SUBJECTS.rollCall, '_INBOX.>'],
     subscribe: [SUBJECTS.invoke, SUBJECTS.nodesList, SUBJECTS.heartbeat, SUBJECTS.leave],
     allowResponses: true,
   },
