@@ -4,6 +4,7 @@ import { createConnection } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
 import { REPO, freePort, waitUntil } from '@skiff/testkit';
 
 /** What a TCP server on the port says first, or the code of the error connecting (ECONNREFUSED: nothing listens). */
@@ -53,8 +54,12 @@ describe('skiff up', () => {
     });
     expect(hello.headers.get('content-type')).toMatch(/^application\/json/);
     expect(await hello.json()).toEqual({ greeting: 'Hello, Ada!' });
-    // the nats-server it started speaks NATS on its port
-    expect(await greeting(natsPort)).toMatch(/^INFO \{/);
+    // the nats-server it started speaks NATS on its port, and only to the services (docs/security.md #26)
+    const info = await greeting(natsPort);
+    expect(info).toMatch(/^INFO \{/);
+    expect(info).toContain('"auth_required":true');
+    await expect(connect({ servers: `nats://127.0.0.1:${natsPort}`, reconnect: false })).rejects.toThrow(/Authorization Violation/i);
+    for (const f of ['credentials.json', 'nats-server.conf']) expect(statSync(join(dataDir, 'nats', f)).mode & 0o777, f).toBe(0o600);
 
     const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
     child.kill('SIGINT');

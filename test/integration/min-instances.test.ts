@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { SETTING_NAMES, SUBJECTS, encodeInvocation, newCallId, type Heartbeat, type RunSettings } from '@skiff/contracts';
-import { Platform, REPO, waitUntil } from '@skiff/testkit';
+import { Platform, REPO, waitUntil, type NatsServer } from '@skiff/testkit';
 
 const COUNTER = join(REPO, 'test/fixtures/functions/counter');
 
@@ -12,8 +12,9 @@ class Heartbeats {
   readonly seen: Heartbeat[] = [];
   private constructor(readonly nc: NatsConnection) {}
 
-  static async follow(url: string): Promise<Heartbeats> {
-    const h = new Heartbeats(await connect({ servers: url }));
+  /** As a gateway: it hears heartbeats and may ask a node for warm instances. */
+  static async follow(nats: NatsServer): Promise<Heartbeats> {
+    const h = new Heartbeats(await nats.connect('gateway'));
     h.nc.subscribe(SUBJECTS.heartbeat, {
       callback: (_err, m) => {
         h.seen.push(m.json<Heartbeat>());
@@ -56,10 +57,10 @@ describe('minInstances across worker restarts', () => {
     // Periodic checks often enough that a wrong one would show while the test watches.
     p.start('gateway', { SKIFF_MIN_INSTANCES_CHECK_MS: '500' });
     p.gatewayUrl = `http://127.0.0.1:${p.port}`;
-    await waitUntil(async () => (await fetch(`${p.gatewayUrl}/healthz`).catch(() => undefined))?.ok === true, 'gateway');
+    await waitUntil(async () => (await fetch(`${p.gatewayUrl}/healthz`).catch(() => undefined))?.ok === true, 'gateway', 30_000);
     p.start('worker', { SKIFF_NODE_ID: 'node-a' }, 'worker-node-a');
     await p.waitForNodes(['node-a']);
-    beats = await Heartbeats.follow(p.nats.url);
+    beats = await Heartbeats.follow(p.nats);
   }, 180_000);
   afterAll(async () => {
     await beats?.close();
@@ -116,7 +117,7 @@ describe('minInstances of a version deployed while no worker runs', () => {
     await p.buildNodeRuntime();
     p.start('scheduler');
     await p.startGateway();
-    beats = await Heartbeats.follow(p.nats.url);
+    beats = await Heartbeats.follow(p.nats);
   }, 180_000);
   afterAll(async () => {
     await beats?.close();

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { SUBJECTS, decodeJson, heartbeatSchema } from '@skiff/contracts';
 import { Platform, REPO } from '@skiff/testkit';
 
@@ -93,7 +93,7 @@ describe('a scheduler and a gateway started after the workers', () => {
 
   beforeAll(async () => {
     p = await Platform.create();
-    nc = await connect({ servers: p.nats.url });
+    nc = await p.nats.connect('gateway'); // watches heartbeats, as a gateway does
   });
   afterAll(async () => {
     await nc?.close();

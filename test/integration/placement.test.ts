@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { SUBJECTS, type Heartbeat } from '@skiff/contracts';
 import { HELD_SCRIPT, Platform, REPO, heldContainer, waitUntil } from '@skiff/testkit';
 
@@ -45,7 +45,7 @@ describe('placement across workers', () => {
     p.start('worker', { SKIFF_NODE_ID: 'node-b', SKIFF_WORKER_SLOTS: '2' }, 'worker-node-b');
     await p.startGateway();
     await p.waitForNodes(['node-b']);
-    nc = await connect({ servers: p.nats.url });
+    nc = await p.nats.connect('gateway'); // watches heartbeats, as a gateway does
   }, 180_000);
   afterAll(async () => {
     await nc?.close();

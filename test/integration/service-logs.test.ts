@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Platform, waitUntil, type Service } from '@skiff/testkit';
 
 const MAX_BYTES = 16 * 1024;
@@ -32,7 +32,7 @@ describe('service logs rotate', () => {
     p = await Platform.create();
     log = join(p.dataDir, 'logs', 'scheduler.log');
     scheduler = p.start('scheduler', { SKIFF_LOG_FILE: log, SKIFF_LOG_MAX_BYTES: String(MAX_BYTES), SKIFF_LOG_KEEP: '2' }, 'scheduler-stderr');
-    nc = await connect({ servers: p.nats.url });
+    nc = await p.nats.connect('gateway'); // sends invocations, as a gateway does
   });
   afterAll(async () => {
     await nc?.close();

@@ -11,7 +11,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSyn
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { SUBJECTS, type Heartbeat } from '@skiff/contracts';
 import { packFunction } from '@skiff/image';
 import { Platform, REPO, waitUntil } from '@skiff/testkit';
@@ -90,7 +90,7 @@ describe.skipIf(!root)('stem cells (needs root)', () => {
     cpSync(join(REPO, 'test/fixtures/functions/node-inspect'), join(work, 'inspect'), { recursive: true });
     writeFileSync(join(work, 'inspect', 'marker.txt'), marker);
     p = await Platform.create();
-    nc = await connect({ servers: p.nats.url });
+    nc = await p.nats.connect('gateway'); // watches heartbeats, as a gateway does
     nc.subscribe(SUBJECTS.heartbeat, { callback: (_e, m) => {
         heartbeats.push(m.json<Heartbeat>());
       }, });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as loadYaml } from 'yaml';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { SUBJECTS, type Heartbeat } from '@skiff/contracts';
 import { Platform, REPO, waitUntil } from '@skiff/testkit';
 
@@ -37,7 +37,7 @@ describe('warm instances', () => {
     await p.buildBase();
     await p.buildNodeRuntime();
     await p.startAll();
-    nc = await connect({ servers: p.nats.url });
+    nc = await p.nats.connect('gateway'); // watches heartbeats, as a gateway does
   }, 180_000);
   afterAll(async () => {
     await nc?.close();

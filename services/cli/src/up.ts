@@ -2,9 +2,11 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { NATS_AUTH_VARS, natsUserEnv } from '@skiff/contracts';
 import { ImageStore } from '@skiff/image';
 import { ensureBasesFor, findFunctions, packManifest } from './images.js';
 import { deploySettings } from './manifest.js';
+import { natsServerArgs, prepareNatsServer, type NatsCredentials } from './nats-server.js';
 import { REPO_ROOT, serviceArgs, type ServiceName } from './paths.js';
 import { Supervisor } from './supervisor.js';
 
@@ -78,15 +80,19 @@ export async function up(opts: UpOptions): Promise<void> {
 
 async function bringUp(opts: UpOptions, logs: string, supervisor: Supervisor): Promise<void> {
   let natsUrl = opts.natsUrl;
+  // With SKIFF_NATS_URL the services take their credentials from SKIFF_NATS_* (README).
+  let credentials: NatsCredentials | undefined;
   if (!natsUrl) {
     if (await portOpen(opts.natsPort)) {
       throw new Error(`port ${opts.natsPort} is taken; set SKIFF_NATS_URL to use that NATS server, or SKIFF_NATS_PORT for another port`);
     }
-    const storeDir = join(opts.dataDir, 'nats');
+    const natsDir = join(opts.dataDir, 'nats');
+    const nats = prepareNatsServer(natsDir);
+    credentials = nats.credentials;
     supervisor.start({
       name: 'nats-server',
       command: 'nats-server',
-      args: ['-c', join(REPO_ROOT, 'infra/nats/nats.conf'), '-p', String(opts.natsPort), '-sd', storeDir],
+      args: natsServerArgs(nats.configFile, opts.natsPort, natsDir),
       env: process.env,
       node: false,
       ...STOPPING['nats-server'],
@@ -96,10 +102,19 @@ async function bringUp(opts: UpOptions, logs: string, supervisor: Supervisor): P
   }
 
   const env = { ...process.env, SKIFF_DATA_DIR: opts.dataDir, SKIFF_NATS_URL: natsUrl, SKIFF_PORT: String(opts.port) };
-  // Each service writes and rotates its own log (SKIFF_LOG_FILE); the same file gets what it prints outside its logger.
+  // Each service gets its own user on the server started here, and no other NATS credentials;
+  // it writes and rotates its own log (SKIFF_LOG_FILE), and the same file gets what it prints
+  // outside its logger.
+  const serviceEnv = (service: ServiceName): NodeJS.ProcessEnv => {
+    const own: NodeJS.ProcessEnv = { ...env, SKIFF_LOG_FILE: join(logs, `${service}.log`) };
+    if (!credentials) return own;
+    Object.assign(own, natsUserEnv(credentials[service].user, credentials[service].password));
+    delete own[NATS_AUTH_VARS.token];
+    delete own[NATS_AUTH_VARS.creds];
+    return own;
+  };
   for (const service of ['scheduler', 'worker', 'gateway'] as const) {
-    const serviceEnv = { ...env, SKIFF_LOG_FILE: join(logs, `${service}.log`) };
-    supervisor.start({ name: service, command: process.execPath, args: serviceArgs(service), env: serviceEnv, node: true, ...STOPPING[service] });
+    supervisor.start({ name: service, command: process.execPath, args: serviceArgs(service), env: serviceEnv(service), node: true, ...STOPPING[service] });
   }
 
   const store = await ImageStore.open(join(opts.dataDir, 'store'));

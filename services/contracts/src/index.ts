@@ -9,3 +9,5 @@ export * from './placement.js';
 export * from './min-instances.js';
 export * from './node-directory.js';
 export * from './shutdown.js';
+export * from './nats-access.js';
+export * from './nats-connect.js';

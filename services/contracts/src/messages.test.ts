@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { headers } from '@nats-io/nats-core';
 import { SkiffError } from './errors.js';
 import { DEFAULT_SETTINGS } from './settings.js';
-import { H, decodePlaced, decodeInvocation, decodeResult, encodeError, encodeInvocation, encodePlacedHeaders, encodeResultHeaders, type Invocation } from './messages.js';
+import { H, PROTOCOL_VERSION, decodeInvocation, decodeJson, decodePlaced, decodeResult, encodeError, encodeInvocation, encodePlacedHeaders, encodeResultHeaders, fnChangedSchema, heartbeatSchema, type Invocation } from './messages.js';
 
 const inv: Invocation = { callId: 'abc', deadline: 123, fn: 'echo', fnVersion: 2, image: `sha256:${'0'.repeat(64)}`, mode: 'exec', settings: { ...DEFAULT_SETTINGS, cpus: 0.5, tmpMb: 16 } };
 
@@ -37,6 +37,17 @@ describe('invocation headers', () => {
     }
     const h = encodeInvocation({ ...inv, settings: { ...inv.settings, memoryMb: 8 } });
     expect(() => decodeInvocation(h)).toThrow(/memoryMb/);
+  });
+
+  it('refuse a function name the API would refuse, in invocations, function changes and heartbeats', () => {
+    for (const fn of ['../relesc', 'Echo', 'a/b', '-x', `a${'b'.repeat(63)}`]) {
+      expect(() => decodeInvocation(encodeInvocation({ ...inv, fn })), fn).toThrow(/Skiff-Function/);
+      const changed = new TextEncoder().encode(JSON.stringify({ type: 'fn-changed', version: PROTOCOL_VERSION, fn, fnVersion: 1 }));
+      expect(() => decodeJson(fnChangedSchema, changed, 'fn-changed'), fn).toThrow(SkiffError);
+      const hb = { type: 'heartbeat', version: PROTOCOL_VERSION, nodeId: 'n', sentAt: 1, slots: 1, inflight: 0, intervalMs: 1000, warm: [{ fn, version: 1, idle: 1 }] };
+      expect(() => decodeJson(heartbeatSchema, new TextEncoder().encode(JSON.stringify(hb)), 'heartbeat'), fn).toThrow(SkiffError);
+    }
+    expect(() => decodeInvocation(encodeInvocation({ ...inv, fnVersion: 0 }))).toThrow(/Skiff-Function-Version/);
   });
 
   it('refuse another protocol version', () => {

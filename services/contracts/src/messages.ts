@@ -7,7 +7,7 @@ import type { MsgHdrs } from '@nats-io/nats-core';
 import { z } from 'zod';
 import { SkiffError, isErrorCode, type ErrorBody } from './errors.js';
 import { encodeSettings, settingsHeader, type RunSettings } from './settings.js';
-import { CALL_ID_PATTERN, NODE_ID_PATTERN } from './subjects.js';
+import { CALL_ID_PATTERN, FUNCTION_NAME_PATTERN, NODE_ID_PATTERN } from './subjects.js';
 import { WireHeaders } from './wire-headers.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -37,6 +37,9 @@ export type FunctionMode = (typeof FUNCTION_MODES)[number];
 const digest = z.string().regex(/^sha256:[a-f0-9]{64}$/, 'must be a sha256 digest');
 const callId = z.string().regex(CALL_ID_PATTERN, 'must be 1-128 characters of [A-Za-z0-9._-], starting with a letter or digit');
 const intString = z.string().regex(/^[0-9]{1,16}$/, 'must be a non-negative integer').transform(Number);
+const positiveIntString = z.string().regex(/^[1-9][0-9]{0,15}$/, 'must be a positive integer').transform(Number);
+/** A function name by the API's own rule (FUNCTION_NAME_PATTERN). */
+const fnName = z.string().regex(FUNCTION_NAME_PATTERN, 'must be a function name: lower-case letters, digits and dashes, starting with a letter, at most 63 characters');
 const traceparent = z.string().regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/, 'must be a W3C traceparent');
 
 const contentType = z.string().min(1).max(256).regex(/^[\x20-\x7e]+$/, 'must be printable ASCII');
@@ -46,8 +49,8 @@ const invocationHeaders = z.object({
   [H.version]: z.literal(String(PROTOCOL_VERSION)),
   [H.callId]: callId,
   [H.deadline]: intString,
-  [H.fn]: z.string().min(1).max(63),
-  [H.fnVersion]: intString,
+  [H.fn]: fnName,
+  [H.fnVersion]: positiveIntString,
   [H.image]: digest,
   [H.mode]: z.enum(FUNCTION_MODES),
   [H.settings]: settingsHeader,
@@ -120,6 +123,15 @@ export function decodeInvocation(h: MsgHdrs | undefined): Invocation {
     tracestate: p[H.tracestate],
     contentType: p[H.contentType],
   };
+}
+
+/**
+ * The call id to answer a refused invocation with: its own when that one is valid, otherwise
+ * "0" (the refusal must still reach the caller, who waits on the reply subject).
+ */
+export function replyCallId(h: MsgHdrs | undefined): string {
+  const raw = h?.get(H.callId);
+  return raw && CALL_ID_PATTERN.test(raw) ? raw : '0';
 }
 
 /** Milliseconds left before the deadline (never negative). */
@@ -230,7 +242,7 @@ export const heartbeatSchema = z.object({
   warm: z
     .array(
       z.object({
-        fn: z.string().min(1).max(63),
+        fn: fnName,
         version: z.number().int().positive(),
         idle: z.number().int().nonnegative(),
         instances: z.number().int().nonnegative().optional(),
@@ -263,7 +275,7 @@ export type Leave = z.infer<typeof leaveSchema>;
 export const fnChangedSchema = z.object({
   type: z.literal('fn-changed'),
   version: z.literal(PROTOCOL_VERSION),
-  fn: z.string().min(1).max(63),
+  fn: fnName,
   /** The version now current, or null when the function was deleted. */
   fnVersion: z.number().int().positive().nullable(),
 });

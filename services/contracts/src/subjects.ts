@@ -30,3 +30,10 @@ export const CALL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** Node ids become subject tokens, so they are restricted to characters safe there. */
 export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Function names, as the API accepts them (openapi/gateway.yaml, FunctionName). Every message
+ * that names a function is checked against it on receipt: a name also becomes a cgroup path,
+ * a uid range's key and a file name on the worker, so nothing else may get that far.
+ */
+export const FUNCTION_NAME_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;

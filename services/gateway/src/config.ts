@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { missedHeartbeatsFrom } from '@skiff/contracts';
+import { missedHeartbeatsFrom, natsAuthFrom, type NatsAuth } from '@skiff/contracts';
 
 export interface GatewayConfig {
   readonly host: string;
@@ -8,6 +8,8 @@ export interface GatewayConfig {
   readonly dataDir: string;
   readonly storeDir: string;
   readonly natsUrl: string;
+  /** SKIFF_NATS_USER/SKIFF_NATS_PASSWORD, SKIFF_NATS_TOKEN or SKIFF_NATS_CREDS. */
+  readonly natsAuth: NatsAuth;
   /** When set, this is the admin token (stored hashed); otherwise one is generated once. */
   readonly adminToken: string | undefined;
   readonly maxBodyBytes: number;
@@ -85,6 +87,7 @@ export function loadConfig(env: Env, cwd = process.cwd(), fileLimit = openFileLi
     dataDir,
     storeDir: resolve(dataDir, env.SKIFF_STORE_DIR || 'store'),
     natsUrl: env.SKIFF_NATS_URL || 'nats://127.0.0.1:4222',
+    natsAuth: natsAuthFrom(env),
     adminToken,
     maxBodyBytes: int(env, 'SKIFF_MAX_BODY_BYTES', 6 * 1024 * 1024, 1, 1024 * 1024 * 1024),
     defaultTimeoutMs: int(env, 'SKIFF_DEFAULT_TIMEOUT_MS', 30_000, 1, 900_000),

@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   const tokenFile = ensureAdminKey(registry, config.dataDir, config.adminToken);
   if (tokenFile) log.info({ file: tokenFile }, 'generated the admin token');
   const store = await ImageStore.open(config.storeDir);
-  const messaging = await Messaging.connect(config.natsUrl, log);
+  const messaging = await Messaging.connect(config.natsUrl, config.natsAuth, log);
   const app = await build({ config, registry, store, messaging, log });
   app.addHook('onClose', async () => {
     await messaging.close();

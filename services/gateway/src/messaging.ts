@@ -1,5 +1,5 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import type { Logger } from '@skiff/contracts';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { connectNats, type Logger, type NatsAuth } from '@skiff/contracts';
 
 /**
  * The gateway's NATS connection. It reconnects forever, and `connected` says whether it is up
@@ -12,14 +12,8 @@ export class Messaging {
 
   private constructor(readonly nc: NatsConnection) {}
 
-  static async connect(url: string, log: Logger): Promise<Messaging> {
-    const nc = await connect({
-      servers: url,
-      name: 'skiff-gateway',
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 250,
-      noAsyncTraces: true,
-    });
+  static async connect(url: string, auth: NatsAuth, log: Logger): Promise<Messaging> {
+    const nc = await connectNats({ url, name: 'skiff-gateway', auth });
     const m = new Messaging(nc);
     void m.watch(log);
     return m;

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-import { connect } from '@nats-io/transport-node';
-import { createLogger, stopOnSignals } from '@skiff/contracts';
+import { connectNats, createLogger, stopOnSignals } from '@skiff/contracts';
 import { startTelemetry } from '@skiff/telemetry';
 import { loadConfig } from './config.js';
 import { Scheduler } from './scheduler.js';
@@ -9,7 +8,7 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const log = createLogger('scheduler', config.logLevel);
   const telemetry = await startTelemetry({ service: 'scheduler' });
-  const nc = await connect({ servers: config.natsUrl, name: 'skiff-scheduler', maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true, waitOnFirstConnect: true });
+  const nc = await connectNats({ url: config.natsUrl, name: 'skiff-scheduler', auth: config.natsAuth, waitOnFirstConnect: true });
   const scheduler = new Scheduler(nc, config, log);
   scheduler.start();
   log.info({ nats: config.natsUrl }, 'scheduler running');

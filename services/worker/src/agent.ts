@@ -6,6 +6,7 @@ import {
   SUBJECTS,
   SkiffError,
   decodeInvocation,
+  replyCallId,
   decodeJson,
   encodeError,
   encodeJson,
@@ -198,7 +199,9 @@ export class WorkerAgent {
       const e = err instanceof SkiffError ? err : new SkiffError('SKIFF_INTERNAL', 'the worker failed to run the function', { cause: err });
       const level = e.code === 'SKIFF_FN_FAILED' ? 'info' : 'warn';
       this.log[level]({ callId: inv?.callId, fn: inv?.fn, code: e.code, err: e.cause ?? e.message }, e.message);
-      if (m.reply && inv) m.respond(encodeError(e), { headers: encodeResultHeaders(inv.callId, false) });
+      // A refused message is answered too (with its call id when that was valid), so its
+      // sender hears why rather than waiting for its deadline.
+      if (m.reply) m.respond(encodeError(e), { headers: encodeResultHeaders(inv?.callId ?? replyCallId(m.headers), false) });
     }
   }
 

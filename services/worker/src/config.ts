@@ -1,12 +1,14 @@
 import { hostname, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NODE_ID_PATTERN } from '@skiff/contracts';
+import { NODE_ID_PATTERN, natsAuthFrom, type NatsAuth } from '@skiff/contracts';
 import { defaultShare } from './slots.js';
 
 export interface WorkerConfig {
   readonly nodeId: string;
   readonly natsUrl: string;
+  /** SKIFF_NATS_USER/SKIFF_NATS_PASSWORD, SKIFF_NATS_TOKEN or SKIFF_NATS_CREDS. */
+  readonly natsAuth: NatsAuth;
   readonly dataDir: string;
   readonly storeDir: string;
   /** This node's own state: unpacked images, per-invocation bundles. */
@@ -66,6 +68,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): WorkerConfig {
   return Object.freeze({
     nodeId,
     natsUrl: env.SKIFF_NATS_URL || 'nats://127.0.0.1:4222',
+    natsAuth: natsAuthFrom(env),
     dataDir,
     storeDir: resolve(dataDir, env.SKIFF_STORE_DIR || 'store'),
     workDir: resolve(dataDir, 'nodes', nodeId),

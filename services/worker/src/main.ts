@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { accessSync, constants } from 'node:fs';
-import { connect } from '@nats-io/transport-node';
-import { createLogger, stopOnSignals } from '@skiff/contracts';
+import { connectNats, createLogger, stopOnSignals } from '@skiff/contracts';
 import { ImageStore } from '@skiff/image';
 import { startTelemetry } from '@skiff/telemetry';
 import { WorkerAgent } from './agent.js';
@@ -22,7 +21,7 @@ async function main(): Promise<void> {
   // first one's containers as leftovers.
   claimWorkDir(config.workDir, config.nodeId);
   const store = await ImageStore.open(config.storeDir);
-  const nc = await connect({ servers: config.natsUrl, name: `skiff-worker-${config.nodeId}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true, waitOnFirstConnect: true });
+  const nc = await connectNats({ url: config.natsUrl, name: `skiff-worker-${config.nodeId}`, auth: config.natsAuth, waitOnFirstConnect: true });
   const agent = new WorkerAgent(nc, store, config, log);
   await agent.start();
   log.info({ runtime: config.runtime, slots: config.slots }, 'worker running');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RANGE_SIZE, UidRanges } from './uids.js';
@@ -55,5 +55,15 @@ describe('UidRanges', () => {
     const r = new UidRanges(file(), 2 ** 32 - 2 * RANGE_SIZE);
     r.hostIdFor('a');
     expect(() => r.hostIdFor('b')).toThrow(/no free uid range/);
+  });
+
+  it('gives no range to a name the API would refuse (../relesc), for a function or a stem cell', () => {
+    const f = file();
+    const r = new UidRanges(f, 1_000_000);
+    expect(() => r.hostIdFor('../relesc')).toThrow(/not a function name/);
+    expect(() => r.assign('Echo', r.reserve())).toThrow(/not a function name/);
+    expect(r.slotOf('../relesc')).toBeUndefined();
+    expect(existsSync(f) ? Object.keys(JSON.parse(readFileSync(f, 'utf8')) as object) : []).toEqual([]);
+    expect(r.hostIdFor('echo')).toBe(1_000_000 + RANGE_SIZE); // slot 0 is still the stem cell's
   });
 });

@@ -1,8 +1,14 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { FUNCTION_NAME_PATTERN, SkiffError } from '@skiff/contracts';
 
 /** Each function gets a user namespace mapping this many ids: container 0 … 65535. */
 export const RANGE_SIZE = 65_536;
+
+/** A range is kept for ever under the function's name: only a name the API accepts gets one. */
+function checkName(fn: string): void {
+  if (!FUNCTION_NAME_PATTERN.test(fn)) throw new SkiffError('SKIFF_BAD_MESSAGE', `"${fn.slice(0, 80)}" is not a function name; it gets no uid range`);
+}
 
 /**
  * Host uid/gid ranges for container users, one per function, so two functions never share a
@@ -43,6 +49,7 @@ export class UidRanges {
   hostIdFor(fn: string): number {
     let slot = this.slots.get(fn);
     if (slot === undefined) {
+      checkName(fn);
       slot = this.freeSlot();
       this.slots.set(fn, slot);
       this.save();
@@ -76,6 +83,7 @@ export class UidRanges {
    * function has a range already or the slot is not reserved: a range is never shared.
    */
   assign(fn: string, slot: number): void {
+    checkName(fn);
     if (this.slots.has(fn)) throw new Error(`function "${fn}" has a uid range already`);
     if (!this.reserved.delete(slot)) throw new Error(`uid slot ${slot} is not reserved for a stem cell`);
     this.slots.set(fn, slot);

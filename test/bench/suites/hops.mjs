@@ -3,7 +3,6 @@
 // other producers use) and at the worker directly (NATS → worker), alternating, in the same
 // run. The HTTP row includes the Node.js client's own cost (about 0.4 ms here).
 import { join } from 'node:path';
-import { connect } from '@nats-io/transport-node';
 import { Platform, REPO } from '@skiff/testkit';
 import { DEFAULT_SETTINGS, H, SUBJECTS, encodeInvocation, newCallId } from '@skiff/contracts';
 import { alternate, post, report, summarize } from '../lib/stats.mjs';
@@ -19,7 +18,7 @@ export const description = 'a warm invoke entered at each hop: gateway, schedule
 
 export async function run({ runs }) {
   const p = await Platform.create();
-  const nc = await connect({ servers: p.nats.url, noAsyncTraces: true });
+  const nc = await p.nats.connect('gateway'); // enters each hop as the gateway would
   try {
     await p.buildBase();
     await p.buildNodeRuntime();

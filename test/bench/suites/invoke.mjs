@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { DEFAULT_SETTINGS } from '@skiff/contracts';
-import { Platform, REPO, freePort } from '@skiff/testkit';
+import { BENCH_INBOX_PREFIX, Platform, REPO, freePort } from '@skiff/testkit';
 import { defaultSeccompProfile, runtimeSpec } from '@skiff/worker';
 import { bareNode, launcherGoToStatus, stemsSettled } from '../lib/cold.mjs';
 import { alternate, post, quantile, report, summarize } from '../lib/stats.mjs';
@@ -33,8 +33,8 @@ export async function run({ runs }) {
   const p = await Platform.create();
   const port = await freePort();
   const fastify = child('test/bench/peers/fastify-echo.mjs', [String(port)]);
-  const natsPeer = child('test/bench/peers/nats-echo.mjs', [p.nats.url]);
-  const nc = await connect({ servers: p.nats.url, noAsyncTraces: true });
+  const natsPeer = child('test/bench/peers/nats-echo.mjs', [p.nats.url, p.nats.bench.user, p.nats.bench.password]);
+  const nc = await connect({ servers: p.nats.url, noAsyncTraces: true, user: p.nats.bench.user, pass: p.nats.bench.password, inboxPrefix: BENCH_INBOX_PREFIX });
   try {
     await Promise.all([fastify.ready, natsPeer.ready]);
     await p.buildBase();

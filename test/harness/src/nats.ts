@@ -1,14 +1,39 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConnection } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { connectNats, natsUserEnv, type NatsRole } from '@skiff/contracts';
+import { natsServerArgs, prepareNatsServer, type ExtraNatsUser, type NatsCredentials, type NatsUser } from '@skiff/cli';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { freePort } from './ports.js';
+
+/**
+ * The benchmark's raw request/reply peer (test/bench): a user of the test server only, allowed
+ * `bench.>` and inboxes of its own prefix (BENCH_INBOX_PREFIX), never anything of Skiff's.
+ */
+export const BENCH_INBOX_PREFIX = '_INBOX_bench';
+const BENCH_USER: ExtraNatsUser = {
+  user: 'bench',
+  password: randomBytes(24).toString('base64url'),
+  permissions: { publish: ['bench.>'], subscribe: ['bench.>', `${BENCH_INBOX_PREFIX}.>`], allowResponses: true },
+};
 
 export interface NatsServer {
   url: string;
   port: number;
+  /** The directory with the generated config, the services' credentials and the JetStream store. */
+  dir: string;
+  /** Each service's user on this server (as `skiff up` generates them). */
+  credentials: NatsCredentials;
+  /** The benchmark peer's user (bench.> only). */
+  bench: NatsUser;
+  /** The environment that gives a service the role's credentials. */
+  env(role: NatsRole): Record<string, string>;
+  /** A connection with the role's credentials, as that service would have. */
+  connect(role: NatsRole): Promise<NatsConnection>;
   /** Stops the server (SIGTERM, then SIGKILL) and removes its store. */
   stop(): Promise<void>;
   /** Stops the server and starts it again on the same port and store. */
@@ -41,22 +66,34 @@ function stopProcess(child: ChildProcess): Promise<void> {
   });
 }
 
-/** A real nats-server with JetStream on a free port, for one test suite. */
-export async function startNats(): Promise<NatsServer> {
+/**
+ * A real nats-server with JetStream on a free port, for one test suite, configured as
+ * `skiff up` configures its own: credentials per service and their subject permissions.
+ * `dir` (default: a new temporary directory, removed on stop) keeps credentials across starts.
+ */
+export async function startNats(opts: { dir?: string } = {}): Promise<NatsServer> {
   const port = await freePort();
-  const store = mkdtempSync(join(tmpdir(), 'skiff-nats-'));
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'skiff-nats-'));
+  const { configFile, credentials } = prepareNatsServer(dir, [BENCH_USER]);
+  const url = `nats://127.0.0.1:${port}`;
   let child: ChildProcess;
   const launch = async () => {
-    child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store], { stdio: 'ignore' });
+    child = spawn('nats-server', natsServerArgs(configFile, port, dir), { stdio: 'ignore' });
     await waitUntil(() => canConnect(port), `nats-server on ${port}`);
   };
   await launch();
+  const env = (role: NatsRole) => natsUserEnv(credentials[role].user, credentials[role].password);
   return {
-    url: `nats://127.0.0.1:${port}`,
+    url,
     port,
+    dir,
+    credentials,
+    bench: { user: BENCH_USER.user, password: BENCH_USER.password },
+    env,
+    connect: (role) => connectNats({ url, name: `skiff-test-as-${role}`, auth: { kind: 'user', user: credentials[role].user, password: credentials[role].password } }),
     async stop() {
       await stopProcess(child);
-      rmSync(store, { recursive: true, force: true });
+      if (!opts.dir) rmSync(dir, { recursive: true, force: true });
     },
     async restart() {
       await stopProcess(child);

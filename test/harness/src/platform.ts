@@ -53,13 +53,14 @@ export class Platform {
   }
 
   /**
-   * Starts one compiled service; its logs go to <data dir>/<name>.log. `wrapper` is a command
-   * line that runs it (e.g. ['prlimit', '--nofile=300', '--']).
+   * Starts one compiled service with its own NATS credentials; its logs go to
+   * <data dir>/<name>.log. `wrapper` is a command line that runs it (e.g.
+   * ['prlimit', '--nofile=300', '--']).
    */
   start(service: ServiceName, extraEnv: Record<string, string> = {}, name: string = service, wrapper: string[] = []): Service {
     const [command, ...args] = [...wrapper, process.execPath, ...serviceArgs(service)];
     const child = spawn(command!, args, {
-      env: this.env(extraEnv),
+      env: this.env({ ...this.nats.env(service), ...extraEnv }),
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     child.stderr!.pipe(createWriteStream(join(this.dataDir, `${name}.log`), { flags: 'a' }));
@@ -81,7 +82,7 @@ export class Platform {
   async startGateway(extraEnv: Record<string, string> = {}, wrapper: string[] = []): Promise<Service> {
     const s = this.start('gateway', extraEnv, 'gateway', wrapper);
     this.gatewayUrl = `http://127.0.0.1:${this.port}`;
-    await waitUntil(async () => (await fetch(`${this.gatewayUrl}/healthz`).catch(() => undefined))?.ok === true, 'gateway', 30_000);
+    await waitUntil(async () => (await fetch(`${this.gatewayUrl}/healthz`).catch(() => undefined))?.ok === true, 'gateway', 30_000); // slow when the machine is busy
     return s;
   }
 

@@ -1,0 +1,52 @@
+import { SUBJECTS } from './subjects.js';
+
+/** The Skiff services that connect to NATS, each with credentials of its own. */
+export const NATS_ROLES = ['gateway', 'scheduler', 'worker'] as const;
+export type NatsRole = (typeof NATS_ROLES)[number];
+
+export interface NatsPermissions {
+  /** Subjects the role may publish on (NATS wildcards). */
+  publish: readonly string[];
+  /** Subjects the role may subscribe to. */
+  subscribe: readonly string[];
+  /**
+   * May answer a request it received, once, on that request's reply subject (and on no other
+   * inbox): how workers and schedulers reply without being able to publish on `_INBOX.>`.
+   */
+  allowResponses: boolean;
+}
+
+/** Any node's subject of the kind `nodeSubject` makes (`skiff.node.*.invoke`). */
+const anyNode = (nodeSubject: (id: string) => string) => nodeSubject('*');
+
+/**
+ * What each service may do on NATS: exactly the subjects its code publishes and subscribes to
+ * (services/contracts/src/subjects.ts), nothing more. Only the gateway makes requests, so only
+ * it subscribes to inboxes; a worker cannot publish invocations nor read them off skiff.invoke,
+ * and nobody but the gateway can say a function changed. Workers share one role: a worker may
+ * subscribe to any node's invoke subject (one user per node would need a server reload per
+ * new node id).
+ */
+export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Object.freeze({
+  gateway: {
+    publish: [SUBJECTS.invoke, anyNode(SUBJECTS.nodeInvoke), anyNode(SUBJECTS.nodeWarm), SUBJECTS.fnChanged, SUBJECTS.rollCall, SUBJECTS.nodesList],
+    subscribe: [SUBJECTS.heartbeat, SUBJECTS.leave, '_INBOX.>'],
+    allowResponses: false,
+  },
+  scheduler: {
+    // Forwards skiff.invoke to a node (the reply subject stays the gateway's) and answers
+    // skiff.invoke and skiff.nodes.list requests.
+    // `_INBOX.>` too: when the node it forwards to has no subscriber any more, nats-server
+    // answers the gateway's inbox with "no responders" on the scheduler's behalf, and only with
+    // a publish permission there (allow_responses does not cover it); without it the caller
+    // waits for its deadline.
+    publish: [anyNode(SUBJECTS.nodeInvoke), SUBJECTS.rollCall, '_INBOX.>'],
+    subscribe: [SUBJECTS.invoke, SUBJECTS.nodesList, SUBJECTS.heartbeat, SUBJECTS.leave],
+    allowResponses: true,
+  },
+  worker: {
+    publish: [SUBJECTS.heartbeat, SUBJECTS.leave],
+    subscribe: [anyNode(SUBJECTS.nodeInvoke), anyNode(SUBJECTS.nodeWarm), SUBJECTS.fnChanged, SUBJECTS.rollCall],
+    allowResponses: true,
+  },
+});

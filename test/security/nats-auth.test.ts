@@ -1,0 +1,262 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, createInbox, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import {
+  DEFAULT_SETTINGS,
+  FUNCTION_NAME_PATTERN,
+  SUBJECTS,
+  decodeResult,
+  encodeInvocation,
+  newCallId,
+  type Invocation,
+  type NatsRole,
+} from '@skiff/contracts';
+import { natsCredentials } from '@skiff/cli';
+import { Platform, REPO, startNats, waitUntil, type NatsServer } from '@skiff/testkit';
+
+/**
+ * docs/security.md #26 and #37, against a real nats-server configured as `skiff up` configures
+ * its own. NATS reports a permission violation asynchronously, as an error on the connection
+ * (publish) or on the subscription (subscribe); a refused action is seen as that error, an
+ * allowed one as its message arriving.
+ */
+
+/** A connection as one service, with every permission violation the server sent it. */
+class As {
+  readonly refused: { operation: string; subject: string }[] = [];
+  private constructor(readonly nc: NatsConnection) {}
+
+  static async connect(nats: NatsServer, role: NatsRole): Promise<As> {
+    const a = new As(await nats.connect(role));
+    void (async () => {
+      for await (const s of a.nc.status()) {
+        if (s.type === 'error' && s.error.name === 'PermissionViolationError') {
+          const pe = s.error as unknown as { operation: string; subject: string };
+          a.refused.push({ operation: pe.operation, subject: pe.subject });
+        }
+      }
+    })();
+    return a;
+  }
+
+  /** Publishes, and waits for the server to refuse it. */
+  async publishRefused(subject: string): Promise<void> {
+    this.nc.publish(subject, 'forged');
+    await this.nc.flush();
+    await waitUntil(async () => this.has('publish', subject), `a publish violation for ${subject}`, 5000);
+  }
+
+  /** Subscribes, and waits for the server to refuse it. */
+  async subscribeRefused(subject: string): Promise<void> {
+    this.nc.subscribe(subject, { callback: () => {} });
+    await this.nc.flush();
+    await waitUntil(async () => this.has('subscription', subject), `a subscription violation for ${subject}`, 5000);
+  }
+
+  has(operation: string, subject: string): boolean {
+    return this.refused.some((r) => r.operation === operation && r.subject === subject);
+  }
+
+  close(): Promise<void> {
+    return this.nc.close();
+  }
+}
+
+/** Waits for the first message on `subject` as seen by `listener`, after `send` ran. */
+async function delivered(listener: NatsConnection, subject: string, send: () => void): Promise<Msg> {
+  const sub = listener.subscribe(subject, { max: 1 });
+  await listener.flush();
+  send();
+  for await (const m of sub) return m;
+  throw new Error(`no message on ${subject}`);
+}
+
+describe('NATS lets no one in: no anonymous client, each service only its own subjects (docs/security.md #26)', () => {
+  let nats: NatsServer;
+  const open: As[] = [];
+  const as = async (role: NatsRole) => {
+    const a = await As.connect(nats, role);
+    open.push(a);
+    return a;
+  };
+
+  beforeAll(async () => {
+    nats = await startNats();
+  });
+  afterAll(async () => {
+    await Promise.all(open.map((a) => a.close()));
+    await nats?.stop();
+  });
+
+  it('refuses a client without credentials, one with a wrong password, and one with another service\'s user name', async () => {
+    await expect(connect({ servers: nats.url, reconnect: false })).rejects.toThrow(/Authorization Violation/i);
+    const { user } = nats.credentials.gateway;
+    await expect(connect({ servers: nats.url, reconnect: false, user, pass: 'not-the-password' })).rejects.toThrow(/Authorization Violation/i);
+    await expect(connect({ servers: nats.url, reconnect: false, user, pass: nats.credentials.worker.password })).rejects.toThrow(/Authorization Violation/i);
+    // The positive control: the same server lets the gateway in with its own password.
+    const gw = await as('gateway');
+    expect(gw.nc.isClosed()).toBe(false);
+  });
+
+  it("a worker's credentials cannot publish invocations, warm requests or function changes, nor read skiff.invoke or inboxes", async () => {
+    const worker = await as('worker');
+    await worker.publishRefused(SUBJECTS.invoke);
+    await worker.publishRefused(SUBJECTS.nodeInvoke('node-a'));
+    await worker.publishRefused(SUBJECTS.nodeWarm('node-a'));
+    await worker.publishRefused(SUBJECTS.fnChanged);
+    await worker.publishRefused(SUBJECTS.rollCall);
+    await worker.publishRefused('skiff.anything.else');
+    await worker.subscribeRefused(SUBJECTS.invoke);
+    await worker.subscribeRefused(SUBJECTS.heartbeat);
+    await worker.subscribeRefused('_INBOX.>');
+    await worker.subscribeRefused('>');
+    // What a worker must do still works: its heartbeat reaches a gateway.
+    const gw = await as('gateway');
+    const hb = await delivered(gw.nc, SUBJECTS.heartbeat, () => worker.nc.publish(SUBJECTS.heartbeat, 'beat'));
+    expect(hb.string()).toBe('beat');
+  });
+
+  it("a worker answers only a request it received, never another inbox", async () => {
+    const worker = await as('worker');
+    const gw = await as('gateway');
+    const sub = worker.nc.subscribe(SUBJECTS.nodeInvoke('node-a'), { max: 1, callback: (_e, m) => void m.respond('answer') });
+    await worker.nc.flush();
+    const reply = await gw.nc.request(SUBJECTS.nodeInvoke('node-a'), 'call', { timeout: 5000 });
+    expect(reply.string()).toBe('answer');
+    expect(sub.isClosed()).toBe(true);
+    await worker.publishRefused(createInbox());
+  });
+
+  it("the gateway's credentials cannot publish heartbeats or leaves, nor read invocations or function changes", async () => {
+    const gw = await as('gateway');
+    await gw.publishRefused(SUBJECTS.heartbeat);
+    await gw.publishRefused(SUBJECTS.leave);
+    await gw.publishRefused('skiff.anything.else');
+    await gw.subscribeRefused(SUBJECTS.invoke);
+    await gw.subscribeRefused(SUBJECTS.nodeInvoke('node-a'));
+    await gw.subscribeRefused(SUBJECTS.fnChanged);
+    await gw.subscribeRefused('skiff.>');
+  });
+
+  it("the scheduler's credentials cannot publish on skiff.invoke, heartbeats or function changes, nor read a node's invocations", async () => {
+    const scheduler = await as('scheduler');
+    await scheduler.publishRefused(SUBJECTS.invoke);
+    await scheduler.publishRefused(SUBJECTS.heartbeat);
+    await scheduler.publishRefused(SUBJECTS.fnChanged);
+    await scheduler.publishRefused(SUBJECTS.nodeWarm('node-a'));
+    await scheduler.subscribeRefused(SUBJECTS.nodeInvoke('node-a'));
+    await scheduler.subscribeRefused('_INBOX.>');
+    // It still places: what it forwards to a node arrives there.
+    const worker = await as('worker');
+    const m = await delivered(worker.nc, SUBJECTS.nodeInvoke('node-a'), () => scheduler.nc.publish(SUBJECTS.nodeInvoke('node-a'), 'placed'));
+    expect(m.string()).toBe('placed');
+  });
+});
+
+describe('generated NATS credentials (docs/security.md #26)', () => {
+  it('are written with mode 0600, kept across restarts, and refused when others may read them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-nats-creds-'));
+    try {
+      const first = await startNats({ dir });
+      const creds = first.credentials;
+      for (const f of ['credentials.json', 'nats-server.conf']) expect((statSync(join(dir, f)).mode & 0o777).toString(8), f).toBe('600');
+      await first.stop();
+
+      const second = await startNats({ dir });
+      expect(second.credentials).toEqual(creds);
+      // The passwords from the first start still open the second server.
+      const nc = await connect({ servers: second.url, reconnect: false, user: creds.worker.user, pass: creds.worker.password });
+      await nc.close();
+      await second.stop();
+
+      chmodSync(join(dir, 'credentials.json'), 0o644);
+      expect(() => natsCredentials(dir)).toThrow(/may be read by others/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('each service has a password of its own', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-nats-creds-'));
+    try {
+      const c = natsCredentials(dir);
+      const passwords = new Set([c.gateway.password, c.scheduler.password, c.worker.password]);
+      expect(passwords.size).toBe(3);
+      expect(JSON.parse(readFileSync(join(dir, 'credentials.json'), 'utf8'))).toEqual(c);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('every message field is checked on receipt, function names by the API\'s rule (docs/security.md #37)', () => {
+  let p: Platform;
+  let gw: NatsConnection;
+  let invocation: Omit<Invocation, 'callId' | 'fn'>;
+  const uidsFile = () => join(p.dataDir, 'nodes', 'node-a', 'uids.json');
+  const ranges = () => (existsSync(uidsFile()) ? Object.keys(JSON.parse(readFileSync(uidsFile(), 'utf8')) as object) : []);
+
+  beforeAll(async () => {
+    p = await Platform.create();
+    await p.buildBase();
+    await p.startAll('node-a');
+    const res = await p.deploy('echo', join(REPO, 'functions/echo'), ['/bin/sh', '/function/handler.sh']);
+    expect(res.status).toBe(201);
+    const fn = (await res.json()) as { version: number; imageDigest: string };
+    invocation = { deadline: 0, fnVersion: fn.version, image: fn.imageDigest, mode: 'exec', settings: DEFAULT_SETTINGS };
+    // Anyone able to publish invocations has the gateway's rights; these are the gateway's credentials.
+    gw = await p.nats.connect('gateway');
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await p?.close();
+  });
+
+  const handMade = (subject: string, fn: string) =>
+    gw.request(subject, 'hi', { timeout: 10_000, headers: encodeInvocation({ ...invocation, callId: newCallId(), fn, deadline: Date.now() + 8000 }) });
+
+  it('the API and the messages use one function name rule', () => {
+    const yaml = readFileSync(join(REPO, 'openapi/gateway.yaml'), 'utf8');
+    expect(yaml).toContain(`pattern: '${FUNCTION_NAME_PATTERN.source}'`);
+  });
+
+  it('refuses a hand-made invocation for "../relesc" at the worker and at the scheduler, with a clear error and no uid range', async () => {
+    const ok = await p.api('POST', '/v1/functions/echo/invoke', 'hello');
+    expect(await ok.text()).toBe('hello');
+    expect(ranges()).toEqual(['echo']); // the file the worker keeps its ranges in, read right
+
+    const results = [];
+    for (const subject of [SUBJECTS.nodeInvoke('node-a'), SUBJECTS.invoke]) {
+      for (const fn of ['../relesc', 'Echo', 'a/b', `x${'a'.repeat(63)}`]) {
+        const reply = await handMade(subject, fn);
+        results.push({ subject, fn, result: decodeResult(reply.headers, reply.data) });
+      }
+    }
+    expect(ranges()).toEqual(['echo']);
+    for (const { subject, fn, result } of results) {
+      expect(result.ok, `${subject} ${fn}`).toBe(false);
+      if (result.ok) continue;
+      expect(result.error.code, `${subject} ${fn}`).toBe('SKIFF_BAD_MESSAGE');
+      expect(result.error.errors?.map((e) => e.field)).toEqual(['Skiff-Function']);
+      expect(result.error.message).toMatch(/function name/);
+    }
+    // The same hand-made message with a good name runs: only the name was refused.
+    const reply = await handMade(SUBJECTS.nodeInvoke('node-a'), 'echo');
+    expect(decodeResult(reply.headers, reply.data)).toMatchObject({ ok: true });
+  });
+
+  it('refuses a version 0 and an image that is not a digest, naming the header', async () => {
+    for (const [field, bad] of [
+      ['Skiff-Function-Version', { fnVersion: 0 }],
+      ['Skiff-Image', { image: '../../etc' }],
+    ] as const) {
+      const headers = encodeInvocation({ ...invocation, ...bad, callId: newCallId(), fn: 'echo', deadline: Date.now() + 8000 });
+      const reply = await gw.request(SUBJECTS.nodeInvoke('node-a'), 'hi', { timeout: 10_000, headers });
+      const result = decodeResult(reply.headers, reply.data);
+      expect(result.ok).toBe(false);
+      if (!result.ok) expect(result.error.errors?.map((e) => e.field)).toEqual([field]);
+    }
+  });
+});
