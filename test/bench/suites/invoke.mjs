@@ -35,6 +35,8 @@ export async function run({ runs }) {
   const fastify = child('test/bench/peers/fastify-echo.mjs', [String(port)]);
   const natsPeer = child('test/bench/peers/nats-echo.mjs', [p.nats.url, p.nats.bench.user, p.nats.bench.password]);
   const nc = await connect({ servers: p.nats.url, noAsyncTraces: true, user: p.nats.bench.user, pass: p.nats.bench.password, inboxPrefix: BENCH_INBOX_PREFIX });
+  // The bench user may use only bench.>: heartbeats are watched as a gateway watches them.
+  const watch = await p.nats.connect('gateway');
   try {
     await Promise.all([fastify.ready, natsPeer.ready]);
     await p.buildBase();
@@ -135,7 +137,7 @@ export async function run({ runs }) {
     await callHello('hello'); // the image is unpacked once: these rows are "image unpacked"
     let fresh = 0;
     const newFunction = async () => {
-      await stemsSettled(nc, 'bench-node');
+      await stemsSettled(watch, 'bench-node');
       const name = `hello-${process.pid}-${++fresh}`;
       await deploy(p.api('PUT', `/v1/functions/${name}`, { image: 'hello:latest', mode: 'stream', timeoutMs: 30_000 }));
       await idle();
@@ -145,7 +147,7 @@ export async function run({ runs }) {
     };
     let version = 0;
     const newVersion = async () => {
-      await stemsSettled(nc, 'bench-node');
+      await stemsSettled(watch, 'bench-node');
       const r = await p.api('PUT', '/v1/functions/hello', { image: 'hello:latest', mode: 'stream', timeoutMs: 30_000 + ++version });
       if (r.status !== 200) throw new Error(`redeploy failed: ${r.status} ${await r.text()}`);
       await idle();
@@ -154,7 +156,7 @@ export async function run({ runs }) {
       return performance.now() - t0;
     };
     // The peer waits as the platform's rows do: no stem cell boots beside it.
-    const bare = async () => (await stemsSettled(nc, 'bench-node'), await idle(), bareNode());
+    const bare = async () => (await stemsSettled(watch, 'bench-node'), await idle(), bareNode());
 
     const cold = { exec: [], bareHttp: [], go: [], fnNew: [], fnVersion: [], node: [] };
     for (let round = 0; round < coldRounds; round++) {
@@ -192,6 +194,7 @@ export async function run({ runs }) {
     console.log(`  (targets: warm p50 ≤ 1 ms and p99 ≤ 5 ms; ≥ 5000 invocations/s; measured p50s: warm ${median(rows.skiff.map((r) => r.p50)).toFixed(3)} ms, throughput ${rpsSkiff.rps.toFixed(0)}/s)`);
   } finally {
     await nc.close();
+    await watch.close();
     fastify.p.kill();
     natsPeer.p.kill();
     await p.close();
