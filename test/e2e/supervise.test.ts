@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO, freePort, unmountUnder, waitUntil } from '@skiff/testkit';
+import { REPO, freePort, processAlive as alive, unmountUnder, waitUntil } from '@skiff/testkit';
 
 /** What a TCP server on the port says first, or the code of the error connecting. */
 function greeting(port: number): Promise<string> {
@@ -39,15 +39,6 @@ function mountsUnder(dir: string): string[] {
     .map((l) => l.split(' ')[4] ?? '')
     .filter((p) => p === dir || p.startsWith(`${dir}/`));
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /**
  * `npm start` runs `skiff up` in the terminal's process group; this starts it as the leader of

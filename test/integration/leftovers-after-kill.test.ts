@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HELD_SCRIPT, Platform, cgroupDirs, functionProcesses, heldContainer, waitUntil, type Service } from '@skiff/testkit';
+import { HELD_SCRIPT, Platform, cgroupDirs, functionProcesses, heldContainer, processAlive as alive, waitUntil, type Service } from '@skiff/testkit';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -16,15 +16,6 @@ function mountIds(dir: string): string[] {
     .filter((f) => f[4] === dir || f[4]?.startsWith(`${dir}/`))
     .map((f) => f[0]!);
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe.skipIf(!isRoot)('a worker killed with SIGKILL: what the next worker of the node removes (skipped: containers need root)', () => {
   let p: Platform;
