@@ -33,11 +33,6 @@ function killLeftovers(fn: string): void {
   }
 }
 
-/** The harness gives the gateway 10 s to start; a loaded shared machine can take longer. */
-async function startGateway(p: Platform): Promise<void> {
-  await p.startGateway().catch(() => waitUntil(async () => (await fetch(`${p.gatewayUrl}/healthz`).catch(() => undefined))?.ok === true, 'gateway', 60_000));
-}
-
 async function expectRetryable503(res: Response, code: string): Promise<void> {
   expect(res.status).toBe(503);
   expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
@@ -51,7 +46,7 @@ describe('a worker killed with SIGKILL while a call runs on it', () => {
     p = await Platform.create();
     await p.buildBase();
     p.start('scheduler');
-    await startGateway(p);
+    await p.startGateway();
     for (const id of ['node-a', 'node-b']) p.start('worker', { SKIFF_NODE_ID: id }, `worker-${id}`);
     await p.waitForNodes(['node-a', 'node-b']);
     expect((await deploySleeper(p, 'sleeper')).status).toBe(201);
@@ -111,7 +106,7 @@ describe('a call the scheduler forwards to a worker that is gone', () => {
     await p.buildBase();
     // A minute between heartbeats keeps the dead node in the scheduler's table for minutes.
     p.start('scheduler');
-    await startGateway(p);
+    await p.startGateway();
     p.start('worker', { SKIFF_NODE_ID: 'node-a', SKIFF_HEARTBEAT_MS: '60000' }, 'worker-node-a');
     await p.waitForNodes(['node-a']);
     expect((await p.deploy('echo', ECHO, ['/bin/sh', '/function/handler.sh'], { timeoutMs: FIFTEEN_MINUTES })).status).toBe(201);
@@ -134,7 +129,7 @@ describe('a NATS server that stops while a call is in flight', () => {
     await p.buildBase();
     p.start('scheduler');
     p.start('worker', { SKIFF_NODE_ID: 'node-a' }, 'worker-node-a');
-    await startGateway(p);
+    await p.startGateway();
     await p.waitForNodes(['node-a']);
     expect((await deploySleeper(p, 'napper')).status).toBe(201);
   });
