@@ -35,10 +35,7 @@ describe.skipIf(!isRoot)('a worker killed with SIGKILL: what the next worker of 
     await p.buildBase();
     p.start('scheduler');
     worker = p.start('worker', { SKIFF_NODE_ID: 'node-a' }, 'worker-node-a');
-    // As startGateway, with room for a machine busy starting three services at once.
-    p.start('gateway');
-    p.gatewayUrl = `http://127.0.0.1:${p.port}`;
-    await waitUntil(async () => (await fetch(`${p.gatewayUrl}/healthz`).catch(() => undefined))?.ok === true, 'gateway', 60_000);
+    await p.startGateway();
     await p.waitForNodes(['node-a']);
     expect((await p.deploy(fn, fnDir, ['/bin/sh', '/function/handler.sh'], { timeoutMs: 600_000 })).status).toBe(201);
 

@@ -41,10 +41,7 @@ describe('one function must not starve the rest', () => {
     p.start('scheduler');
     // 4 slots: one function may hold 3 of them (the default share), 1 stays for the others.
     worker = p.start('worker', { SKIFF_NODE_ID: 'node-a', SKIFF_WORKER_SLOTS: '4', SKIFF_STEM_CELLS: '0', SKIFF_STEM_FUNCTIONS: '0' }, 'worker-node-a');
-    // startGateway's wait, with more time: on a busy machine three services start at once here.
-    p.start('gateway');
-    p.gatewayUrl = `http://127.0.0.1:${p.port}`;
-    await waitUntil(async () => (await fetch(`${p.gatewayUrl}/healthz`).catch(() => undefined))?.ok === true, 'gateway', 60_000);
+    await p.startGateway();
     await p.waitForNodes(['node-a'], 30_000);
     expect((await p.deploy('echo', join(REPO, 'functions/echo'), ['/bin/sh', '/function/handler.sh'])).status).toBe(201);
     writeFileSync(join(dir, 'slow.sh'), 'exec sleep 30\n');

@@ -82,7 +82,7 @@ export class Platform {
   async startGateway(extraEnv: Record<string, string> = {}, wrapper: string[] = []): Promise<Service> {
     const s = this.start('gateway', extraEnv, 'gateway', wrapper);
     this.gatewayUrl = `http://127.0.0.1:${this.port}`;
-    await waitUntil(async () => (await fetch(`${this.gatewayUrl}/healthz`).catch(() => undefined))?.ok === true, 'gateway', 30_000); // slow when the machine is busy
+    await waitUntil(async () => (await fetch(`${this.gatewayUrl}/healthz`).catch(() => undefined))?.ok === true, 'gateway', 60_000); // slow when the machine is busy, starting several services at once
     return s;
   }
 
