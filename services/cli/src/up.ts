@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { NATS_AUTH_VARS, natsUserEnv } from '@skiff/contracts';
+import { NATS_AUTH_VARS, natsUserEnv } from '@skiff/service-kit';
 import { ImageStore } from '@skiff/image';
 import { ensureBasesFor, findFunctions, packManifest } from './images.js';
 import { deploySettings } from './manifest.js';

@@ -1,5 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { CALL_ID_PATTERN, NodeDirectory, newCallId, type Logger } from '@skiff/contracts';
+import { CALL_ID_PATTERN, newCallId } from '@skiff/contracts';
+import { NodeDirectory } from '@skiff/placement';
+import { type Logger } from '@skiff/service-kit';
 import type { ImageStore } from '@skiff/image';
 import { authenticate } from './auth.js';
 import type { GatewayConfig } from './config.js';

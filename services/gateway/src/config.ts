@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { missedHeartbeatsFrom, natsAuthFrom, type NatsAuth } from '@skiff/contracts';
+import { missedHeartbeatsFrom } from '@skiff/placement';
+import { natsAuthFrom, type NatsAuth } from '@skiff/service-kit';
 
 export interface GatewayConfig {
   readonly host: string;

@@ -1,7 +1,8 @@
 import type { Server, ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { SkiffError, toProblem, type Logger } from '@skiff/contracts';
+import { SkiffError, toProblem } from '@skiff/contracts';
+import { type Logger } from '@skiff/service-kit';
 import type { GatewayConfig } from './config.js';
 
 type Limits = Pick<GatewayConfig, 'headersTimeoutMs' | 'bodyTimeoutMs' | 'idleTimeoutMs' | 'maxConnectionsPerAddress' | 'maxConnections'>;

@@ -1,13 +1,7 @@
 import type { Msg } from '@nats-io/transport-node';
-import {
-  SUBJECTS,
-  SkiffError,
-  decodeResult,
-  encodeInvocation,
-  type Invocation,
-  type Logger,
-  type NodeDirectory,
-} from '@skiff/contracts';
+import { SUBJECTS, SkiffError, decodeResult, encodeInvocation, type Invocation } from '@skiff/contracts';
+import { type NodeDirectory } from '@skiff/placement';
+import { type Logger } from '@skiff/service-kit';
 import type { Messaging } from './messaging.js';
 import { NoRespondersError, Replies, ReplyTimeoutError } from './replies.js';
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createLogger, stopOnSignals } from '@skiff/contracts';
+import { createLogger, stopOnSignals } from '@skiff/service-kit';
 import { ImageStore } from '@skiff/image';
 import { startTelemetry } from '@skiff/telemetry';
 import { build } from './app.js';

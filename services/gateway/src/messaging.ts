@@ -1,5 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { connectNats, type Logger, type NatsAuth } from '@skiff/contracts';
+import { connectNats, type Logger, type NatsAuth } from '@skiff/service-kit';
 
 /**
  * The gateway's NATS connection. It reconnects forever, and `connected` says whether it is up

@@ -1,4 +1,6 @@
-import { SUBJECTS, encodeInvocation, newCallId, planWarm, warmKey, type Logger, type MinInstancesTarget, type NodeDirectory, type WarmOrder } from '@skiff/contracts';
+import { SUBJECTS, encodeInvocation, newCallId } from '@skiff/contracts';
+import { planWarm, warmKey, type MinInstancesTarget, type NodeDirectory, type WarmOrder } from '@skiff/placement';
+import { type Logger } from '@skiff/service-kit';
 import { invocationFor } from './invocation.js';
 import type { Messaging } from './messaging.js';
 import type { FunctionRecord, Registry } from './registry.js';

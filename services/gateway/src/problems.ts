@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { SkiffError, toProblem, type Logger } from '@skiff/contracts';
+import { SkiffError, toProblem } from '@skiff/contracts';
+import { type Logger } from '@skiff/service-kit';
 import { isClientAbort } from './connections.js';
 
 /** Fastify's own failures (body parsing, limits) mapped onto Skiff's stable codes. */

@@ -1,4 +1,5 @@
-import { missedHeartbeatsFrom, natsAuthFrom, type NatsAuth } from '@skiff/contracts';
+import { missedHeartbeatsFrom } from '@skiff/placement';
+import { natsAuthFrom, type NatsAuth } from '@skiff/service-kit';
 
 export interface SchedulerConfig {
   readonly natsUrl: string;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { connectNats, createLogger, stopOnSignals } from '@skiff/contracts';
+import { connectNats, createLogger, stopOnSignals } from '@skiff/service-kit';
 import { startTelemetry } from '@skiff/telemetry';
 import { loadConfig } from './config.js';
 import { Scheduler } from './scheduler.js';

@@ -1,21 +1,7 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import {
-  PROTOCOL_VERSION,
-  QUEUE_GROUPS,
-  SUBJECTS,
-  SkiffError,
-  NodeDirectory,
-  decodeInvocation,
-  encodeError,
-  encodeJson,
-  encodePlacedHeaders,
-  encodeResultHeaders,
-  nodeTableSchema,
-  remainingMs,
-  toEntries,
-  type Logger,
-  type NodeTable,
-} from '@skiff/contracts';
+import { PROTOCOL_VERSION, QUEUE_GROUPS, SUBJECTS, SkiffError, decodeInvocation, encodeError, encodeJson, encodePlacedHeaders, encodeResultHeaders, nodeTableSchema, remainingMs } from '@skiff/contracts';
+import { NodeDirectory, toEntries, type NodeTable } from '@skiff/placement';
+import { type Logger } from '@skiff/service-kit';
 import type { SchedulerConfig } from './config.js';
 
 const EMPTY = new Uint8Array(0);

@@ -1,22 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import {
-  PROTOCOL_VERSION,
-  SUBJECTS,
-  SkiffError,
-  decodeInvocation,
-  replyCallId,
-  decodeJson,
-  encodeError,
-  encodeJson,
-  encodeResultHeaders,
-  fnChangedSchema,
-  heartbeatSchema,
-  leaveSchema,
-  type Invocation,
-  type Logger,
-} from '@skiff/contracts';
+import { PROTOCOL_VERSION, SUBJECTS, SkiffError, decodeInvocation, replyCallId, decodeJson, encodeError, encodeJson, encodeResultHeaders, fnChangedSchema, heartbeatSchema, leaveSchema, type Invocation } from '@skiff/contracts';
+import { type Logger } from '@skiff/service-kit';
 import type { ImageStore } from '@skiff/image';
 import { invocationEnv, runtimeSpec } from './bundle.js';
 import { removeEmptyFunctionCgroups, removeFunctionCgroups } from './cgroups.js';

@@ -1,7 +1,8 @@
 import { hostname, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NODE_ID_PATTERN, natsAuthFrom, type NatsAuth } from '@skiff/contracts';
+import { NODE_ID_PATTERN } from '@skiff/contracts';
+import { natsAuthFrom, type NatsAuth } from '@skiff/service-kit';
 import { defaultShare } from './slots.js';
 
 export interface WorkerConfig {

@@ -1,7 +1,7 @@
 import { lstat, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger } from '@skiff/contracts';
+import { createLogger } from '@skiff/service-kit';
 import { ImageStore, isMountPoint, mountsUnder, type LayerEvent } from '@skiff/image';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawTar, storeImage, type RawEntry } from '../../image/src/testkit.js';

@@ -14,7 +14,7 @@ import {
   unpackImage,
   unpackLayers,
 } from '@skiff/image';
-import type { Logger } from '@skiff/contracts';
+import type { Logger } from '@skiff/service-kit';
 import { ImageMetrics } from './image-metrics.js';
 import type { LayerTop } from './stem/fit.js';
 

@@ -14,7 +14,7 @@ import { execFile } from 'node:child_process';
 import { readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '@skiff/contracts';
+import type { Logger } from '@skiff/service-kit';
 import { mountsUnder, unmount } from '@skiff/image';
 import { CGROUP_PARENT, CGROUP_ROOT } from './cgroups.js';
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { accessSync, constants } from 'node:fs';
-import { connectNats, createLogger, stopOnSignals } from '@skiff/contracts';
+import { connectNats, createLogger, stopOnSignals } from '@skiff/service-kit';
 import { ImageStore } from '@skiff/image';
 import { startTelemetry } from '@skiff/telemetry';
 import { WorkerAgent } from './agent.js';

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { SkiffError, type Logger } from '@skiff/contracts';
+import { SkiffError } from '@skiff/contracts';
+import { type Logger } from '@skiff/service-kit';
 import type { ImageStore } from '@skiff/image';
 import type { GatewayConfig } from '../config.js';
 import { isClientAbort } from '../connections.js';

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import type { Logger } from '@skiff/contracts';
+import type { Logger } from '@skiff/service-kit';
 import { StreamConnection, type InvokeReply, type InvokeRequest } from '../stream/index.js';
 import { forwardLines } from '../lines.js';
 import { forceDelete } from '../runner.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_SETTINGS, type Logger } from '@skiff/contracts';
+import { DEFAULT_SETTINGS } from '@skiff/contracts';
+import { type Logger } from '@skiff/service-kit';
 import type { ExitInfo, StreamInstance } from './instance.js';
 import { FunctionPool } from './pool.js';
 

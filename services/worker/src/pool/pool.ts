@@ -1,4 +1,5 @@
-import { SkiffError, remainingMs, type Invocation, type Logger, type RunSettings } from '@skiff/contracts';
+import { SkiffError, remainingMs, type Invocation, type RunSettings } from '@skiff/contracts';
+import { type Logger } from '@skiff/service-kit';
 import { InvocationError, StreamError, type InvokeReply } from '../stream/index.js';
 import { exitFailure } from '../runner.js';
 import { InstanceExited, type StreamInstance } from './instance.js';

@@ -23,7 +23,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { DEFAULT_SETTINGS, type Invocation, type Logger } from '@skiff/contracts';
+import { DEFAULT_SETTINGS, type Invocation } from '@skiff/contracts';
+import { type Logger } from '@skiff/service-kit';
 import type { ImageConfig, ImageStore } from '@skiff/image';
 import { processEnv, runtimeSpec } from '../bundle.js';
 import { CGROUP_PARENT } from '../cgroups.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION, heartbeatSchema, type Heartbeat } from './messages.js';
+import { PROTOCOL_VERSION, heartbeatSchema, type Heartbeat } from '@skiff/contracts';
 import { instancesOf, planWarm, type MinInstancesTarget } from './min-instances.js';
 import { withHeartbeat, type NodeTable } from './placement.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION, type Heartbeat } from './messages.js';
+import { PROTOCOL_VERSION, type Heartbeat } from '@skiff/contracts';
 import { isLive, pickNode, toEntries, withHeartbeat, withPlaced, withoutExpired, withoutNode, type NodeState } from './placement.js';
 
 const IMAGE = `sha256:${'1'.repeat(64)}`;

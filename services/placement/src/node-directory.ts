@@ -1,8 +1,7 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
-import type { Logger } from './logger.js';
-import { decodeJson, heartbeatSchema, leaveSchema } from './messages.js';
+import type { Logger } from '@skiff/service-kit';
+import { SUBJECTS, decodeJson, heartbeatSchema, leaveSchema } from '@skiff/contracts';
 import { pickNode, withHeartbeat, withPlaced, withoutExpired, withoutNode, type NodeState, type NodeTable, type PlacementTarget } from './placement.js';
-import { SUBJECTS } from './subjects.js';
 
 const SWEEP_MS = 250;
 /** Lost nodes remembered (oldest forgotten first), so a late word about one is recognised. */

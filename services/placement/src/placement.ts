@@ -2,7 +2,7 @@
  * The node table and placement as pure functions over a snapshot: no clocks, no I/O, so every
  * rule is unit-tested directly. NodeDirectory holds a table and does the messaging.
  */
-import type { Heartbeat, NodeEntry } from './messages.js';
+import type { Heartbeat, NodeEntry } from '@skiff/contracts';
 
 export interface NodeState {
   nodeId: string;

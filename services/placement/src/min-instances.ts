@@ -3,7 +3,7 @@
  * versions have fewer instances than their minimum on the live nodes, and which node to ask for
  * them. The gateway's Prewarmer reads the registry, keeps what it asked and sends the requests.
  */
-import type { FunctionMode } from './messages.js';
+import type { FunctionMode } from '@skiff/contracts';
 import { isLive, pickNode, warmKey, type NodeState, type NodeTable, type PlacementTarget } from './placement.js';
 
 /** The current version of a deployed function, as far as its minimum is concerned. */

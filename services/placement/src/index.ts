@@ -1,0 +1,3 @@
+export * from './placement.js';
+export * from './min-instances.js';
+export * from './node-directory.js';

@@ -1,0 +1,4 @@
+export * from './logger.js';
+export * from './log-file.js';
+export * from './shutdown.js';
+export * from './nats-connect.js';
