@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type Socket } from 'node:net';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Platform, waitUntil } from '@skiff/testkit';
@@ -24,9 +25,9 @@ class RawClient {
     socket.on('close', () => (this.closed = true));
   }
 
-  static open(port: number, localAddress = '127.0.0.1'): Promise<RawClient> {
+  static open(port: number, localAddress = '127.0.0.1', host = localAddress.includes(':') ? '::1' : '127.0.0.1'): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ host: '127.0.0.1', port, localAddress });
+      const socket = connect({ host, port, localAddress });
       socket.once('connect', () => resolve(new RawClient(socket)));
       socket.once('error', reject);
     });
@@ -69,6 +70,14 @@ class RawClient {
 }
 
 const healthz = 'GET /healthz HTTP/1.1\r\nhost: gateway\r\n\r\n';
+
+/** The response is Skiff's application/problem+json with this status and code. */
+function expectProblem(c: RawClient, status: number, code: string): void {
+  expect(c.status, c.received).toBe(status);
+  const [head, body] = c.received.split('\r\n\r\n') as [string, string | undefined];
+  expect(head.toLowerCase()).toContain('content-type: application/problem+json');
+  expect(JSON.parse(body ?? '')).toMatchObject({ status, code });
+}
 
 /** docs/security.md #24 and #34: slow, idle, numerous and vanishing clients against a real gateway. */
 describe('the gateway under hostile clients', () => {
@@ -128,6 +137,15 @@ describe('the gateway under hostile clients', () => {
     await c.untilClosed('slow headers to be cut');
     expect(c.status, `after ${sent} header bytes`).toBe(408);
     expect(sent).toBeLessThan(MAX_TRICKLE);
+    // Skiff's problem+json with a code, as for every other error (Node.js's own 408 has no body).
+    expectProblem(c, 408, 'SKIFF_REQUEST_TIMEOUT');
+  });
+
+  it('answers what is not HTTP with 400 SKIFF_VALIDATION_FAILED as problem+json, and closes', async () => {
+    const c = await client();
+    c.write('HELLO THERE\r\n\r\n');
+    await c.untilClosed('the connection to be closed');
+    expectProblem(c, 400, 'SKIFF_VALIDATION_FAILED');
   });
 
   it('answers headers with Content-Length 6000000 and 1 body byte, without a token, with 401 and closes, reading no more', async () => {
@@ -156,6 +174,7 @@ describe('the gateway under hostile clients', () => {
     const kept = await answered();
     await silent.untilClosed('the silent connection to be closed');
     expect(silent.status).toBe(408);
+    expectProblem(silent, 408, 'SKIFF_REQUEST_TIMEOUT');
     await kept.untilClosed('the idle keep-alive connection to be closed', IDLE_TIMEOUT_MS + 10_000);
     expect(kept.received.match(/HTTP\/1\.1 /g), 'one response only').toHaveLength(1);
   });
@@ -195,6 +214,38 @@ describe('the gateway under hostile clients', () => {
     first.write(healthz);
     await first.untilResponse('/healthz on a held connection');
     expect(first.status).toBe(200);
+  });
+
+  it('cuts a client that stops reading a 32 MiB blob it asked for, once nothing was sent for the idle timeout (6000 ms)', async () => {
+    const blob = randomBytes(32 * 1024 * 1024);
+    const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+    const basic = `Basic ${Buffer.from(`admin:${p.token}`).toString('base64')}`;
+    const put = await fetch(`${p.gatewayUrl}/v2/slow/blobs/uploads/?digest=${digest}`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/octet-stream' }, body: blob });
+    expect(put.status).toBe(201);
+    const c = await client('127.0.0.10');
+    c.write(`GET /v2/slow/blobs/${digest} HTTP/1.1\r\nhost: gateway\r\nauthorization: ${basic}\r\n\r\n`);
+    await waitUntil(async () => c.received.includes('\r\n\r\n'), 'the response headers');
+    expect(c.status).toBe(200);
+    // The client reads no more: the kernel's buffers fill, then the gateway's.
+    c.socket.pause();
+    const cut = () => gatewayLog().some((l) => l.includes('client stopped reading its response') && l.includes('/v2/slow/blobs/'));
+    await waitUntil(async () => cut(), 'the gateway to cut the client that stopped reading', IDLE_TIMEOUT_MS + 20_000);
+    c.socket.resume();
+    await c.untilClosed('the connection to end');
+    const body = c.received.length - c.received.indexOf('\r\n\r\n') - 4;
+    expect(body, 'bytes of the blob the client got').toBeLessThan(blob.length);
+  });
+
+  it('cuts a client that pipelines 2000 GET /openapi.json and reads none of the answers', async () => {
+    const c = await client('127.0.0.11');
+    c.socket.pause();
+    c.socket.write('GET /openapi.json HTTP/1.1\r\nhost: gateway\r\n\r\n'.repeat(2000));
+    const cut = () => gatewayLog().some((l) => l.includes('client stopped reading its response') && l.includes('/openapi.json'));
+    await waitUntil(async () => cut(), 'the gateway to cut the client that reads nothing', IDLE_TIMEOUT_MS + 20_000);
+    // A paused client learns of the close only by reading.
+    c.socket.resume();
+    await c.untilClosed('the connection to end');
+    expect(c.received.match(/HTTP\/1\.1 200 /g)?.length ?? 0).toBeLessThan(2000);
   });
 
   it('logs 5 uploads the client aborts mid-body as client events (debug), with no level-50 line', async () => {
@@ -258,5 +309,40 @@ describe('the gateway at its open-file limit', () => {
     // The harness's own keep-alive connection may be one of the CAP.
     expect(held.length, `${held.length} held, ${refused} refused`).toBeGreaterThanOrEqual(CAP - 1);
     expect(held.length).toBeLessThanOrEqual(CAP);
+  });
+});
+
+/** docs/security.md #34: on a dual-stack listener, IPv6 clients are counted per /64, IPv4 ones per address. */
+describe('the gateway on IPv6 (::)', () => {
+  const CAP = 4;
+  let p: Platform;
+  const open: RawClient[] = [];
+  const answers = async (localAddress: string) => {
+    const c = await RawClient.open(p.port, localAddress, localAddress.includes(':') ? '::1' : '127.0.0.1');
+    open.push(c);
+    c.write(healthz);
+    await waitUntil(async () => c.closed || /\r\n\r\n.*\}/s.test(c.received), `${localAddress}: an answer or a close`);
+    return c.status === 200;
+  };
+
+  beforeAll(async () => {
+    p = await Platform.create();
+    await p.startGateway({ SKIFF_HOST: '::', SKIFF_MAX_CONNECTIONS_PER_ADDRESS: String(CAP), SKIFF_LOG_LEVEL: 'debug' });
+  });
+  afterAll(async () => {
+    for (const c of open) c.close();
+    await p?.close();
+  });
+
+  it(`holds ${CAP} connections from ::1 and refuses the next; 127.0.0.12 (seen as ::ffff:127.0.0.12) has ${CAP} of its own`, async () => {
+    const v6: boolean[] = [];
+    for (let i = 0; i <= CAP; i++) v6.push(await answers('::1'));
+    expect(v6).toEqual([...Array<boolean>(CAP).fill(true), false]);
+    const v4: boolean[] = [];
+    for (let i = 0; i <= CAP; i++) v4.push(await answers('127.0.0.12'));
+    expect(v4).toEqual([...Array<boolean>(CAP).fill(true), false]);
+    // The refusals name the keys they were counted under: the /64, and the IPv4 address itself.
+    const refused = readFileSync(join(p.dataDir, 'gateway.log'), 'utf8').split('\n').filter((l) => l.includes('too many from this address'));
+    expect(refused.map((l) => (JSON.parse(l) as { address: string }).address)).toEqual(['0:0:0:0::/64', '127.0.0.12']);
   });
 });

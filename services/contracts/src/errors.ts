@@ -9,6 +9,7 @@ export const ERROR_CATALOG = {
   SKIFF_SCHEMA_TOO_COMPLEX: { status: 400, title: 'The JSON Schema is over a limit', retryable: false },
   SKIFF_ROUTE_NOT_FOUND: { status: 404, title: 'No such route', retryable: false },
   SKIFF_REQUEST_TIMEOUT: { status: 408, title: 'The request did not arrive in time', retryable: false },
+  SKIFF_HEADERS_TOO_LARGE: { status: 431, title: 'Request headers too large', retryable: false },
   SKIFF_BODY_TOO_LARGE: { status: 413, title: 'Request body too large', retryable: false },
   SKIFF_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type', retryable: false },
   SKIFF_FN_NOT_FOUND: { status: 404, title: 'Function not found', retryable: false },

@@ -5,7 +5,7 @@ import { type Logger } from '@skiff/service-kit';
 import type { ImageStore } from '@skiff/image';
 import { authenticate } from './auth.js';
 import type { GatewayConfig } from './config.js';
-import { bodyDeadline, limitConnections, serverTimeouts } from './connections.js';
+import { bodyDeadline, clientErrorHandler, limitConnections, serverTimeouts } from './connections.js';
 import { Invoker } from './invoker.js';
 import { Prewarmer } from './prewarm.js';
 import type { Messaging } from './messaging.js';
@@ -36,6 +36,7 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'callId' }),
     bodyLimit: config.maxBodyBytes,
     ...serverTimeouts(config),
+    clientErrorHandler: clientErrorHandler(log),
     requestIdHeader: false,
     // The call id is set here, at the edge, unless the client sent a usable one.
     genReqId: (req) => {
