@@ -104,6 +104,44 @@ describe('the gateway under hostile JSON Schemas', () => {
     expect(res.body).toMatchObject({ code: 'SKIFF_VALIDATION_FAILED', errors: [{ field: 'body.s', message: expect.stringContaining('must match pattern') }] });
   });
 
+  it('answers invokes with strings hostile to each format of ajv-formats (url\'s quadratic one at 2.2 MB among them), and /healthz meanwhile', async () => {
+    const MB = 1024 * 1024;
+    // The worst inputs measured (docs/decisions.md, "Formats in user schemas"); each ends in what
+    // makes it no match, so the engine has tried every way before it says no.
+    const attacks: Record<string, string> = {
+      url: `ftp://172.30.3.56${'4.1.6.7:155'.repeat(200_000)}\u0000`,
+      email: `a@${'a-'.repeat(MB / 2)}!`,
+      hostname: `${'a.'.repeat(MB / 2)}-`,
+      uri: `a:${'/'.repeat(MB)}\u0001`,
+      'uri-reference': `a://${'a'.repeat(MB)} `,
+      'uri-template': `${'{a'.repeat(MB / 2)}`,
+      'date-time': `2020-01-01T00:00:00.${'1'.repeat(MB)}x`,
+      'iso-date-time': `2020-01-01 00:00:00.${'1'.repeat(MB)}x`,
+      time: `00:00:00.${'1'.repeat(MB)}x`,
+      date: `${'1'.repeat(MB)}x`,
+      duration: `P${'1Y'.repeat(MB / 2)}`,
+      ipv4: `${'1.'.repeat(MB / 2)}x`,
+      ipv6: `${'1:'.repeat(MB / 2)}x`,
+      uuid: `${'a-'.repeat(MB / 2)}x`,
+      regex: '('.repeat(MB),
+      byte: `${'AAAA'.repeat(MB / 4)}!`,
+      'json-pointer': `${'/'.repeat(MB)}~`,
+      'relative-json-pointer': `1${'/a'.repeat(MB / 2)}~`,
+      'json-pointer-uri-fragment': `#${'/a'.repeat(MB / 2)}~`,
+    };
+    const properties = Object.fromEntries(Object.keys(attacks).map((f) => [f, { type: 'string', format: f }]));
+    const deployed = await p.api('PUT', '/v1/functions/formats', { image: 'hello:latest', mode: 'stream', inputSchema: { type: 'object', properties } });
+    expect(deployed.status, await deployed.clone().text()).toBe(201);
+    const answered: string[] = [];
+    for (const [format, attack] of Object.entries(attacks)) {
+      const res = await hostile('POST', '/v1/functions/formats/invoke', JSON.stringify({ [format]: attack }));
+      expect(res.status, format).toBe(400);
+      expect(res.body.errors, format).toEqual([expect.objectContaining({ field: `body.${format}`, message: `must match format "${format}"` })]);
+      answered.push(format);
+    }
+    expect(answered).toEqual(Object.keys(attacks));
+  });
+
   it('keeps each schema in a namespace of its own: the same $id deploys twice, in two functions, and after a restart', async () => {
     const schema = { ...helloSchema, $id: 'https://example.com/schemas/hello-input' };
     for (const name of ['typed', 'typed', 'typed-too']) {

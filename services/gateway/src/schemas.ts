@@ -1,7 +1,7 @@
 import { Ajv, type ValidateFunction } from 'ajv';
-import addFormats from 'ajv-formats';
 import { SkiffError } from '@skiff/contracts';
 import type { FunctionRecord } from './registry.js';
+import { addUserFormats } from './formats.js';
 import { linearRegExp } from './linear-regexp.js';
 import { checkSchemaLimits } from './schema-limits.js';
 
@@ -9,7 +9,7 @@ const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\b/i;
 
 /** Checks user schemas against the JSON Schema meta-schema; it never holds a user schema itself. */
 const metaSchemas = new Ajv({ strict: false });
-addFormats.default(metaSchemas as never);
+addUserFormats(metaSchemas);
 
 function unusable(field: string, why: string): SkiffError {
   return new SkiffError('SKIFF_VALIDATION_FAILED', `${field}: ${why}`, { errors: [{ field, message: `is not a usable JSON Schema: ${why}` }] });
@@ -32,7 +32,7 @@ export function compileUserSchema(schema: object, field: string): ValidateFuncti
   if (!valid) throw unusable(field, metaSchemas.errorsText(metaSchemas.errors, { dataVar: field }));
   // The meta-schema check is done above, once, so each compiler skips loading its own.
   const ajv = new Ajv({ allErrors: true, strict: false, meta: false, validateSchema: false, code: { regExp: linearRegExp } });
-  addFormats.default(ajv as never);
+  addUserFormats(ajv);
   try {
     return ajv.compile(schema);
   } catch (err) {
