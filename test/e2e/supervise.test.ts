@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -136,5 +136,106 @@ describe('skiff up supervises what it starts', () => {
     }
     // The worker unmounted its images on the way out.
     expect(mountsUnder(dataDir)).toEqual([]);
+  });
+});
+
+/** A process's start time (/proc/<pid>/stat field 22): with its pid, it names one process. */
+function startTime(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!;
+}
+
+/**
+ * docs/security.md #28 and #42: `skiff up` killed with SIGKILL leaves nothing running, nats-server
+ * included; one an earlier run left anyway is stopped by the next start; nats-server.log rotates.
+ */
+describe('skiff up killed with SIGKILL', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'skiff-killed-'));
+  const started: ChildProcess[] = [];
+  let port = 0;
+  let natsPort = 0;
+  let env: NodeJS.ProcessEnv;
+
+  /** Starts `skiff up` in a process group of its own; resolves once it says it is up. */
+  const up = async () => {
+    const child = spawn(process.execPath, [join(REPO, 'services/cli/dist/main.js'), 'up'], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    started.push(child);
+    const run = { child, output: '' };
+    child.stdout!.on('data', (c) => (run.output += c));
+    child.stderr!.on('data', (c) => (run.output += c));
+    await waitUntil(async () => run.output.includes('Skiff is up') || child.exitCode !== null, 'skiff up', 90_000);
+    if (!run.output.includes('Skiff is up')) throw new Error(`skiff up did not come up:\n${run.output}`);
+    return run;
+  };
+
+  beforeAll(async () => {
+    port = await freePort();
+    natsPort = await freePort();
+    // Small logs, so nats-server's start alone rotates its log.
+    env = { ...process.env, SKIFF_DATA_DIR: dataDir, SKIFF_PORT: String(port), SKIFF_NATS_PORT: String(natsPort), SKIFF_HEARTBEAT_MS: '200', SKIFF_LOG_MAX_BYTES: '1024', SKIFF_LOG_KEEP: '2' };
+    delete env.SKIFF_NATS_URL;
+    delete env.SKIFF_ADMIN_TOKEN;
+  });
+
+  afterAll(() => {
+    for (const c of started) {
+      const pids = Object.values(children(c.pid!));
+      if (c.exitCode === null && c.signalCode === null) process.kill(-c.pid!, 'SIGKILL');
+      for (const pid of pids) process.kill(-pid, 'SIGKILL');
+    }
+    unmountUnder(dataDir);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('rotates nats-server.log by size as the services rotate theirs: SKIFF_LOG_KEEP files of whole lines', async () => {
+    const { child } = await up();
+    const logs = join(dataDir, 'logs');
+    const files = () => readdirSync(logs).filter((f) => f.startsWith('nats-server.log'));
+    await waitUntil(async () => files().includes('nats-server.log.1'), 'nats-server.log to rotate', 20_000).catch((err: Error) => {
+      throw new Error(`${err.message}: ${files().join(', ')}`);
+    });
+    expect(files().sort()).toEqual(expect.arrayContaining(['nats-server.log', 'nats-server.log.1']));
+    expect(files().filter((f) => !['nats-server.log', 'nats-server.log.1', 'nats-server.log.2'].includes(f))).toEqual([]);
+    for (const f of files().filter((f) => f !== 'nats-server.log')) {
+      const text = readFileSync(join(logs, f), 'utf8');
+      expect(statSync(join(logs, f)).size, f).toBeLessThanOrEqual(1024);
+      expect(text.endsWith('\n'), `${f} ends with a whole line`).toBe(true);
+      expect(text).toMatch(/\[\d+\] \d{4}\/\d\d\/\d\d /); // nats-server's own lines
+    }
+    expect(child.exitCode).toBe(null);
+  });
+
+  it('takes nats-server down with it, as the Node services', async () => {
+    const [first] = started;
+    const services = children(first!.pid!);
+    expect(Object.keys(services).sort()).toEqual(['gateway', 'nats-server', 'scheduler', 'worker']);
+    process.kill(first!.pid!, 'SIGKILL');
+    await waitUntil(async () => Object.values(services).every((pid) => !alive(pid)), 'every service and nats-server to stop', 30_000).catch((err: Error) => {
+      const left = Object.entries(services).filter(([, pid]) => alive(pid)).map(([name, pid]) => `${name} (pid ${pid})`);
+      throw new Error(`${err.message}; still running: ${left.join(', ')}`);
+    });
+    expect(await greeting(natsPort)).toBe('ECONNREFUSED');
+  });
+
+  it('stops, on its next start, a nats-server an earlier skiff up of the data dir left running', async () => {
+    // What a skiff up killed where nats-server could not be tied to it leaves: its nats-server,
+    // not in its process group, running on with the data dir's config and port.
+    const natsDir = join(dataDir, 'nats');
+    const record = JSON.parse(readFileSync(join(natsDir, 'nats-server.pid'), 'utf8')) as { skiffUp: { pid: number } };
+    const left = spawn('nats-server', ['-c', join(natsDir, 'nats-server.conf'), '-p', String(natsPort), '-sd', natsDir], { stdio: 'ignore', detached: true });
+    started.push(left);
+    await waitUntil(async () => (await greeting(natsPort)).startsWith('INFO'), 'the left nats-server to listen');
+    writeFileSync(join(natsDir, 'nats-server.pid'), JSON.stringify({ ...record, natsServer: { pid: left.pid, starttime: startTime(left.pid!) } }));
+
+    const next = await up();
+    expect(next.output).toContain(`stopping nats-server pid ${left.pid}, left running by an earlier skiff up of this data dir`);
+    expect(alive(left.pid!)).toBe(false);
+    const now = children(next.child.pid!);
+    expect(now['nats-server']).toBeDefined();
+    expect(await greeting(natsPort)).toMatch(/^INFO \{/);
+    // And it stops in turn when this skiff up is killed.
+    process.kill(next.child.pid!, 'SIGKILL');
+    await waitUntil(async () => !alive(now['nats-server']!), 'the new nats-server to stop with its skiff up', 30_000);
+    expect(existsSync(join(natsDir, 'nats-server.pid'))).toBe(true);
   });
 });

@@ -1,5 +1,6 @@
 import { appendFile } from 'node:fs';
 import { Writable } from 'node:stream';
+import { RotatingLogFile, type LogFileOptions } from '@skiff/service-kit';
 
 /**
  * A stream that appends each chunk to the file at `path`, opened anew each time: a service
@@ -10,6 +11,38 @@ export function appendingTo(path: string): Writable {
   return new Writable({
     write(chunk: Buffer, _encoding, done) {
       appendFile(path, chunk, { mode: 0o600 }, done);
+    },
+  });
+}
+
+/** The longest part of a line held back waiting for its end; more is written as it is. */
+const MAX_PARTIAL_LINE = 64 * 1024;
+
+/**
+ * A stream that writes whole lines into a log file rotated by size, as the services rotate their
+ * own (RotatingLogFile: path.1 the newest to path.<keep>), for a program that only prints: the
+ * nats-server `skiff up` runs. A line is never split between two files unless it is longer than
+ * MAX_PARTIAL_LINE.
+ */
+export function rotatingLines(options: LogFileOptions): Writable {
+  const file = new RotatingLogFile(options);
+  let partial = '';
+  return new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      const text = partial + chunk.toString('utf8');
+      const end = text.lastIndexOf('\n') + 1;
+      if (end > 0) file.write(text.slice(0, end));
+      partial = text.slice(end);
+      if (partial.length > MAX_PARTIAL_LINE) {
+        file.write(partial);
+        partial = '';
+      }
+      done();
+    },
+    final(done) {
+      if (partial) file.write(partial);
+      file.close();
+      done();
     },
   });
 }

@@ -12,7 +12,9 @@
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { join } from 'node:path';
-import { appendingTo } from './append.js';
+import type { Writable } from 'node:stream';
+import type { LogFileOptions } from '@skiff/service-kit';
+import { appendingTo, rotatingLines } from './append.js';
 
 export interface ServiceSpec {
   name: string;
@@ -25,6 +27,14 @@ export interface ServiceSpec {
   stopGraceMs: number;
   /** A Node.js service, given an IPC channel as its lifeline to `skiff up`. */
   node: boolean;
+  /**
+   * Its output goes to this log file, rotated by size (a program that writes no log of its own:
+   * nats-server); without it, output is appended to `<logs>/<name>.log`, which a Node service
+   * rotates itself (SKIFF_LOG_FILE).
+   */
+  rotatedLog?: LogFileOptions;
+  /** Called with the pid of each process started for it. */
+  onStart?: (pid: number) => void;
 }
 
 export interface SupervisorOptions {
@@ -58,6 +68,8 @@ export function nextAttempt(previous: number, ranMs: number, policy: BackoffPoli
 
 interface Supervised {
   spec: ServiceSpec;
+  /** The rotated log of a spec with rotatedLog, kept across restarts. */
+  out: Writable | undefined;
   child: ChildProcess | undefined;
   startedAt: number;
   attempt: number;
@@ -79,7 +91,7 @@ export class Supervisor {
 
   /** Starts the service now. */
   start(spec: ServiceSpec): void {
-    const s: Supervised = { spec, child: undefined, startedAt: 0, attempt: 0, restartTimer: undefined, exited: Promise.resolve() };
+    const s: Supervised = { spec, out: spec.rotatedLog ? rotatingLines(spec.rotatedLog) : undefined, child: undefined, startedAt: 0, attempt: 0, restartTimer: undefined, exited: Promise.resolve() };
     this.services.push(s);
     this.run(s);
   }
@@ -114,8 +126,8 @@ export class Supervisor {
 
   private run(s: Supervised): void {
     const { spec } = s;
-    const log = join(this.o.logs, `${spec.name}.log`);
-    const out = appendingTo(log);
+    const log = spec.rotatedLog?.path ?? join(this.o.logs, `${spec.name}.log`);
+    const out = s.out ?? appendingTo(log);
     const stdio: StdioOptions = spec.node ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'];
     const child = spawn(spec.command, spec.args, { env: spec.env, stdio, detached: true });
     // Two sources, one file: neither may end it for the other.
@@ -123,6 +135,7 @@ export class Supervisor {
     child.stderr!.pipe(out, { end: false });
     s.child = child;
     s.startedAt = Date.now();
+    if (child.pid !== undefined) spec.onStart?.(child.pid);
     s.exited = new Promise((resolve) => {
       child.once('error', (err) => {
         this.exitedNow(s, log, `cannot start: ${err.message}`);

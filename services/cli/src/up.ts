@@ -2,10 +2,12 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { NATS_AUTH_VARS, natsUserEnv } from '@skiff/service-kit';
+import { spawnSync } from 'node:child_process';
+import { NATS_AUTH_VARS, logFileOptions, natsUserEnv } from '@skiff/service-kit';
 import { ImageStore } from '@skiff/image';
 import { ensureBasesFor, findFunctions, packManifest } from './images.js';
 import { deploySettings } from './manifest.js';
+import { stopStaleNatsServer, writeNatsPid } from './nats-pid.js';
 import { natsServerArgs, prepareNatsServer, type NatsCredentials } from './nats-server.js';
 import { REPO_ROOT, serviceArgs, type ServiceName } from './paths.js';
 import { Supervisor } from './supervisor.js';
@@ -29,6 +31,9 @@ export interface UpOptions {
   natsPort: number;
   adminToken: string | undefined;
 }
+
+/** Whether setpriv (util-linux) can set a parent-death signal here. */
+const PDEATHSIG = spawnSync('setpriv', ['--pdeathsig', 'SIGTERM', '--', 'true'], { stdio: 'ignore' }).status === 0;
 
 function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
@@ -83,18 +88,26 @@ async function bringUp(opts: UpOptions, logs: string, supervisor: Supervisor): P
   // With SKIFF_NATS_URL the services take their credentials from SKIFF_NATS_* (README).
   let credentials: NatsCredentials | undefined;
   if (!natsUrl) {
+    const natsDir = join(opts.dataDir, 'nats');
+    // One an earlier skiff up left (killed where nats-server could not be tied to it), first.
+    await stopStaleNatsServer(natsDir, (line) => console.error(line));
     if (await portOpen(opts.natsPort)) {
       throw new Error(`port ${opts.natsPort} is taken; set SKIFF_NATS_URL to use that NATS server, or SKIFF_NATS_PORT for another port`);
     }
-    const natsDir = join(opts.dataDir, 'nats');
     const nats = prepareNatsServer(natsDir);
     credentials = nats.credentials;
+    const args = natsServerArgs(nats.configFile, opts.natsPort, natsDir);
+    // nats-server gets no IPC lifeline as the Node services do: the kernel sends it SIGTERM when
+    // skiff up dies, however it dies (setpriv's parent-death signal, kept across its exec).
+    const tied = PDEATHSIG ? { command: 'setpriv', args: ['--pdeathsig', 'SIGTERM', '--', 'nats-server', ...args] } : { command: 'nats-server', args };
     supervisor.start({
       name: 'nats-server',
-      command: 'nats-server',
-      args: natsServerArgs(nats.configFile, opts.natsPort, natsDir),
+      ...tied,
       env: process.env,
       node: false,
+      // nats-server prints its log; skiff up rotates it as the services rotate theirs.
+      rotatedLog: logFileOptions({ ...process.env, SKIFF_LOG_FILE: join(logs, 'nats-server.log') }),
+      onStart: (pid) => writeNatsPid(natsDir, pid),
       ...STOPPING['nats-server'],
     });
     await waitFor('nats-server', () => portOpen(opts.natsPort));
