@@ -52,8 +52,17 @@ describe('infra/systemd units', () => {
     }
   });
 
-  it('restart a service that failed, and stop the gateway first and nats-server last', () => {
-    for (const unit of services) expect(values(unit, 'Restart'), unit).toEqual(['on-failure']);
+  it('restart a service that failed, with a backoff, and stop the gateway first and nats-server last', () => {
+    for (const unit of services) {
+      expect(values(unit, 'Restart'), unit).toEqual(['on-failure']);
+      // Spaced restarts, and a bound on how many: a crash loop ends failed, not for ever.
+      expect(Number(values(unit, 'RestartSec')[0]), unit).toBeGreaterThanOrEqual(5);
+      expect(Number(values(unit, 'StartLimitIntervalSec')[0]), unit).toBeGreaterThan(0);
+      expect(Number(values(unit, 'StartLimitBurst')[0]), unit).toBeGreaterThan(0);
+      // systemd 252 (Debian 12) does not know these; verify would warn on them.
+      expect(values(unit, 'RestartSteps'), unit).toEqual([]);
+      expect(values(unit, 'RestartMaxDelaySec'), unit).toEqual([]);
+    }
     // systemd stops in the reverse order of After=: gateway, scheduler, worker, nats-server.
     const after = (unit: string) => values(unit, 'After').join(' ').split(' ');
     expect(after('skiff-gateway.service')).toEqual(expect.arrayContaining(['skiff-scheduler.service', 'skiff-worker.service', 'skiff-nats.service']));
@@ -61,6 +70,54 @@ describe('infra/systemd units', () => {
     expect(after('skiff-worker.service')).toEqual(expect.arrayContaining(['skiff-nats.service']));
     // The worker alone gets SIGTERM: its launchers must not pass it to the containers it drains.
     expect(values('skiff-worker.service', 'KillMode')).toEqual(['mixed']);
+  });
+
+  /** docs/security.md #43: only the worker is root, and each unit is sandboxed. */
+  it('run the gateway, the scheduler and nats-server as users of their own, without privileges, sandboxed', () => {
+    for (const unit of ['skiff-gateway.service', 'skiff-scheduler.service', 'skiff-nats.service']) {
+      expect(values(unit, 'User'), unit).toEqual([]);
+      const want: Record<string, string> = {
+        DynamicUser: 'yes',
+        NoNewPrivileges: 'yes',
+        CapabilityBoundingSet: '',
+        ProtectSystem: 'strict',
+        ProtectHome: 'yes',
+        PrivateTmp: 'yes',
+        PrivateDevices: 'yes',
+        ProtectKernelTunables: 'yes',
+        ProtectKernelModules: 'yes',
+        ProtectControlGroups: 'yes',
+        RestrictNamespaces: 'yes',
+        RestrictSUIDSGID: 'yes',
+      };
+      for (const [key, value] of Object.entries(want)) expect(values(unit, key), `${unit}: ${key}`).toEqual([value]);
+      expect(values(unit, 'SystemCallFilter'), unit).toContain('@system-service');
+    }
+    // The scheduler keeps no files; the gateway owns the data dir.
+    expect(values('skiff-scheduler.service', 'StateDirectory')).toEqual([]);
+    expect(values('skiff-gateway.service', 'StateDirectory')).toEqual(['skiff']);
+  });
+
+  it('give the worker root, a data dir no other service can write, the store read-only, and what containers do not need taken away', () => {
+    const unit = 'skiff-worker.service';
+    expect(values(unit, 'User')).toEqual(['root']);
+    expect(values(unit, 'StateDirectory')).toEqual(['skiff-worker']);
+    expect(values(unit, 'Environment')).toEqual(expect.arrayContaining(['SKIFF_DATA_DIR=/var/lib/skiff-worker', 'SKIFF_STORE_DIR=/var/lib/skiff/store']));
+    expect(values(unit, 'ReadOnlyPaths').join(' ')).toContain('/var/lib/skiff');
+    for (const [key, value] of Object.entries({ NoNewPrivileges: 'yes', ProtectSystem: 'full', ProtectHome: 'yes', PrivateTmp: 'yes', ProtectKernelModules: 'yes' })) {
+      expect(values(unit, key), key).toEqual([value]);
+    }
+    // What would break containers: cgroups written under /sys, their own host names and namespaces.
+    for (const key of ['ProtectKernelTunables', 'ProtectControlGroups', 'ProtectHostname', 'RestrictNamespaces', 'PrivateDevices', 'DynamicUser']) expect(values(unit, key), key).toEqual([]);
+  });
+
+  it.skipIf(!have('systemd-analyze'))('rate the gateway, the scheduler and nats-server at most 2.0 in systemd-analyze security (skipped: no systemd-analyze)', () => {
+    for (const unit of ['skiff-gateway.service', 'skiff-scheduler.service', 'skiff-nats.service']) {
+      const r = spawnSync('systemd-analyze', ['security', '--offline=true', join(DIR, unit)], { encoding: 'utf8', cwd: tmpdir(), timeout: 60_000 });
+      const m = /Overall exposure level for \S+: (\d+\.\d+)/.exec(r.stdout);
+      expect(m, `${unit}: ${r.stdout}${r.stderr}`).not.toBeNull();
+      expect(Number(m![1]), unit).toBeLessThanOrEqual(2.0);
+    }
   });
 
   it('set only variables the README documents', () => {
