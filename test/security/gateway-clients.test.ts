@@ -148,6 +148,13 @@ describe('the gateway under hostile clients', () => {
     expectProblem(c, 400, 'SKIFF_VALIDATION_FAILED');
   });
 
+  it('answers headers over 16 KiB with 431 SKIFF_HEADERS_TOO_LARGE as problem+json, and closes', async () => {
+    const c = await client();
+    c.write(`GET /healthz HTTP/1.1\r\nhost: gateway\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    await c.untilClosed('the connection to be closed');
+    expectProblem(c, 431, 'SKIFF_HEADERS_TOO_LARGE');
+  });
+
   it('answers headers with Content-Length 6000000 and 1 body byte, without a token, with 401 and closes, reading no more', async () => {
     const c = await client();
     c.write('POST /v1/functions/echo/invoke HTTP/1.1\r\nhost: gateway\r\ncontent-length: 6000000\r\n\r\nx');
