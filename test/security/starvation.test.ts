@@ -23,7 +23,8 @@ const memoryMiB = (pid: number) => {
 
 /**
  * docs/security.md #27 and #28: one busy function must not starve the others of a node's exec
- * slots, and a function's output must not grow the worker's memory.
+ * slots or of its memory for warm instances, and a function's output must not grow the worker's
+ * memory.
  */
 describe('one function must not starve the rest', () => {
   let p: Platform;
@@ -31,6 +32,8 @@ describe('one function must not starve the rest', () => {
   const slow = `slow-${run}`;
   const flood = `flood-${run}`;
   const loud = `loud-${run}`;
+  const sleeper = `sleeper-${run}`;
+  const hello = `hello-${run}`;
   const dir = mkdtempSync(join(tmpdir(), 'skiff-starve-fn-'));
   const invoke = (name: string, body = '') => p.api('POST', `/v1/functions/${name}/invoke`, body);
 
@@ -40,7 +43,8 @@ describe('one function must not starve the rest', () => {
     await p.buildNodeRuntime();
     p.start('scheduler');
     // 4 slots: one function may hold 3 of them (the default share), 1 stays for the others.
-    worker = p.start('worker', { SKIFF_NODE_ID: 'node-a', SKIFF_WORKER_SLOTS: '4', SKIFF_STEM_CELLS: '0', SKIFF_STEM_FUNCTIONS: '0' }, 'worker-node-a');
+    // 640 MiB for warm instances: five of 128 MiB, of which one function may hold 480 MiB (3).
+    worker = p.start('worker', { SKIFF_NODE_ID: 'node-a', SKIFF_WORKER_SLOTS: '4', SKIFF_WORKER_MEMORY_MB: '640', SKIFF_STEM_CELLS: '0', SKIFF_STEM_FUNCTIONS: '0' }, 'worker-node-a');
     await p.startGateway();
     await p.waitForNodes(['node-a'], 30_000);
     expect((await p.deploy('echo', join(REPO, 'functions/echo'), ['/bin/sh', '/function/handler.sh'])).status).toBe(201);
@@ -56,10 +60,12 @@ describe('one function must not starve the rest', () => {
     ].join('\n'));
     expect((await p.deploy(loud, dir, ['/bin/sh', '/function/loud.sh'])).status).toBe(201);
     expect((await p.deployNode(flood, join(REPO, 'test/security/fixtures/stderr-flood'), { maxInstances: 1 })).status).toBe(201);
+    expect((await p.deployNode(sleeper, join(REPO, 'test/security/fixtures/sleeper'), { maxInstances: 10, memoryMb: 128, timeoutMs: 20_000 })).status).toBe(201);
+    expect((await p.deployNode(hello, join(REPO, 'functions/hello'), { memoryMb: 128 })).status).toBe(201);
   }, 120_000);
   afterAll(async () => {
     await p?.close();
-    for (const d of [slow, flood, loud].flatMap((fn) => existingCgroupDirs(`/skiff/${fn}`))) {
+    for (const d of [slow, flood, loud, sleeper, hello].flatMap((fn) => existingCgroupDirs(`/skiff/${fn}`))) {
       try {
         rmdirSync(d);
       } catch {}
@@ -95,6 +101,34 @@ describe('one function must not starve the rest', () => {
     // waiting for a slot just before theirs (503 SKIFF_NO_CAPACITY, or 504 if the gateway's deadline came first).
     expect(outcomes.filter((o) => o.status !== 504 && o.code !== 'SKIFF_NO_CAPACITY')).toEqual([]);
   }, 60_000);
+
+  it('starts an instance of another function while one function\'s burst holds its share of the memory for warm instances', async () => {
+    const calls = 6;
+    let sleeperAnswered = 0;
+    let mostContainers = 0;
+    const sleeperCalls = Array.from({ length: calls }, () =>
+      p.api('POST', `/v1/functions/${sleeper}/invoke`, { ms: 4000 }).then(async (res) => {
+        sleeperAnswered++;
+        return { status: res.status, body: await res.text() };
+      }),
+    );
+    // Three instances (480 of the 640 MiB): the other three calls wait on the worker for them.
+    await waitUntil(async () => {
+      mostContainers = Math.max(mostContainers, containers(sleeper));
+      return mostContainers >= 3;
+    }, `${sleeper} to run 3 instances`);
+
+    const res = await p.api('POST', `/v1/functions/${hello}/invoke`, { name: 'Ada' });
+    expect(await res.json()).toEqual({ greeting: 'Hello, Ada!' });
+    expect(res.status).toBe(200);
+    mostContainers = Math.max(mostContainers, containers(sleeper));
+    expect({ sleeperAnswered, mostContainers }).toEqual({ sleeperAnswered: 0, mostContainers: 3 });
+
+    // The burst is served in two rounds on its three instances, none lost.
+    const outcomes = await Promise.all(sleeperCalls);
+    expect(outcomes).toEqual(Array.from({ length: calls }, () => ({ status: 200, body: 'slept' })));
+    expect(containers(sleeper)).toBeLessThanOrEqual(3);
+  }, 90_000);
 
   it('keeps the worker\'s memory bounded when a function writes 20 MiB of stderr without a newline, and cuts the line with a marker', async () => {
     const floodBytes = 320 * 64 * 1024;

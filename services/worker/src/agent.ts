@@ -249,7 +249,7 @@ export class WorkerAgent {
     this.drainPools(inv.fn, (p) => p.version < inv.fnVersion);
     pool = new FunctionPool(inv.fn, inv.fnVersion, inv.settings, {
       launch: () => this.launch(inv),
-      room: () => this.room(inv.settings.memoryMb),
+      room: () => this.room(inv.fn, inv.settings.memoryMb),
       maxWaiting: this.config.maxQueued,
       stopGraceMs: STOP_GRACE_MS,
       log: this.log,
@@ -315,11 +315,20 @@ export class WorkerAgent {
     }
   }
 
-  /** Instances of `memoryMb` the node's memory budget still has room for. */
-  private room(memoryMb: number): number {
+  /**
+   * Instances of `memoryMb` that still fit both the node's memory budget and the function's
+   * share of it (all its versions together), so one busy function leaves room for the others.
+   */
+  private room(fn: string, memoryMb: number): number {
     let used = 0;
-    for (const p of this.pools.values()) used += p.live * p.settings.memoryMb;
-    return Math.floor((this.config.memoryBudgetMb - used) / memoryMb);
+    let usedByFn = 0;
+    for (const p of this.pools.values()) {
+      const mb = p.live * p.settings.memoryMb;
+      used += mb;
+      if (p.fn === fn) usedByFn += mb;
+    }
+    const free = Math.min(this.config.memoryBudgetMb - used, this.config.functionMemoryMb - usedByFn);
+    return Math.max(0, Math.floor(free / memoryMb));
   }
 
   private drainPools(fn: string, which: (p: FunctionPool) => boolean): void {

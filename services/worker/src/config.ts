@@ -29,6 +29,8 @@ export interface WorkerConfig {
   readonly uidBase: number;
   /** Memory all warm instances on the node may be given together, MiB. */
   readonly memoryBudgetMb: number;
+  /** Of that, what the instances of one function may hold together (the rest stays for others), MiB. */
+  readonly functionMemoryMb: number;
   readonly heartbeatMs: number;
   readonly maxOutputBytes: number;
   readonly logLevel: string;
@@ -66,6 +68,8 @@ export function loadConfig(env: Env, cwd = process.cwd()): WorkerConfig {
   const dataDir = resolve(cwd, env.SKIFF_DATA_DIR || '.skiff');
   const slots = int(env, 'SKIFF_WORKER_SLOTS', 16, 1, 4096);
   const maxQueued = int(env, 'SKIFF_WORKER_QUEUE', 1024, 0, 1_000_000);
+  // Three quarters of the machine by default: the rest is for Skiff, exec functions and the OS.
+  const memoryBudgetMb = int(env, 'SKIFF_WORKER_MEMORY_MB', Math.floor((totalmem() / 1024 / 1024) * 0.75), 16, 16 * 1024 * 1024);
   return Object.freeze({
     nodeId,
     natsUrl: env.SKIFF_NATS_URL || 'nats://127.0.0.1:4222',
@@ -80,8 +84,8 @@ export function loadConfig(env: Env, cwd = process.cwd()): WorkerConfig {
     functionQueue: int(env, 'SKIFF_WORKER_FUNCTION_QUEUE', defaultShare(maxQueued), 0, maxQueued),
     maxLogLineBytes: int(env, 'SKIFF_MAX_LOG_LINE_BYTES', 16 * 1024, 256, 1024 * 1024),
     uidBase: int(env, 'SKIFF_UID_BASE', 100_000_000, 65_536, 2 ** 32 - 2 * 65_536),
-    // Three quarters of the machine by default: the rest is for Skiff, exec functions and the OS.
-    memoryBudgetMb: int(env, 'SKIFF_WORKER_MEMORY_MB', Math.floor((totalmem() / 1024 / 1024) * 0.75), 16, 16 * 1024 * 1024),
+    memoryBudgetMb,
+    functionMemoryMb: int(env, 'SKIFF_WORKER_FUNCTION_MEMORY_MB', defaultShare(memoryBudgetMb), 16, memoryBudgetMb),
     heartbeatMs: int(env, 'SKIFF_HEARTBEAT_MS', 1000, 50, 60_000),
     maxOutputBytes: int(env, 'SKIFF_MAX_OUTPUT_BYTES', 6 * 1024 * 1024, 1, 1024 * 1024 * 1024),
     logLevel: env.SKIFF_LOG_LEVEL || 'info',
