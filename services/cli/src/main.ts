@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { resolve } from 'node:path';
 import { IMAGE_USAGE, imageCommand } from './commands/image.js';
+import { prepareNatsServer, writeRoleEnvFiles } from './nats-server.js';
 import { REPO_ROOT } from './paths.js';
 import { up } from './up.js';
 
@@ -8,6 +9,9 @@ const USAGE = `usage: skiff <command>
 
   up                      start nats-server, gateway, scheduler and worker; deploy the examples
 ${IMAGE_USAGE}
+  nats-config <dir>       write nats-server's config (a user per service) and each service's
+                          credentials as <role>.env into <dir>, keeping credentials already there
+                          (what the systemd units run before nats-server)
 
 Environment: SKIFF_DATA_DIR (default .skiff in the checkout), SKIFF_PORT (8080),
 SKIFF_NATS_URL (default: start nats-server on SKIFF_NATS_PORT, 4222), SKIFF_ADMIN_TOKEN.`;
@@ -33,6 +37,12 @@ async function main(argv: string[]): Promise<void> {
     });
   }
   if (cmd === 'image' && (await imageCommand(rest, storeDir))) return;
+  if (cmd === 'nats-config' && rest.length === 1) {
+    const dir = resolve(rest[0]!);
+    const { configFile, credentials } = prepareNatsServer(dir);
+    for (const f of [configFile, ...writeRoleEnvFiles(dir, credentials)]) console.log(f);
+    return;
+  }
   if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') return console.log(USAGE);
   throw new Error(`unknown command "${argv.join(' ')}"\n\n${USAGE}`);
 }

@@ -120,6 +120,19 @@ export function prepareNatsServer(dir: string, extraUsers: readonly ExtraNatsUse
   return { configFile, credentials };
 }
 
+/**
+ * Also `<role>.env` in `dir` for each role, `SKIFF_NATS_USER`/`SKIFF_NATS_PASSWORD` lines (mode
+ * 0600), for service managers that read settings from files: the systemd units load them
+ * with `EnvironmentFile=` (`skiff nats-config`).
+ */
+export function writeRoleEnvFiles(dir: string, credentials: NatsCredentials): string[] {
+  return NATS_ROLES.map((role) => {
+    const file = join(dir, `${role}.env`);
+    writeSecret(file, `SKIFF_NATS_USER=${credentials[role].user}\nSKIFF_NATS_PASSWORD=${credentials[role].password}\n`);
+    return file;
+  });
+}
+
 /** nats-server's arguments: the generated config, the port, the JetStream store. */
 export function natsServerArgs(configFile: string, port: number, storeDir: string): string[] {
   return ['-c', configFile, '-p', String(port), '-sd', storeDir];
