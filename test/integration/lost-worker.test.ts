@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Platform, REPO, functionProcesses, waitUntil } from '@skiff/testkit';
 
@@ -98,13 +99,40 @@ describe('a worker killed with SIGKILL while a call runs on it', () => {
   });
 });
 
-describe('a call the scheduler forwards to a worker that is gone', () => {
+describe('a worker killed with SIGKILL after it said it is leaving', () => {
   let p: Platform;
 
   beforeAll(async () => {
     p = await Platform.create();
     await p.buildBase();
-    // A minute between heartbeats keeps the dead node in the scheduler's table for minutes.
+    p.start('scheduler');
+    await p.startGateway();
+    p.start('worker', { SKIFF_NODE_ID: 'node-a' }, 'worker-node-a');
+    await p.waitForNodes(['node-a']);
+    expect((await deploySleeper(p, 'lingerer')).status).toBe(201);
+  });
+  afterAll(async () => {
+    killLeftovers('lingerer');
+    await p?.close();
+  });
+
+  it('fails the call it was finishing with 503 SKIFF_WORKER_LOST once its draining heartbeats stop', async () => {
+    const { answer: inFlight } = await callInFlight(p, 'lingerer');
+    const worker = p.services.find((s) => s.name === 'worker-node-a')!;
+    worker.child.kill('SIGTERM'); // it leaves the table and waits for its call, ten minutes
+    await p.waitForNodes([]);
+    await worker.kill();
+    await expectRetryable503(await inFlight, 'SKIFF_WORKER_LOST');
+  });
+});
+
+describe('a call the scheduler places on a worker that is gone', () => {
+  let p: Platform;
+
+  beforeAll(async () => {
+    p = await Platform.create();
+    await p.buildBase();
+    // A minute between heartbeats keeps the dead node in the scheduler's table for two.
     p.start('scheduler');
     await p.startGateway();
     p.start('worker', { SKIFF_NODE_ID: 'node-a', SKIFF_HEARTBEAT_MS: '60000' }, 'worker-node-a');
@@ -113,11 +141,13 @@ describe('a call the scheduler forwards to a worker that is gone', () => {
   });
   afterAll(async () => p?.close());
 
-  it('answers 503 SKIFF_WORKER_LOST with Retry-After instead of waiting for the deadline', async () => {
+  it('answers 503 SKIFF_NO_WORKER with Retry-After instead of waiting for the deadline', async () => {
     await p.services.find((s) => s.name === 'worker-node-a')!.kill();
     // The gateway finds nothing listening on node-a's subject, drops it and, with no node left
-    // in its table, hands the call to the scheduler, which still lists node-a and forwards it there.
-    await expectRetryable503(await p.api('POST', '/v1/functions/echo/invoke', 'x'), 'SKIFF_WORKER_LOST');
+    // in its table, asks the scheduler, which still lists node-a; nothing listens there either,
+    // so the call never started.
+    await expectRetryable503(await p.api('POST', '/v1/functions/echo/invoke', 'x'), 'SKIFF_NO_WORKER');
+    expect(readFileSync(join(p.dataDir, 'gateway.log'), 'utf8')).toContain('worker gone before the call started');
   });
 });
 

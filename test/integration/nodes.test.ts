@@ -2,7 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { SUBJECTS, decodeJson, heartbeatSchema } from '@skiff/contracts';
+import { DEFAULT_SETTINGS, SUBJECTS, decodeJson, heartbeatSchema, newCallId } from '@skiff/contracts';
+import { Invoker, Messaging } from '@skiff/gateway';
+import { NodeDirectory } from '@skiff/placement';
+import { createLogger, natsAuthFrom } from '@skiff/service-kit';
 import { Platform, REPO } from '@skiff/testkit';
 
 describe('worker nodes come and go', () => {
@@ -11,7 +14,7 @@ describe('worker nodes come and go', () => {
   beforeAll(async () => {
     p = await Platform.create();
     await p.buildBase();
-    // node-a beats once a minute (three missed take three minutes): when it leaves the table
+    // node-a beats once a minute (two missed take two minutes): when it leaves the table
     // within this test, it is because it said it was leaving.
     p.start('scheduler');
     p.start('worker', { SKIFF_NODE_ID: 'node-a', SKIFF_HEARTBEAT_MS: '60000' }, 'worker-node-a');
@@ -43,7 +46,7 @@ describe('worker nodes come and go', () => {
     await p.waitForNodes(['node-b']);
     expect(await (await p.api('POST', '/v1/functions/echo/invoke', 'back')).text()).toBe('back');
     await b.kill();
-    // A killed worker says nothing: only its missed heartbeats (3 × 200 ms) can drop it.
+    // A killed worker says nothing: only its missed heartbeats (2 × 200 ms) can drop it.
     await p.waitForNodes([]);
   });
 
@@ -115,5 +118,33 @@ describe('a scheduler and a gateway started after the workers', () => {
     await p.waitForNodes(['node-early']);
     const body = await (await p.api('GET', '/v1/nodes')).json();
     expect(body.nodes).toMatchObject([{ nodeId: 'node-early' }]);
+  });
+});
+
+describe('a gateway that has heard of no live node yet', () => {
+  let p: Platform;
+  let messaging: Messaging;
+
+  beforeAll(async () => {
+    p = await Platform.create();
+    await p.buildBase();
+    await p.startAll('node-a');
+    messaging = await Messaging.connect(p.nats.url, natsAuthFrom(p.nats.env('gateway')), createLogger('gateway', 'silent'));
+  });
+  afterAll(async () => {
+    await messaging?.nc.close();
+    await p?.close();
+  });
+
+  it('asks a scheduler where to send the call, sends it to that node and gets its answer', async () => {
+    const res = await p.deploy('echo', join(REPO, 'functions/echo'), ['/bin/sh', '/function/handler.sh']);
+    const fn = (await res.json()) as { version: number; imageDigest: string };
+    const log = createLogger('gateway', 'silent');
+    // A node directory that was never started: this invoker's own table stays empty.
+    const invoker = new Invoker(messaging, new NodeDirectory(messaging.nc, { missedHeartbeats: 2, log }), log);
+    const inv = { callId: newCallId(), fn: 'echo', fnVersion: fn.version, image: fn.imageDigest, mode: 'exec' as const, settings: DEFAULT_SETTINGS, deadline: Date.now() + 30_000 };
+    const result = await invoker.invoke(inv, new TextEncoder().encode('placed by a scheduler'));
+    expect(new TextDecoder().decode(result.body)).toBe('placed by a scheduler');
+    invoker.close();
   });
 });

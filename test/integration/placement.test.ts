@@ -97,6 +97,9 @@ describe('placement across workers', () => {
     await p.waitForNodes([other]);
     let answered = false;
     void inFlight.then(() => (answered = true));
+    // Held for five of its heartbeat periods after it left: its draining heartbeats keep its
+    // call from being failed as lost.
+    await new Promise((r) => setTimeout(r, 1000));
     expect(answered, 'answered before it was let go').toBe(false);
     release();
     const res = await inFlight;

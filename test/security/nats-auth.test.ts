@@ -129,6 +129,17 @@ describe('NATS lets no one in: no anonymous client, each service only its own su
     await worker.publishRefused(createInbox());
   });
 
+  it('a worker answers a call that ran longer than two minutes (nats-server\'s default response window)', async () => {
+    const worker = await as('worker');
+    const gw = await as('gateway');
+    const ranMs = 125_000;
+    worker.nc.subscribe(SUBJECTS.nodeInvoke('node-long'), { max: 1, callback: (_e, m) => void setTimeout(() => m.respond('late answer'), ranMs) });
+    await worker.nc.flush();
+    const reply = await gw.nc.request(SUBJECTS.nodeInvoke('node-long'), 'call', { timeout: ranMs + 20_000 });
+    expect(reply.string()).toBe('late answer');
+    expect(worker.refused).toEqual([]);
+  }, 180_000);
+
   it("the gateway's credentials cannot publish heartbeats or leaves, nor read invocations or function changes", async () => {
     const gw = await as('gateway');
     await gw.publishRefused(SUBJECTS.heartbeat);
@@ -140,18 +151,23 @@ describe('NATS lets no one in: no anonymous client, each service only its own su
     await gw.subscribeRefused('skiff.>');
   });
 
-  it("the scheduler's credentials cannot publish on skiff.invoke, heartbeats or function changes, nor read a node's invocations", async () => {
+  it("the scheduler's credentials cannot publish invocations, results on an inbox, heartbeats or function changes, nor read a node's invocations", async () => {
     const scheduler = await as('scheduler');
     await scheduler.publishRefused(SUBJECTS.invoke);
+    await scheduler.publishRefused(SUBJECTS.nodeInvoke('node-a'));
+    await scheduler.publishRefused(createInbox());
     await scheduler.publishRefused(SUBJECTS.heartbeat);
     await scheduler.publishRefused(SUBJECTS.fnChanged);
     await scheduler.publishRefused(SUBJECTS.nodeWarm('node-a'));
     await scheduler.subscribeRefused(SUBJECTS.nodeInvoke('node-a'));
     await scheduler.subscribeRefused('_INBOX.>');
-    // It still places: what it forwards to a node arrives there.
-    const worker = await as('worker');
-    const m = await delivered(worker.nc, SUBJECTS.nodeInvoke('node-a'), () => scheduler.nc.publish(SUBJECTS.nodeInvoke('node-a'), 'placed'));
-    expect(m.string()).toBe('placed');
+    // It still answers the gateway's placement request, once, on the request's own inbox.
+    const gw = await as('gateway');
+    const sub = scheduler.nc.subscribe(SUBJECTS.invoke, { max: 1, callback: (_e, m) => void m.respond('node-a') });
+    await scheduler.nc.flush();
+    const reply = await gw.nc.request(SUBJECTS.invoke, 'where?', { timeout: 5000 });
+    expect(reply.string()).toBe('node-a');
+    expect(sub.isClosed()).toBe(true);
   });
 });
 

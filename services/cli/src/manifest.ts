@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { SETTING_NAMES, settingSchema, type SettingName } from '@skiff/contracts';
+import { MAX_TIMEOUT_MS, SETTING_NAMES, settingSchema, type SettingName } from '@skiff/contracts';
 
 /** Language runtimes Skiff ships: the image a function builds on and how its process starts. */
 export const RUNTIMES = {
@@ -25,7 +25,7 @@ const manifestSchema = z
     base: z.string().min(1).optional(),
     entrypoint: z.array(z.string()).min(1).optional(),
     env: z.record(z.string(), z.string()).optional(),
-    timeoutMs: z.number().int().min(1).max(900_000).optional(),
+    timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).optional(),
     inputSchema: z.record(z.string(), z.unknown()).optional(),
     outputSchema: z.record(z.string(), z.unknown()).optional(),
     ...(Object.fromEntries(SETTING_NAMES.map((k) => [k, settingSchema(k).optional()])) as Record<SettingName, z.ZodOptional<z.ZodNumber>>),

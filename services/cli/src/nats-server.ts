@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { NATS_PERMISSIONS, NATS_ROLES, type NatsPermissions, type NatsRole } from '@skiff/contracts';
+import { NATS_PERMISSIONS, NATS_ROLES, RESPONSE_WINDOW_MS, type NatsPermissions, type NatsRole } from '@skiff/contracts';
 import { REPO_ROOT } from './paths.js';
 
 /**
@@ -91,7 +91,7 @@ const list = (subjects: readonly string[]) => `[${subjects.map(quote).join(', ')
 
 function userBlock(u: NatsUser, p: NatsPermissions): string {
   const perms = [`publish: { allow: ${list(p.publish)} }`, `subscribe: { allow: ${list(p.subscribe)} }`];
-  if (p.allowResponses) perms.push('allow_responses: true');
+  if (p.allowResponses) perms.push(`allow_responses: { max: 1, expires: "${RESPONSE_WINDOW_MS}ms" }`);
   return `    { user: ${quote(u.user)}, password: ${quote(u.password)}, permissions: { ${perms.join(', ')} } }`;
 }
 

@@ -190,12 +190,11 @@ export function decodeResult(h: MsgHdrs | undefined, body: Uint8Array): Invocati
   return { ok: false, callId: id, error: new SkiffError(b.code, b.detail, b.errors ? { errors: b.errors } : {}) };
 }
 
-// ---- placement notice (scheduler → the gateway's inbox, just before it forwards the call) ----
+// ---- placement notice (scheduler → the gateway, the answer to skiff.invoke) ----
 
 /**
- * Tells the caller which node the scheduler forwarded its call to, so the caller can fail the
- * call at once when that node is lost instead of waiting for a reply that will never come. It
- * goes to the call's reply subject with an empty body; the result follows on the same subject.
+ * Tells the asker which node to send its call to, in headers with an empty body. A scheduler
+ * that cannot place the call answers with an error result instead.
  */
 export function encodePlacedHeaders(callId: string, nodeId: string): MsgHdrs {
   return new WireHeaders().add(H.type, 'placed').add(H.version, String(PROTOCOL_VERSION)).add(H.callId, callId).add(H.node, nodeId);
@@ -232,6 +231,12 @@ export const heartbeatSchema = z.object({
   inflight: z.number().int().nonnegative(),
   /** Heartbeat period the sender promises, so receivers know when it is overdue. */
   intervalMs: z.number().int().positive(),
+  /**
+   * The node has left (it takes no new work) and still runs `inflight` calls: it goes on beating
+   * until they are done, so a node killed while draining is seen lost and its calls fail at once.
+   * Its last heartbeat says `inflight: 0`.
+   */
+  draining: z.boolean().default(false),
   /** Manifest digests of the images unpacked on the node (placement prefers them). */
   images: z.array(digest).max(100_000).default([]),
   /**

@@ -1,3 +1,4 @@
+import { MAX_TIMEOUT_MS } from './settings.js';
 import { SUBJECTS } from './subjects.js';
 
 /** The Skiff services that connect to NATS, each with credentials of its own. */
@@ -11,10 +12,18 @@ export interface NatsPermissions {
   subscribe: readonly string[];
   /**
    * May answer a request it received, once, on that request's reply subject (and on no other
-   * inbox): how workers and schedulers reply without being able to publish on `_INBOX.>`.
+   * inbox) within RESPONSE_WINDOW_MS: how workers and schedulers reply without being able to
+   * publish on `_INBOX.>`.
    */
   allowResponses: boolean;
 }
+
+/**
+ * How long after a request its answer is allowed. nats-server's own default is two minutes, and
+ * a worker answering a call that ran longer was refused (the caller waited for its deadline):
+ * the window is the longest deadline a call can have, and a minute more.
+ */
+export const RESPONSE_WINDOW_MS = MAX_TIMEOUT_MS + 60_000;
 
 /** Any node's subject of the kind `nodeSubject` makes (`skiff.node.*.invoke`). */
 const anyNode = (nodeSubject: (id: string) => string) => nodeSubject('*');
@@ -22,7 +31,8 @@ const anyNode = (nodeSubject: (id: string) => string) => nodeSubject('*');
 /**
  * What each service may do on NATS: exactly the subjects its code publishes and subscribes to
  * (services/contracts/src/subjects.ts), nothing more. Only the gateway makes requests, so only
- * it subscribes to inboxes; a worker cannot publish invocations nor read them off skiff.invoke,
+ * it subscribes to inboxes, and no one else may publish there: a forged result for a call is
+ * refused. A worker cannot publish invocations nor read them off skiff.invoke,
  * and nobody but the gateway can say a function changed. Workers share one role: a worker may
  * subscribe to any node's invoke subject (one user per node would need a server reload per
  * new node id).
@@ -34,13 +44,8 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
     allowResponses: false,
   },
   scheduler: {
-    // Forwards skiff.invoke to a node (the reply subject stays the gateway's) and answers
-    // skiff.invoke and skiff.nodes.list requests.
-    // `_INBOX.>` too: when the node it forwards to has no subscriber any more, nats-server
-    // answers the gateway's inbox with "no responders" on the scheduler's behalf, and only with
-    // a publish permission there (allow_responses does not cover it); without it the caller
-    // waits for its deadline.
-    publish: [anyNode(SUBJECTS.nodeInvoke), SUBJECTS.rollCall, '_INBOX.>'],
+    // Answers skiff.invoke (where to run a call) and skiff.nodes.list; sends no invocations.
+    publish: [SUBJECTS.rollCall],
     subscribe: [SUBJECTS.invoke, SUBJECTS.nodesList, SUBJECTS.heartbeat, SUBJECTS.leave],
     allowResponses: true,
   },

@@ -16,6 +16,9 @@ export const SETTINGS = {
   idleTimeoutMs: { min: 1000, max: 86_400_000, default: 300_000, integer: true },
 } as const satisfies Record<string, { min: number; max: number; default: number; integer: boolean }>;
 
+/** The longest deadline a function may have (`timeoutMs`), from the moment the gateway receives a call. */
+export const MAX_TIMEOUT_MS = 900_000;
+
 export type SettingName = keyof typeof SETTINGS;
 export type RunSettings = Record<SettingName, number>;
 export const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];

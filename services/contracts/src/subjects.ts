@@ -1,6 +1,6 @@
 /** NATS subjects used between Skiff services. Everything Skiff owns lives under `skiff.`. */
 export const SUBJECTS = {
-  /** gateway → scheduler (queue group): one invocation to place. */
+  /** gateway → scheduler (queue group): where should this invocation run? (its headers; answered with a placement notice) */
   invoke: 'skiff.invoke',
   /** worker → every scheduler: liveness and load. */
   heartbeat: 'skiff.node.heartbeat',
@@ -15,7 +15,7 @@ export const SUBJECTS = {
   rollCall: 'skiff.nodes.rollcall',
   /** anyone → one scheduler: the current node table. */
   nodesList: 'skiff.nodes.list',
-  /** gateway or scheduler → one worker: an invocation placed on that node. */
+  /** gateway → one worker: an invocation placed on that node. */
   nodeInvoke: (nodeId: string) => `skiff.node.${nodeId}.invoke`,
   /** gateway → one worker: start a stream function version's minInstances there (invocation headers, no body). */
   nodeWarm: (nodeId: string) => `skiff.node.${nodeId}.warm`,

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { MAX_TIMEOUT_MS } from '@skiff/contracts';
 import { missedHeartbeatsFrom } from '@skiff/placement';
 import { natsAuthFrom, type NatsAuth } from '@skiff/service-kit';
 
@@ -91,7 +92,7 @@ export function loadConfig(env: Env, cwd = process.cwd(), fileLimit = openFileLi
     natsAuth: natsAuthFrom(env),
     adminToken,
     maxBodyBytes: int(env, 'SKIFF_MAX_BODY_BYTES', 6 * 1024 * 1024, 1, 1024 * 1024 * 1024),
-    defaultTimeoutMs: int(env, 'SKIFF_DEFAULT_TIMEOUT_MS', 30_000, 1, 900_000),
+    defaultTimeoutMs: int(env, 'SKIFF_DEFAULT_TIMEOUT_MS', 30_000, 1, MAX_TIMEOUT_MS),
     logLevel: env.SKIFF_LOG_LEVEL || 'info',
     maxBlobBytes: int(env, 'SKIFF_MAX_BLOB_BYTES', 2 * 1024 ** 3, 1024, 1024 ** 4),
     maxArchiveBytes: int(env, 'SKIFF_MAX_ARCHIVE_BYTES', 8 * 1024 ** 3, 1024, 4 * 1024 ** 4),

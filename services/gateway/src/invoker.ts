@@ -1,9 +1,11 @@
-import type { Msg } from '@nats-io/transport-node';
-import { SUBJECTS, SkiffError, decodeResult, encodeInvocation, type Invocation } from '@skiff/contracts';
+import type { Msg, MsgHdrs } from '@nats-io/transport-node';
+import { SUBJECTS, SkiffError, decodePlaced, decodeResult, encodeInvocation, type Invocation } from '@skiff/contracts';
 import { type NodeDirectory } from '@skiff/placement';
 import { type Logger } from '@skiff/service-kit';
 import type { Messaging } from './messaging.js';
 import { NoRespondersError, Replies, ReplyTimeoutError } from './replies.js';
+
+const EMPTY = new Uint8Array(0);
 
 export interface InvokeResult {
   body: Uint8Array;
@@ -14,10 +16,9 @@ export interface InvokeResult {
  * Sends synchronous invocations. The gateway places them itself, with the same placement as
  * the schedulers over its own copy of the node table, and sends each straight to the chosen
  * worker, which answers to this request's inbox: one NATS round trip. Until the gateway has
- * heard from any worker it hands the invocation to the schedulers instead, which tell it the
- * node they forwarded it to. The only timeout is what is left of the deadline, but a call never
- * waits for it on a node that is lost (silent or gone from NATS) or while NATS is down: it
- * fails at once with a retryable 503.
+ * heard from any worker it asks a scheduler where to send the call instead. The only timeout
+ * is what is left of the deadline, but a call never waits for it on a node that is lost (silent
+ * or gone from NATS) or while NATS is down: it fails at once with a retryable 503.
  */
 export class Invoker {
   private readonly replies: Replies;
@@ -27,10 +28,7 @@ export class Invoker {
     private readonly nodes: NodeDirectory,
     private readonly log: Logger,
   ) {
-    this.replies = new Replies(messaging.nc, (nodeId) => {
-      // Forwarded by a scheduler to a node this gateway has already seen lost: no reply will come.
-      if (nodes.wasLost(nodeId)) this.failOn(nodeId, 'was forwarded to');
-    });
+    this.replies = new Replies(messaging.nc);
     nodes.watch((nodeId, change) => {
       if (change === 'lost') this.failOn(nodeId, 'was running on');
     });
@@ -54,24 +52,34 @@ export class Invoker {
     if (!this.messaging.connected) throw new SkiffError('SKIFF_NATS_UNAVAILABLE', 'the gateway is not connected to NATS; try again shortly');
     const target = { fn: inv.fn, fnVersion: inv.fnVersion, image: inv.image };
     const headers = encodeInvocation(inv);
-    const send = (nodeId: string | undefined): Promise<Msg> => {
-      if (nodeId) this.nodes.placed(nodeId, target);
-      return this.replies.request(nodeId ? SUBJECTS.nodeInvoke(nodeId) : SUBJECTS.invoke, body, headers, inv.deadline, nodeId);
+    const place = async (): Promise<string> => this.nodes.pick(target)?.nodeId ?? (await this.askScheduler(inv, headers));
+    const send = (nodeId: string): Promise<Msg> => {
+      this.nodes.placed(nodeId, target);
+      return this.replies.request(SUBJECTS.nodeInvoke(nodeId), body, headers, inv.deadline, nodeId);
     };
-    const node = this.nodes.pick(target);
+    const nodeId = await place();
     let reply: Msg;
     try {
-      reply = await send(node?.nodeId);
+      reply = await send(nodeId);
     } catch (err) {
-      if (!node || !(err instanceof NoRespondersError)) throw requestFailure(err, inv, node ? 'SKIFF_NO_WORKER' : 'SKIFF_NO_SCHEDULER');
+      if (!(err instanceof NoRespondersError)) throw requestFailure(err, inv, 'SKIFF_NO_WORKER');
       // Nothing listens on the node's subject: it stopped or died before it took this call,
       // so the call never started and placing it once more cannot run it twice.
-      this.nodes.forget(node.nodeId, 'nothing listens on its subject');
-      this.log.info({ callId: inv.callId, fn: inv.fn, nodeId: node.nodeId }, 'worker gone before the call started; placing it again');
-      const next = this.nodes.pick(target);
-      reply = await send(next?.nodeId).catch((e: unknown) => Promise.reject(requestFailure(e, inv, next ? 'SKIFF_NO_WORKER' : 'SKIFF_NO_SCHEDULER')));
+      this.nodes.forget(nodeId, 'nothing listens on its subject');
+      this.log.info({ callId: inv.callId, fn: inv.fn, nodeId }, 'worker gone before the call started; placing it again');
+      reply = await send(await place()).catch((e: unknown) => Promise.reject(requestFailure(e, inv, 'SKIFF_NO_WORKER')));
     }
     return this.decode(inv, reply);
+  }
+
+  /** The node a scheduler places the call on, for a gateway that has heard of no live node. */
+  private async askScheduler(inv: Invocation, headers: MsgHdrs): Promise<string> {
+    const answer = await this.replies.request(SUBJECTS.invoke, EMPTY, headers, inv.deadline).catch((e: unknown) => Promise.reject(requestFailure(e, inv, 'SKIFF_NO_SCHEDULER')));
+    const placed = decodePlaced(answer.headers);
+    if (placed?.callId === inv.callId) return placed.nodeId;
+    if (placed) throw new SkiffError('SKIFF_BAD_MESSAGE', `placement for call ${placed.callId} arrived for call ${inv.callId}`);
+    this.decode(inv, answer); // an error result: the scheduler could not place it
+    throw new SkiffError('SKIFF_BAD_MESSAGE', 'a scheduler answered a placement request with a result');
   }
 
   private decode(inv: Invocation, reply: Msg): InvokeResult {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Msg, MsgHdrs, NatsConnection } from '@nats-io/transport-node';
-import { encodePlacedHeaders, encodeResultHeaders } from '@skiff/contracts';
+import { encodeResultHeaders } from '@skiff/contracts';
 import { Replies } from './replies.js';
 
 /** A NATS connection stubbed at its boundary: publishes are recorded, replies are handed in. */
@@ -36,18 +36,6 @@ describe('Replies', () => {
     await expect(onA).rejects.toThrow('a lost');
     reply(published[1]!.reply, encodeResultHeaders('abc', true), new Uint8Array([1]));
     expect((await onB).data).toEqual(new Uint8Array([1]));
-  });
-
-  it('takes the node of a forwarded request from its placement notice and keeps waiting', async () => {
-    const { nc, published, reply } = stubConnection();
-    const placed: string[] = [];
-    const replies = new Replies(nc, (node) => placed.push(node));
-    const forwarded = replies.request('skiff.invoke', new Uint8Array(0), headers, soon());
-    await sent(published, 1);
-    reply(published[0]!.reply, encodePlacedHeaders('abc', 'node-a'));
-    expect(placed).toEqual(['node-a']);
-    expect(replies.failOn('node-a', () => new Error('node-a lost'))).toBe(1);
-    await expect(forwarded).rejects.toThrow('node-a lost');
   });
 
   it('fails every request when told to, sent or not yet sent', async () => {

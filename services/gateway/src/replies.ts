@@ -1,5 +1,4 @@
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { decodePlaced } from '@skiff/contracts';
 
 /** Nothing subscribed to the subject when the request was published (NATS status 503). */
 export class NoRespondersError extends Error {
@@ -17,7 +16,7 @@ interface Request {
   headers: MsgHdrs;
   deadline: number;
   token: string;
-  /** The node the request went to, once known: its subject's, or named by a placement notice. */
+  /** The node the request went to, if its subject is a node's. */
   node: string | undefined;
   resolve: (m: Msg) => void;
   reject: (err: Error) => void;
@@ -44,11 +43,7 @@ export class Replies {
   private queued: Request[] = [];
   private next = 0;
 
-  /** `onPlaced` hears each placement notice (a scheduler forwarded a request to `nodeId`). */
-  constructor(
-    private readonly nc: NatsConnection,
-    private readonly onPlaced: (nodeId: string) => void = () => undefined,
-  ) {
+  constructor(private readonly nc: NatsConnection) {
     this.sub = nc.subscribe(`${this.prefix}*`, { callback: (_err, m) => this.onReply(m) });
   }
 
@@ -127,23 +122,8 @@ export class Replies {
     if (!m) return;
     const r = this.waiting.get(m.subject.slice(this.prefix.length));
     if (!r) return; // late, after its deadline
-    if (m.data.length === 0 && this.isNotice(r, m)) return;
     this.settle(r);
     if (m.data.length === 0 && m.headers?.code === 503) r.reject(new NoRespondersError(`nothing listens on ${r.subject}`));
     else r.resolve(m);
-  }
-
-  /** A placement notice: the request now waits on that node. A malformed one is ignored. */
-  private isNotice(r: Request, m: Msg): boolean {
-    let placed: ReturnType<typeof decodePlaced>;
-    try {
-      placed = decodePlaced(m.headers);
-    } catch {
-      return true;
-    }
-    if (!placed) return false;
-    r.node = placed.nodeId;
-    this.onPlaced(placed.nodeId);
-    return true;
   }
 }

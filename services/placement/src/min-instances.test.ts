@@ -14,6 +14,7 @@ const hb = (nodeId: string, warm: Heartbeat['warm'] = [], extra: Partial<Heartbe
   slots: 4,
   inflight: 0,
   intervalMs: 1000,
+  draining: false,
   images: [],
   warm,
   ...extra,

@@ -4,11 +4,13 @@ import { SUBJECTS, decodeJson, heartbeatSchema, leaveSchema } from '@skiff/contr
 import { pickNode, withHeartbeat, withPlaced, withoutExpired, withoutNode, type NodeState, type NodeTable, type PlacementTarget } from './placement.js';
 
 const SWEEP_MS = 250;
-/** Lost nodes remembered (oldest forgotten first), so a late word about one is recognised. */
-const LOST_REMEMBERED = 1024;
+/** A sweep this late means this process's own event loop was held: the silence may be ours. */
+const LATE_SWEEP_MS = 4 * SWEEP_MS;
+/** Draining nodes watched at most (heartbeats come from workers only, but every table is bounded). */
+const DRAINING_WATCHED = 1024;
 
 /** A node is dropped after this many of its promised heartbeats are missed, unless configured. */
-export const DEFAULT_MISSED_HEARTBEATS = 3;
+export const DEFAULT_MISSED_HEARTBEATS = 2;
 
 /** SKIFF_MISSED_HEARTBEATS, checked the same way by every service that places invocations. */
 export function missedHeartbeatsFrom(raw: string | undefined): number {
@@ -41,9 +43,10 @@ export class NodeDirectory {
   private table: NodeTable = new Map();
   private readonly subs: Subscription[] = [];
   private sweeper: NodeJS.Timeout | undefined;
+  private lastSweep = Date.now();
   private readonly watchers: ((nodeId: string, change: NodeChange) => void)[] = [];
-  /** Nodes lost and not back since, in the order they were lost. */
-  private readonly lost = new Set<string>();
+  /** Nodes that left and still finish calls: out of placement, but lost when they go silent. */
+  private readonly draining = new Map<string, { lastSeen: number; intervalMs: number }>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -80,12 +83,7 @@ export class NodeDirectory {
     if (!this.table.has(nodeId)) return;
     this.table = withoutNode(this.table, nodeId);
     this.say({ nodeId, why }, 'node dropped');
-    this.markLost(nodeId);
-  }
-
-  /** Whether the node was lost (silent, or nothing listening) and has not beaten since. */
-  wasLost(nodeId: string): boolean {
-    return this.lost.has(nodeId);
+    this.changed(nodeId, 'lost');
   }
 
   /** Calls `watcher` after each node that joins or leaves the table, with the table updated. */
@@ -130,38 +128,63 @@ export class NodeDirectory {
   }
 
   private sweep(): void {
-    const live = withoutExpired(this.table, Date.now(), this.opts.missedHeartbeats);
+    const now = Date.now();
+    const late = now - this.lastSweep > LATE_SWEEP_MS;
+    this.lastSweep = now;
+    // Timers run before I/O: heartbeats that arrived while the loop was held are not read yet.
+    if (late) return;
+    const overdue = (seen: { lastSeen: number; intervalMs: number }) => now - seen.lastSeen > seen.intervalMs * this.opts.missedHeartbeats;
+    for (const [id, seen] of this.draining) {
+      if (!overdue(seen)) continue;
+      this.draining.delete(id);
+      this.say({ nodeId: id }, 'draining node missed its heartbeats; its calls are lost');
+      this.changed(id, 'lost');
+    }
+    const live = withoutExpired(this.table, now, this.opts.missedHeartbeats);
     if (live.size === this.table.size) return;
     const gone = [...this.table.keys()].filter((id) => !live.has(id));
     this.table = live;
     for (const id of gone) {
       this.say({ nodeId: id }, 'node missed its heartbeats; removed');
-      this.markLost(id);
+      this.changed(id, 'lost');
     }
-  }
-
-  private markLost(nodeId: string): void {
-    this.lost.delete(nodeId);
-    this.lost.add(nodeId);
-    if (this.lost.size > LOST_REMEMBERED) this.lost.delete(this.lost.values().next().value!);
-    this.changed(nodeId, 'lost');
   }
 
   private onHeartbeat(m: Msg): void {
     const hb = decodeJson(heartbeatSchema, m.data, 'heartbeat');
+    if (hb.draining) return this.onDraining(hb.nodeId, hb.inflight, hb.intervalMs);
+    this.draining.delete(hb.nodeId); // back, as a new process with the same id
     const joined = !this.table.has(hb.nodeId);
     this.table = withHeartbeat(this.table, hb, Date.now());
     if (!joined) return;
-    this.lost.delete(hb.nodeId);
     this.say({ nodeId: hb.nodeId, slots: hb.slots }, 'node joined');
     this.changed(hb.nodeId, 'joined');
   }
 
   private onLeave(m: Msg): void {
-    const leave = decodeJson(leaveSchema, m.data, 'leave');
-    if (!this.table.has(leave.nodeId)) return;
-    this.table = withoutNode(this.table, leave.nodeId);
-    this.say({ nodeId: leave.nodeId }, 'node left');
-    this.changed(leave.nodeId, 'left');
+    const { nodeId } = decodeJson(leaveSchema, m.data, 'leave');
+    const node = this.table.get(nodeId);
+    if (!node) return;
+    // Watched from now: a node killed before its first draining heartbeat is lost all the same.
+    this.watchDraining(nodeId, node.intervalMs);
+    this.leave(nodeId);
+  }
+
+  private leave(nodeId: string): void {
+    if (!this.table.has(nodeId)) return;
+    this.table = withoutNode(this.table, nodeId);
+    this.say({ nodeId }, 'node left');
+    this.changed(nodeId, 'left');
+  }
+
+  /** A heartbeat of a node that left: watched until it is done (`inflight` 0) or goes silent. */
+  private onDraining(nodeId: string, inflight: number, intervalMs: number): void {
+    this.leave(nodeId); // its leave message may not have come
+    if (inflight === 0) this.draining.delete(nodeId);
+    else this.watchDraining(nodeId, intervalMs);
+  }
+
+  private watchDraining(nodeId: string, intervalMs: number): void {
+    if (this.draining.has(nodeId) || this.draining.size < DRAINING_WATCHED) this.draining.set(nodeId, { lastSeen: Date.now(), intervalMs });
   }
 }

@@ -13,6 +13,7 @@ const hb = (nodeId: string, inflight = 0, slots = 4, extra: Partial<Heartbeat> =
   slots,
   inflight,
   intervalMs: 1000,
+  draining: false,
   images: [],
   warm: [],
   ...extra,

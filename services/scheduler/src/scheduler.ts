@@ -7,10 +7,10 @@ import type { SchedulerConfig } from './config.js';
 const EMPTY = new Uint8Array(0);
 
 /**
- * Keeps the node table from worker heartbeats and places each invocation on a node. The
- * invocation is forwarded with the gateway's reply subject kept, so the result skips this hop;
- * just before, the gateway is told which node it went to, so that it can fail the call at once
- * if that node is lost.
+ * Keeps the node table from worker heartbeats and places invocations: asked where one should
+ * run, it answers with a node, and the asker sends it there itself. The scheduler never
+ * forwards a call: the asker sees at once when nothing listens on that node (NATS tells the
+ * publisher), and no one but the gateway may publish on its inboxes (docs/security.md #26).
  */
 export class Scheduler {
   private readonly directory: NodeDirectory;
@@ -65,14 +65,12 @@ export class Scheduler {
       const node = this.directory.pick(target);
       if (!node) throw new SkiffError('SKIFF_NO_WORKER', 'no worker node is available to run the function');
       this.directory.placed(node.nodeId, target);
-      // Sent first on this connection, so it reaches the gateway before any result can.
-      if (m.reply) this.nc.publish(m.reply, EMPTY, { headers: encodePlacedHeaders(callId, node.nodeId) });
-      this.nc.publish(SUBJECTS.nodeInvoke(node.nodeId), m.data, { headers: m.headers!, ...(m.reply ? { reply: m.reply } : {}) });
+      m.respond(EMPTY, { headers: encodePlacedHeaders(callId, node.nodeId) });
       this.log.debug({ callId, fn: inv.fn, nodeId: node.nodeId }, 'placed');
     } catch (err) {
       const e = err instanceof SkiffError ? err : new SkiffError('SKIFF_INTERNAL', 'placement failed', { cause: err });
       this.log.warn({ callId, code: e.code, err: e.message }, 'invocation not placed');
-      if (m.reply) m.respond(encodeError(e), { headers: encodeResultHeaders(callId === 'unknown' ? '0' : callId, false) });
+      m.respond(encodeError(e), { headers: encodeResultHeaders(callId === 'unknown' ? '0' : callId, false) });
     }
   }
 

@@ -44,6 +44,8 @@ export class WorkerAgent {
   private reaper: NodeJS.Timeout | undefined;
   private loadReport: NodeJS.Timeout | undefined;
   private stopping = false;
+  /** Set once the last heartbeat has gone out. */
+  private gone = false;
   private readonly running = new Set<Promise<void>>();
   private readonly images: ImageCache;
   private readonly slots: Slots;
@@ -152,8 +154,7 @@ export class WorkerAgent {
   }
 
   private heartbeat(): void {
-    // Once the node said it is leaving, a late load report must not bring it back.
-    if (this.stopping) return;
+    if (this.gone) return;
     const { nodeId, slots, heartbeatMs } = this.config;
     const warm = [...this.pools.values()]
       .map((p) => ({ fn: p.fn, version: p.version, idle: p.idle, instances: p.present }))
@@ -168,6 +169,8 @@ export class WorkerAgent {
         slots,
         inflight: this.inflight,
         intervalMs: heartbeatMs,
+        // Once the node said it is leaving, its heartbeats must not bring it back into placement.
+        draining: this.stopping,
         images: [...this.unpacked],
         warm,
         ...(this.stems ? { stems: this.stems.counts } : {}),
@@ -408,13 +411,17 @@ export class WorkerAgent {
   /** Leaves the node table, takes no new work, finishes what it has, stops instances, unmounts. */
   async stop(): Promise<void> {
     this.stopping = true;
-    if (this.beat) clearInterval(this.beat);
     if (this.reaper) clearInterval(this.reaper);
-    clearTimeout(this.loadReport);
     this.nc.publish(SUBJECTS.leave, encodeJson(leaveSchema, { type: 'leave', version: PROTOCOL_VERSION, nodeId: this.config.nodeId }));
     for (const s of this.subs) await s.drain();
     await Promise.all(this.loops);
+    // Heartbeats go on (marked draining) while calls finish: if this process is killed now,
+    // the gateways see the node lost and fail its calls instead of waiting for their deadline.
     await Promise.allSettled([...this.running]);
+    if (this.beat) clearInterval(this.beat);
+    clearTimeout(this.loadReport);
+    this.heartbeat(); // draining, nothing in flight: the node is done
+    this.gone = true;
     this.launchers?.close();
     await this.stems?.close();
     this.stemHelper?.close();

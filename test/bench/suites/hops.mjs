@@ -1,17 +1,17 @@
 // Where a warm invoke spends its time: the same no-op stream function reached over HTTP
-// through the gateway (which places it itself), through the scheduler (skiff.invoke, the path
-// other producers use) and at the worker directly (NATS → worker), alternating, in the same
-// run. The HTTP row includes the Node.js client's own cost (about 0.4 ms here).
+// through the gateway (which places it itself), placed by the scheduler (skiff.invoke answers
+// with a node, the gateway's path before it has heard a heartbeat) and at the worker directly
+// (NATS → worker), alternating, in the same run. The HTTP row includes the Node.js client's own cost (about 0.4 ms here).
 import { join } from 'node:path';
 import { Platform, REPO } from '@skiff/testkit';
-import { DEFAULT_SETTINGS, H, SUBJECTS, encodeInvocation, newCallId } from '@skiff/contracts';
+import { DEFAULT_SETTINGS, SUBJECTS, decodePlaced, encodeInvocation, newCallId } from '@skiff/contracts';
 import { alternate, post, report, summarize } from '../lib/stats.mjs';
 
-/** The scheduler sends a placement notice before the result, on the same inbox: wait for the result. */
+/** A scheduler answers with the node to send the call to; the call then goes there. */
 async function viaScheduler(nc, headers) {
-  const replies = await nc.requestMany(SUBJECTS.invoke, '{}', { strategy: 'count', maxMessages: 2, maxWait: 5000, headers });
-  for await (const m of replies) if (m.headers?.get(H.type) !== 'placed') return m;
-  throw new Error('skiff.invoke sent no result');
+  const placed = decodePlaced((await nc.request(SUBJECTS.invoke, new Uint8Array(0), { timeout: 5000, headers })).headers);
+  if (!placed) throw new Error('skiff.invoke did not answer with a placement');
+  return nc.request(SUBJECTS.nodeInvoke(placed.nodeId), '{}', { timeout: 5000, headers });
 }
 
 export const description = 'a warm invoke entered at each hop: gateway, scheduler, worker';
@@ -40,7 +40,7 @@ export async function run({ runs }) {
     const auth = { authorization: `Bearer ${p.token}`, 'content-type': 'application/json' };
     const hops = {
       'HTTP → gateway → worker → function': () => post(`${p.gatewayUrl}/v1/functions/noop/invoke`, '{}', auth),
-      'NATS skiff.invoke → scheduler → worker': () => viaScheduler(nc, headers()),
+      'NATS skiff.invoke (scheduler places) → worker → function': () => viaScheduler(nc, headers()),
       'NATS → worker → function': () => nc.request(SUBJECTS.nodeInvoke('hop-node'), '{}', { timeout: 5000, headers: headers() }),
     };
     for (const once of Object.values(hops)) for (let i = 0; i < 20; i++) await once();
