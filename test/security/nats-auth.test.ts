@@ -6,6 +6,8 @@ import { connect, createInbox, type Msg, type NatsConnection } from '@nats-io/tr
 import {
   DEFAULT_SETTINGS,
   FUNCTION_NAME_PATTERN,
+  INBOX_PREFIXES,
+  JETSTREAM,
   SUBJECTS,
   decodeResult,
   encodeInvocation,
@@ -151,10 +153,9 @@ describe('NATS lets no one in: no anonymous client, each service only its own su
     await gw.subscribeRefused('skiff.>');
   });
 
-  it("the scheduler's credentials cannot publish invocations, results on an inbox, heartbeats or function changes, nor read a node's invocations", async () => {
+  it("the scheduler's credentials cannot publish results on an inbox, heartbeats or function changes, nor read a node's invocations", async () => {
     const scheduler = await as('scheduler');
     await scheduler.publishRefused(SUBJECTS.invoke);
-    await scheduler.publishRefused(SUBJECTS.nodeInvoke('node-a'));
     await scheduler.publishRefused(createInbox());
     await scheduler.publishRefused(SUBJECTS.heartbeat);
     await scheduler.publishRefused(SUBJECTS.fnChanged);
@@ -168,6 +169,58 @@ describe('NATS lets no one in: no anonymous client, each service only its own su
     const reply = await gw.nc.request(SUBJECTS.invoke, 'where?', { timeout: 5000 });
     expect(reply.string()).toBe('node-a');
     expect(sub.isClosed()).toBe(true);
+  });
+});
+
+describe('JetStream behind the same locks (docs/security.md #18)', () => {
+  let nats: NatsServer;
+  const open: As[] = [];
+  const as = async (role: NatsRole) => {
+    const a = await As.connect(nats, role);
+    open.push(a);
+    return a;
+  };
+  const id = 'echo.0123456789abcdef0123456789abcdef';
+
+  beforeAll(async () => {
+    nats = await startNats();
+  });
+  afterAll(async () => {
+    await Promise.all(open.map((a) => a.close()));
+    await nats?.stop();
+  });
+
+  it('a worker can neither queue, record nor bury an async invocation, nor call the JetStream API', async () => {
+    const worker = await as('worker');
+    await worker.publishRefused(SUBJECTS.asyncInvocation(id));
+    await worker.publishRefused(SUBJECTS.record(id));
+    await worker.publishRefused(SUBJECTS.deadLetter(id));
+    await worker.publishRefused(`$JS.API.DIRECT.GET.${JETSTREAM.recordsStream}`);
+    await worker.publishRefused(`$JS.API.STREAM.DELETE.${JETSTREAM.asyncStream}`);
+    await worker.publishRefused(`$JS.API.CONSUMER.MSG.NEXT.${JETSTREAM.asyncStream}.${JETSTREAM.asyncConsumer}`);
+  });
+
+  it('the scheduler cannot accept an async invocation of its own, delete or purge a stream, or read replies but its own', async () => {
+    const scheduler = await as('scheduler');
+    await scheduler.publishRefused(SUBJECTS.asyncInvocation(id));
+    await scheduler.publishRefused(`$JS.API.STREAM.DELETE.${JETSTREAM.asyncStream}`);
+    await scheduler.publishRefused(`$JS.API.STREAM.PURGE.${JETSTREAM.asyncStream}`);
+    await scheduler.publishRefused(`$JS.API.STREAM.MSG.DELETE.${JETSTREAM.deadStream}`);
+    await scheduler.subscribeRefused('_INBOX.>');
+    // The positive control: its own inbox, where its JetStream answers come.
+    const mine = scheduler.nc.subscribe(`${INBOX_PREFIXES.scheduler}.probe`, { callback: () => {} });
+    await scheduler.nc.flush();
+    expect(scheduler.has('subscription', `${INBOX_PREFIXES.scheduler}.probe`)).toBe(false);
+    mine.unsubscribe();
+  });
+
+  it('the gateway cannot take invocations off the queue, bury them, or delete a stream', async () => {
+    const gw = await as('gateway');
+    await gw.publishRefused(`$JS.API.CONSUMER.MSG.NEXT.${JETSTREAM.asyncStream}.${JETSTREAM.asyncConsumer}`);
+    await gw.publishRefused(`$JS.ACK.${JETSTREAM.asyncStream}.x`);
+    await gw.publishRefused(SUBJECTS.deadLetter(id));
+    await gw.publishRefused(`$JS.API.STREAM.DELETE.${JETSTREAM.asyncStream}`);
+    await gw.publishRefused(`$JS.API.STREAM.DELETE.${JETSTREAM.recordsStream}`);
   });
 });
 

@@ -223,6 +223,9 @@ class Context {
     this.deadline = h.deadline;
     this.traceparent = h.traceparent;
     this.tracestate = h.tracestate;
+    // Async invocations: the attempt (1, 2, …) and the caller's Idempotency-Key, if any.
+    this.attempt = h.attempt ?? 1;
+    this.idempotencyKey = h.idempotencyKey;
     this._log = undefined;
   }
   /** Milliseconds left before the deadline, never negative. */

@@ -30,4 +30,16 @@ describe('rotatingLines', () => {
     expect(text.endsWith(older.join(''))).toBe(true);
     expect(older.join('').split('\n').slice(0, -1).every((l) => /^\[1\] .* line \d+ x*$/.test(l))).toBe(true);
   });
+
+  it('rotates between the lines of one chunk too: a program that prints its whole start-up at once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-lines-'));
+    dirs.push(dir);
+    const path = join(dir, 'nats-server.log');
+    const out = rotatingLines({ path, maxBytes: 1024, keep: 2 });
+    const text = Array.from({ length: 30 }, (_, i) => `[1] 2026/12/03 06:00:00.000000 [INF] start-up line ${i}\n`).join(''); // ~1.7 KB
+    await new Promise<void>((resolve, reject) => out.write(text, (err) => (err ? reject(err) : resolve())));
+    expect(readdirSync(dir).sort()).toEqual(['nats-server.log', 'nats-server.log.1']);
+    for (const f of [`${path}.1`, path]) expect(readFileSync(f).length).toBeLessThanOrEqual(1024);
+    expect(readFileSync(`${path}.1`, 'utf8') + readFileSync(path, 'utf8')).toBe(text);
+  });
 });

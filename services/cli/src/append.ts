@@ -30,9 +30,13 @@ export function rotatingLines(options: LogFileOptions): Writable {
   return new Writable({
     write(chunk: Buffer, _encoding, done) {
       const text = partial + chunk.toString('utf8');
-      const end = text.lastIndexOf('\n') + 1;
-      if (end > 0) file.write(text.slice(0, end));
-      partial = text.slice(end);
+      let start = 0;
+      // Line by line: a chunk of many lines must still rotate between them, at the size limit.
+      for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
+        file.write(text.slice(start, end + 1));
+        start = end + 1;
+      }
+      partial = text.slice(start);
       if (partial.length > MAX_PARTIAL_LINE) {
         file.write(partial);
         partial = '';

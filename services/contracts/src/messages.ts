@@ -7,7 +7,7 @@ import type { MsgHdrs } from '@nats-io/nats-core';
 import { z } from 'zod';
 import { SkiffError, isErrorCode, type ErrorBody } from './errors.js';
 import { encodeSettings, settingsHeader, type RunSettings } from './settings.js';
-import { CALL_ID_PATTERN, FUNCTION_NAME_PATTERN, NODE_ID_PATTERN } from './subjects.js';
+import { CALL_ID_PATTERN, FUNCTION_NAME_PATTERN, IDEMPOTENCY_KEY_PATTERN, NODE_ID_PATTERN } from './subjects.js';
 import { WireHeaders } from './wire-headers.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -26,6 +26,9 @@ export const H = {
   outcome: 'Skiff-Outcome',
   contentType: 'Skiff-Content-Type',
   node: 'Skiff-Node',
+  /** Async invocations: which attempt this is (1 for the first), and the caller's Idempotency-Key. */
+  attempt: 'Skiff-Attempt',
+  idempotencyKey: 'Skiff-Idempotency-Key',
   traceparent: 'traceparent',
   tracestate: 'tracestate',
 } as const;
@@ -43,6 +46,7 @@ const fnName = z.string().regex(FUNCTION_NAME_PATTERN, 'must be a function name:
 const traceparent = z.string().regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/, 'must be a W3C traceparent');
 
 const contentType = z.string().min(1).max(256).regex(/^[\x20-\x7e]+$/, 'must be printable ASCII');
+const idempotencyKey = z.string().regex(IDEMPOTENCY_KEY_PATTERN, 'must be 1-256 printable ASCII characters');
 
 const invocationHeaders = z.object({
   [H.type]: z.literal('invoke'),
@@ -57,6 +61,8 @@ const invocationHeaders = z.object({
   [H.traceparent]: traceparent.optional(),
   [H.tracestate]: z.string().max(512).optional(),
   [H.contentType]: contentType.optional(),
+  [H.attempt]: positiveIntString.optional(),
+  [H.idempotencyKey]: idempotencyKey.optional(),
 });
 
 /** What every hop knows about one invocation (the body travels beside it). */
@@ -74,6 +80,9 @@ export interface Invocation {
   tracestate?: string | undefined;
   /** The request body's media type, as the client sent it. */
   contentType?: string | undefined;
+  /** Async invocations only: the attempt (1, 2, …) and the caller's Idempotency-Key. */
+  attempt?: number | undefined;
+  idempotencyKey?: string | undefined;
 }
 
 export function encodeInvocation(inv: Invocation): MsgHdrs {
@@ -90,6 +99,8 @@ export function encodeInvocation(inv: Invocation): MsgHdrs {
   if (inv.traceparent) h.add(H.traceparent, inv.traceparent);
   if (inv.tracestate) h.add(H.tracestate, inv.tracestate);
   if (inv.contentType) h.add(H.contentType, inv.contentType);
+  if (inv.attempt) h.add(H.attempt, String(inv.attempt));
+  if (inv.idempotencyKey) h.add(H.idempotencyKey, inv.idempotencyKey);
   return h;
 }
 
@@ -122,6 +133,8 @@ export function decodeInvocation(h: MsgHdrs | undefined): Invocation {
     traceparent: p[H.traceparent],
     tracestate: p[H.tracestate],
     contentType: p[H.contentType],
+    attempt: p[H.attempt],
+    idempotencyKey: p[H.idempotencyKey],
   };
 }
 

@@ -1,5 +1,5 @@
 import { MAX_TIMEOUT_MS } from './settings.js';
-import { SUBJECTS } from './subjects.js';
+import { JETSTREAM, SUBJECTS } from './subjects.js';
 
 /** The Skiff services that connect to NATS, each with credentials of its own. */
 export const NATS_ROLES = ['gateway', 'scheduler', 'worker'] as const;
@@ -25,6 +25,20 @@ export interface NatsPermissions {
  */
 export const RESPONSE_WINDOW_MS = MAX_TIMEOUT_MS + 60_000;
 
+/**
+ * Where replies to a service's own requests arrive. The gateway's are the default `_INBOX`; the
+ * scheduler's (its JetStream API calls, pulled invocations and workers' answers) have a prefix of
+ * their own, so it reads no one else's replies.
+ */
+export const INBOX_PREFIXES = { scheduler: '_INBOX_SCHEDULER' } as const;
+
+const S = JETSTREAM;
+/** JetStream API subjects for the named streams (`$JS.API.<verb>.<stream>`, and `.>` below it). */
+const api = (verbs: string[], streams: string[]) => verbs.flatMap((v) => streams.flatMap((s) => [`$JS.API.${v}.${s}`, `$JS.API.${v}.${s}.>`]));
+const ALL_STREAMS = [S.asyncStream, S.deadStream, S.recordsStream];
+/** Create or bring up to date the event streams (both services ensure them as they start). */
+const ENSURE_STREAMS = ['$JS.API.INFO', ...api(['STREAM.INFO', 'STREAM.CREATE', 'STREAM.UPDATE'], ALL_STREAMS)];
+
 /** Any node's subject of the kind `nodeSubject` makes (`skiff.node.*.invoke`). */
 const anyNode = (nodeSubject: (id: string) => string) => nodeSubject('*');
 
@@ -39,14 +53,38 @@ const anyNode = (nodeSubject: (id: string) => string) => nodeSubject('*');
  */
 export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Object.freeze({
   gateway: {
-    publish: [SUBJECTS.invoke, anyNode(SUBJECTS.nodeInvoke), anyNode(SUBJECTS.nodeWarm), SUBJECTS.fnChanged, SUBJECTS.rollCall, SUBJECTS.nodesList],
+    publish: [
+      SUBJECTS.invoke,
+      anyNode(SUBJECTS.nodeInvoke),
+      anyNode(SUBJECTS.nodeWarm),
+      SUBJECTS.fnChanged,
+      SUBJECTS.rollCall,
+      SUBJECTS.nodesList,
+      // Async: accept onto the queue, read records and dead letters, redrive, purge.
+      SUBJECTS.asyncInvocation('>'),
+      SUBJECTS.record('>'),
+      ...ENSURE_STREAMS,
+      ...api(['DIRECT.GET'], ALL_STREAMS),
+      ...api(['STREAM.MSG.DELETE'], [S.deadStream]),
+      ...api(['STREAM.PURGE'], [S.asyncStream]),
+    ],
     subscribe: [SUBJECTS.heartbeat, SUBJECTS.leave, '_INBOX.>'],
     allowResponses: false,
   },
   scheduler: {
-    // Answers skiff.invoke (where to run a call) and skiff.nodes.list; sends no invocations.
-    publish: [SUBJECTS.rollCall],
-    subscribe: [SUBJECTS.invoke, SUBJECTS.nodesList, SUBJECTS.heartbeat, SUBJECTS.leave],
+    // Answers skiff.invoke (where to run a call) and skiff.nodes.list; sends a node the async
+    // invocations it pulls from the one durable consumer, and records and buries them.
+    publish: [
+      SUBJECTS.rollCall,
+      anyNode(SUBJECTS.nodeInvoke),
+      SUBJECTS.record('>'),
+      SUBJECTS.deadLetter('>'),
+      ...ENSURE_STREAMS,
+      ...api(['DIRECT.GET'], [S.recordsStream]),
+      ...api(['CONSUMER.CREATE', 'CONSUMER.DURABLE.CREATE', 'CONSUMER.INFO', 'CONSUMER.MSG.NEXT'], [S.asyncStream]),
+      `$JS.ACK.${S.asyncStream}.>`,
+    ],
+    subscribe: [SUBJECTS.invoke, SUBJECTS.nodesList, SUBJECTS.heartbeat, SUBJECTS.leave, `${INBOX_PREFIXES.scheduler}.>`],
     allowResponses: true,
   },
   worker: {

@@ -14,6 +14,10 @@ export const SETTINGS = {
   minInstances: { min: 0, max: 100, default: 0, integer: true },
   maxInstances: { min: 1, max: 1000, default: 10, integer: true },
   idleTimeoutMs: { min: 1000, max: 86_400_000, default: 300_000, integer: true },
+  asyncAttempts: { min: 1, max: 100, default: 3, integer: true },
+  asyncBackoffMs: { min: 10, max: 3_600_000, default: 1000, integer: true },
+  asyncBackoffCapMs: { min: 10, max: 86_400_000, default: 300_000, integer: true },
+  asyncMaxAgeMs: { min: 1000, max: 604_800_000, default: 21_600_000, integer: true },
 } as const satisfies Record<string, { min: number; max: number; default: number; integer: boolean }>;
 
 /** The longest deadline a function may have (`timeoutMs`), from the moment the gateway receives a call. */

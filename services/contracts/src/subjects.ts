@@ -19,6 +19,24 @@ export const SUBJECTS = {
   nodeInvoke: (nodeId: string) => `skiff.node.${nodeId}.invoke`,
   /** gateway → one worker: start a stream function version's minInstances there (invocation headers, no body). */
   nodeWarm: (nodeId: string) => `skiff.node.${nodeId}.warm`,
+  /** gateway → JetStream (stream SKIFF_ASYNC): one accepted async invocation, `<fn>.<tail>` being its id. */
+  asyncInvocation: (invocationId: string) => `skiff.async.${invocationId}`,
+  /** scheduler or gateway → JetStream (stream SKIFF_RECORDS): the last state of an async invocation. */
+  record: (invocationId: string) => `skiff.record.${invocationId}`,
+  /** scheduler → JetStream (stream SKIFF_DEAD): an async invocation whose attempts are spent. */
+  deadLetter: (invocationId: string) => `skiff.dead.${invocationId}`,
+} as const;
+
+/** The JetStream streams and key-value buckets of the platform. */
+export const JETSTREAM = {
+  /** Accepted async invocations, until a scheduler has run them (work queue, file storage). */
+  asyncStream: 'SKIFF_ASYNC',
+  /** The one durable consumer every scheduler pulls from, so each invocation runs on one. */
+  asyncConsumer: 'skiff-schedulers',
+  /** Dead letters: kept until redriven or purged, never expired. */
+  deadStream: 'SKIFF_DEAD',
+  /** Invocation records, one subject per id (the last write kept), for SKIFF_INVOCATION_RETENTION_MS. */
+  recordsStream: 'SKIFF_RECORDS',
 } as const;
 
 export const QUEUE_GROUPS = {
@@ -27,6 +45,16 @@ export const QUEUE_GROUPS = {
 
 /** Call ids travel in headers and name files, so they start with a letter or digit (never ".."). */
 export const CALL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/**
+ * An async invocation's id: its function's name, a dot, and 32 hex digits (random, or derived from
+ * the caller's Idempotency-Key). It is the invocation's subject tail and record key, so the
+ * function's invocations are one subject filter away.
+ */
+export const INVOCATION_ID_PATTERN = /^[a-z][a-z0-9-]{0,62}\.[0-9a-f]{32}$/;
+
+/** An Idempotency-Key header: printable ASCII, at most 256 characters. */
+export const IDEMPOTENCY_KEY_PATTERN = /^[\x20-\x7e]{1,256}$/;
 
 /** Node ids become subject tokens, so they are restricted to characters safe there. */
 export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;

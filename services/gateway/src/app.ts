@@ -6,6 +6,7 @@ import type { ImageStore } from '@skiff/image';
 import { authenticate } from './auth.js';
 import type { GatewayConfig } from './config.js';
 import { bodyDeadline, clientErrorHandler, limitConnections, serverTimeouts } from './connections.js';
+import { AsyncInvocations } from './async-invocations.js';
 import { Invoker } from './invoker.js';
 import { Prewarmer } from './prewarm.js';
 import type { Messaging } from './messaging.js';
@@ -15,6 +16,7 @@ import type { Registry } from './registry.js';
 import { registryApi } from './registry-api/plugin.js';
 import { functionHandlers } from './routes/functions.js';
 import { imageHandlers, streamImageArchives } from './routes/images.js';
+import { invocationHandlers } from './routes/invocations.js';
 import { invokeHandlers } from './routes/invoke.js';
 import { systemHandlers } from './routes/system.js';
 
@@ -54,7 +56,9 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
   // Starts stream functions' minInstances at deploy and restores them when workers come and go.
   const prewarmer = new Prewarmer(messaging, nodes, registry, { periodMs: config.minInstancesCheckMs, missedHeartbeats: config.missedHeartbeats }, log);
   prewarmer.start();
-  app.addHook('onClose', async () => (prewarmer.stop(), invoker.close(), nodes.stop()));
+  const invocations = new AsyncInvocations(messaging, config.eventLimits, log);
+  invocations.start();
+  app.addHook('onClose', async () => (prewarmer.stop(), invoker.close(), nodes.stop(), invocations.close()));
   const api = await loadApi();
   streamImageArchives(app, config.maxArchiveBytes);
   registerOperations(
@@ -62,8 +66,9 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
     api,
     {
       ...systemHandlers(api, messaging, registry),
-      ...functionHandlers(registry, store, messaging, prewarmer, config.defaultTimeoutMs),
-      ...invokeHandlers(registry, invoker),
+      ...functionHandlers(registry, store, messaging, prewarmer, invocations, config.defaultTimeoutMs),
+      ...invokeHandlers(registry, invoker, invocations),
+      ...invocationHandlers(registry, invocations),
       ...imageHandlers(store, registry, config),
     },
     (request) => {

@@ -1,10 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { MAX_TIMEOUT_MS } from '@skiff/contracts';
+import { eventLimitsFrom, type EventLimits } from '@skiff/events';
 import { missedHeartbeatsFrom } from '@skiff/placement';
 import { natsAuthFrom, type NatsAuth } from '@skiff/service-kit';
 
 export interface GatewayConfig {
+  /** What the event streams may hold (SKIFF_ASYNC_MAX_QUEUED, …), as the schedulers read it. */
+  readonly eventLimits: EventLimits;
   readonly host: string;
   readonly port: number;
   readonly dataDir: string;
@@ -103,6 +106,7 @@ export function loadConfig(env: Env, cwd = process.cwd(), fileLimit = openFileLi
     bodyTimeoutMs: int(env, 'SKIFF_BODY_TIMEOUT_MS', 60_000, 100, 3_600_000),
     idleTimeoutMs: int(env, 'SKIFF_IDLE_TIMEOUT_MS', 30_000, 100, 3_600_000),
     maxConnectionsPerAddress: int(env, 'SKIFF_MAX_CONNECTIONS_PER_ADDRESS', 256, 1, 1_000_000),
+    eventLimits: eventLimitsFrom(env),
     maxConnections: int(env, 'SKIFF_MAX_CONNECTIONS', Math.min(8192, maxConnections), 1, maxConnections, ` (the open-file limit is ${fileLimit})`),
   });
 }

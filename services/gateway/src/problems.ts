@@ -41,7 +41,9 @@ export function installProblemHandlers(app: FastifyInstance, log: Logger): void 
     const e = asSkiffError(err);
     // Refused before the body was read (a 401 from onRequest): close rather than read the rest.
     if (!request.raw.complete) void reply.header('connection', 'close');
-    if (e.status >= 500 && e.code !== 'SKIFF_FN_FAILED') log.error({ err, callId: request.id, code: e.code }, e.message);
+    // A part that is away for a while (NATS, JetStream, every worker) is a warning, not a bug.
+    if (e.status === 503 && e.retryable) log.warn({ callId: request.id, code: e.code }, e.message);
+    else if (e.status >= 500 && e.code !== 'SKIFF_FN_FAILED') log.error({ err, callId: request.id, code: e.code }, e.message);
     // Clients may try again after a moment when Skiff is overloaded or a part is missing.
     if (e.retryable && (e.status === 429 || e.status === 503)) void reply.header('retry-after', '1');
     void reply.code(e.status).type('application/problem+json').send(toProblem(e, request.url));

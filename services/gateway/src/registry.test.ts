@@ -69,6 +69,6 @@ describe('Registry', () => {
     old.close();
     const r = new Registry(file);
     expect(r.get('old')).toMatchObject({ version: 4, timeoutMs: 500, ...DEFAULT_SETTINGS, inputSchema: undefined });
-    expect(r.db.pragma('user_version', { simple: true })).toBe(3);
+    expect(r.db.pragma('user_version', { simple: true })).toBe(4);
   });
 });

@@ -80,6 +80,8 @@ const MIGRATIONS = [
                  ALTER TABLE ${t} ADD COLUMN input_schema TEXT;
                  ALTER TABLE ${t} ADD COLUMN output_schema TEXT;`)
     .join('\n'),
+  // Retries of async invocations.
+  ['functions', 'function_versions'].map((t) => settingColumns(t, ['asyncAttempts', 'asyncBackoffMs', 'asyncBackoffCapMs', 'asyncMaxAgeMs'])).join('\n'),
 ];
 
 function toRecord(row: Row): FunctionRecord {

@@ -1,3 +1,4 @@
+import { eventLimitsFrom, type EventLimits } from '@skiff/events';
 import { missedHeartbeatsFrom } from '@skiff/placement';
 import { natsAuthFrom, type NatsAuth } from '@skiff/service-kit';
 
@@ -8,6 +9,10 @@ export interface SchedulerConfig {
   /** A node that misses this many of its promised heartbeats leaves the table. */
   readonly missedHeartbeats: number;
   readonly logLevel: string;
+  /** What the event streams may hold (SKIFF_ASYNC_MAX_QUEUED, …). */
+  readonly eventLimits: EventLimits;
+  /** Async invocations running at once, across all schedulers. */
+  readonly asyncMaxInFlight: number;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -18,5 +23,15 @@ export function loadConfig(env: Env): SchedulerConfig {
     natsAuth: natsAuthFrom(env),
     missedHeartbeats: missedHeartbeatsFrom(env.SKIFF_MISSED_HEARTBEATS),
     logLevel: env.SKIFF_LOG_LEVEL || 'info',
+    eventLimits: eventLimitsFrom(env),
+    asyncMaxInFlight: intFrom(env, 'SKIFF_ASYNC_MAX_IN_FLIGHT', 256, 1, 100_000),
   });
+}
+
+function intFrom(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  return n;
 }

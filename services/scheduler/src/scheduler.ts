@@ -1,8 +1,18 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { PROTOCOL_VERSION, QUEUE_GROUPS, SUBJECTS, SkiffError, decodeInvocation, encodeError, encodeJson, encodePlacedHeaders, encodeResultHeaders, nodeTableSchema, remainingMs } from '@skiff/contracts';
+import { DeadLetters, InvocationRecords, ensureEventStreams } from '@skiff/events';
 import { NodeDirectory, toEntries, type NodeTable } from '@skiff/placement';
 import { type Logger } from '@skiff/service-kit';
 import type { SchedulerConfig } from './config.js';
+import { AsyncDelivery } from './delivery.js';
+
+/**
+ * How long an invocation taken by a scheduler that died waits before JetStream offers it again;
+ * a live one extends it with working() every third of it while a call runs.
+ */
+const ACK_WAIT_MS = 10_000;
+/** While JetStream cannot be set up (not enabled, or unreachable), it is tried again this often. */
+const EVENTS_RETRY_MS = 5000;
 
 const EMPTY = new Uint8Array(0);
 
@@ -16,10 +26,13 @@ export class Scheduler {
   private readonly directory: NodeDirectory;
   private readonly subs: Subscription[] = [];
   private readonly loops: Promise<void>[] = [];
+  private delivery: AsyncDelivery | undefined;
+  private eventsRetry: NodeJS.Timeout | undefined;
+  private stopping = false;
 
   constructor(
     private readonly nc: NatsConnection,
-    config: SchedulerConfig,
+    private readonly config: SchedulerConfig,
     private readonly log: Logger,
   ) {
     this.directory = new NodeDirectory(nc, { missedHeartbeats: config.missedHeartbeats, log, announce: true });
@@ -29,6 +42,23 @@ export class Scheduler {
     this.directory.start();
     this.serve(this.nc.subscribe(SUBJECTS.invoke, { queue: QUEUE_GROUPS.schedulers }), (m) => this.onInvoke(m));
     this.serve(this.nc.subscribe(SUBJECTS.nodesList, { queue: QUEUE_GROUPS.schedulers }), (m) => this.onNodesList(m));
+    void this.startDelivery();
+  }
+
+  /** Async delivery, once JetStream has its streams; sync placement does not wait for it. */
+  private async startDelivery(): Promise<void> {
+    try {
+      await ensureEventStreams(this.nc, this.config.eventLimits);
+      const delivery = new AsyncDelivery(this.nc, this.directory, await InvocationRecords.open(this.nc), await DeadLetters.open(this.nc), { maxInFlight: this.config.asyncMaxInFlight, ackWaitMs: ACK_WAIT_MS }, this.log);
+      await delivery.start();
+      if (this.stopping) return void (await delivery.stop());
+      this.delivery = delivery;
+      this.log.info('delivering async invocations');
+    } catch (err) {
+      if (this.stopping) return;
+      this.log.error({ err }, `cannot set up JetStream for async invocations; trying again in ${EVENTS_RETRY_MS} ms`);
+      this.eventsRetry = setTimeout(() => void this.startDelivery(), EVENTS_RETRY_MS);
+    }
   }
 
   /** Current node table (live nodes only). */
@@ -75,6 +105,9 @@ export class Scheduler {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.eventsRetry);
+    await this.delivery?.stop();
     this.directory.stop();
     for (const s of this.subs) await s.drain();
     await Promise.all(this.loops);

@@ -75,6 +75,8 @@ export interface NatsConnectOptions {
   auth: NatsAuth;
   /** Keep trying until the server is up at start-up, rather than failing at once. */
   waitOnFirstConnect?: boolean;
+  /** Where replies to this connection's requests come (its NATS permissions allow only that). */
+  inboxPrefix?: string;
 }
 
 /**
@@ -89,6 +91,7 @@ export function connectNats(opts: NatsConnectOptions): Promise<NatsConnection> {
     reconnectTimeWait: 250,
     noAsyncTraces: true,
     waitOnFirstConnect: opts.waitOnFirstConnect ?? false,
+    ...(opts.inboxPrefix ? { inboxPrefix: opts.inboxPrefix } : {}),
     ...authOptions(opts.auth),
   });
 }

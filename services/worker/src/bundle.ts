@@ -62,11 +62,14 @@ export function invocationEnv(inv: Invocation): string[] {
     `SKIFF_DEADLINE_MS=${inv.deadline}`,
   ];
   if (inv.traceparent) env.push(`TRACEPARENT=${inv.traceparent}`);
+  // Async invocations: which attempt this is, and the caller's key, to make a retry's effect happen once.
+  if (inv.attempt) env.push(`SKIFF_ATTEMPT=${inv.attempt}`);
+  if (inv.idempotencyKey) env.push(`SKIFF_IDEMPOTENCY_KEY=${inv.idempotencyKey}`);
   return env;
 }
 
 /** Variables only Skiff sets; an image's own values for them are dropped. */
-const RESERVED = new Set(['SKIFF_FUNCTION', 'SKIFF_FUNCTION_VERSION', 'SKIFF_CALL_ID', 'SKIFF_DEADLINE_MS', 'SKIFF_MAX_BODY_BYTES', 'SKIFF_STEM', 'TRACEPARENT']);
+const RESERVED = new Set(['SKIFF_FUNCTION', 'SKIFF_FUNCTION_VERSION', 'SKIFF_CALL_ID', 'SKIFF_DEADLINE_MS', 'SKIFF_MAX_BODY_BYTES', 'SKIFF_STEM', 'SKIFF_ATTEMPT', 'SKIFF_IDEMPOTENCY_KEY', 'TRACEPARENT']);
 const nameOf = (kv: string) => kv.slice(0, kv.indexOf('=') >>> 0);
 
 /** The image's environment (e.g. SKIFF_HANDLER) with Skiff's own variables last; the image cannot forge them. */

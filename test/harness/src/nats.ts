@@ -39,6 +39,8 @@ export interface NatsServer {
   stop(): Promise<void>;
   /** Stops the server and starts it again on the same port and store. */
   restart(): Promise<void>;
+  /** Kills the server with SIGKILL (no chance to flush), then starts it again on the same port and store. */
+  crash(): Promise<void>;
 }
 
 function canConnect(port: number): Promise<boolean> {
@@ -98,6 +100,12 @@ export async function startNats(opts: { dir?: string } = {}): Promise<NatsServer
     },
     async restart() {
       await stopProcess(child);
+      await launch();
+    },
+    async crash() {
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await gone;
       await launch();
     },
   };

@@ -1,4 +1,5 @@
 import { DEFAULT_SETTINGS, PROTOCOL_VERSION, SETTING_NAMES, SUBJECTS, SkiffError, encodeJson, fnChangedSchema, type FunctionMode, type RunSettings } from '@skiff/contracts';
+import type { AsyncInvocations } from '../async-invocations.js';
 import type { Messaging } from '../messaging.js';
 import type { Prewarmer } from '../prewarm.js';
 import { assertUsableSchema } from '../schemas.js';
@@ -21,7 +22,7 @@ export function getOrThrow(registry: Registry, name: string): FunctionRecord {
 }
 
 /** Management of the function registry: create, deploy versions, read, delete. */
-export function functionHandlers(registry: Registry, store: ImageStore, messaging: Messaging, prewarmer: Prewarmer, defaultTimeoutMs: number): Handlers {
+export function functionHandlers(registry: Registry, store: ImageStore, messaging: Messaging, prewarmer: Prewarmer, invocations: AsyncInvocations, defaultTimeoutMs: number): Handlers {
   // Workers drain instances of versions that are no longer current, and keep the cgroups of a
   // function deleted and created again. Best effort: a worker that misses it drains them anyway
   // when the next invocation brings the new version.
@@ -62,9 +63,10 @@ export function functionHandlers(registry: Registry, store: ImageStore, messagin
       }
       return reply.code(created ? 201 : 200).send(record);
     },
-    deleteFunction: ({ params, reply }) => {
+    deleteFunction: async ({ params, reply }) => {
       if (!registry.remove(params.name!)) throw new SkiffError('SKIFF_FN_NOT_FOUND', `function "${params.name}" does not exist`);
       changed(params.name!, null);
+      await invocations.functionDeleted(params.name!).catch((err: unknown) => reply.log.warn({ err, fn: params.name }, 'cannot fail the queued async invocations of the deleted function'));
       return reply.code(204).send();
     },
   };

@@ -19,6 +19,8 @@ export interface InvokeRequest {
   tracestate?: string | undefined;
   /** Media type of `body`; absent means raw bytes. */
   contentType?: string | undefined;
+  attempt?: number | undefined;
+  idempotencyKey?: string | undefined;
 }
 
 export interface InvokeReply {
@@ -176,7 +178,7 @@ export class StreamConnection {
     let frame: Buffer[];
     try {
       frame = encodeFrame(
-        { type: 'invoke', id, deadline: req.deadline, callId: req.callId, traceparent: req.traceparent, tracestate: req.tracestate, contentType: req.contentType },
+        { type: 'invoke', id, deadline: req.deadline, callId: req.callId, traceparent: req.traceparent, tracestate: req.tracestate, contentType: req.contentType, attempt: req.attempt, idempotencyKey: req.idempotencyKey },
         body,
         this.maxBody,
       );

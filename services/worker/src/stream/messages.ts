@@ -77,6 +77,9 @@ export const invokeMessage = z.object({
   tracestate: z.string().max(512).optional(),
   /** Media type of the body; absent means raw bytes. */
   contentType: contentType.optional(),
+  /** Async invocations: which attempt this is (1, 2, …) and the caller's Idempotency-Key. */
+  attempt: z.number().int().positive().optional(),
+  idempotencyKey: z.string().min(1).max(256).optional(),
 });
 
 export const shutdownMessage = z.object({ type: z.literal('shutdown') });

@@ -1,0 +1,5 @@
+export * from './streams.js';
+export * from './records.js';
+export * from './queue.js';
+export * from './dead-letters.js';
+export * from './retry.js';
