@@ -98,6 +98,16 @@ describe('async invocations', () => {
     expect(list.invocations.map((r) => r.id).sort()).toEqual([first.id, other.id].sort());
   });
 
+  it('gives a node runtime function the key and the attempt in its context', async () => {
+    await p.buildNodeRuntime();
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-async-node-'));
+    writeFileSync(join(dir, 'index.mjs'), 'export default async (event, context) => ({ attempt: context.attempt, key: context.idempotencyKey });\n');
+    expect((await p.deployNode('keyed-node', dir)).status).toBe(201);
+    const accepted = await accept(p, 'keyed-node', '{}', { 'idempotency-key': 'job-7', 'content-type': 'application/json' });
+    const done = await outcome(p, accepted.id);
+    expect(JSON.parse(resultText(done))).toEqual({ attempt: 1, key: 'job-7' });
+  });
+
   it('retries a failing function with backoff, then keeps it as a dead letter with each attempt\'s error; redrive and purge work', async () => {
     const failing = script('echo "broken on attempt $SKIFF_ATTEMPT" >&2\nexit 3\n');
     expect((await p.deploy('flaky', failing, ['/bin/sh', '/function/handler.sh'], { asyncAttempts: 3, asyncBackoffMs: 50 })).status).toBe(201);

@@ -146,9 +146,10 @@ export class AsyncDelivery {
     const settings = queued.settings;
     const interrupted = record.status === 'running' ? record.attempts.at(-1) : undefined;
     if (interrupted && !interrupted.endedAt) {
-      // Offered again while recorded running: the scheduler running it stopped before its outcome.
+      // Offered again while recorded running: the attempt was cut off before its outcome (its
+      // scheduler stopped, or JetStream failed under it). It counts; it may have run.
       interrupted.endedAt = now();
-      interrupted.error = { code: 'SKIFF_WORKER_LOST', detail: 'the scheduler running this attempt stopped before it had an outcome' };
+      interrupted.error = { code: 'SKIFF_WORKER_LOST', detail: 'the attempt was interrupted before it had an outcome (its scheduler stopped, or JetStream failed under it)' };
       if (interrupted.attempt >= settings.asyncAttempts) return this.bury(m, record, interrupted.error);
     }
     if (Date.now() - acceptedAt.getTime() > settings.asyncMaxAgeMs) {

@@ -12,14 +12,20 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { freePort } from './ports.js';
 
 /**
- * The benchmark's raw request/reply peer (test/bench): a user of the test server only, allowed
- * `bench.>` and inboxes of its own prefix (BENCH_INBOX_PREFIX), never anything of Skiff's.
+ * The benchmark's raw peers (test/bench): a user of the test server only, allowed `bench.>`,
+ * inboxes of its own prefix (BENCH_INBOX_PREFIX) and JetStream for its own stream
+ * (BENCH_STREAM), never anything of Skiff's.
  */
 export const BENCH_INBOX_PREFIX = '_INBOX_bench';
+export const BENCH_STREAM = 'BENCH';
 const BENCH_USER: ExtraNatsUser = {
   user: 'bench',
   password: randomBytes(24).toString('base64url'),
-  permissions: { publish: ['bench.>'], subscribe: ['bench.>', `${BENCH_INBOX_PREFIX}.>`], allowResponses: true },
+  permissions: {
+    publish: ['bench.>', '$JS.API.INFO', `$JS.API.*.*.${BENCH_STREAM}`, `$JS.API.*.*.${BENCH_STREAM}.>`, `$JS.API.*.*.*.${BENCH_STREAM}.>`, `$JS.ACK.${BENCH_STREAM}.>`],
+    subscribe: ['bench.>', `${BENCH_INBOX_PREFIX}.>`],
+    allowResponses: true,
+  },
 };
 
 export interface NatsServer {

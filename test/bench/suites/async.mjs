@@ -1,0 +1,122 @@
+// Async invocations (Prefer: respond-async) beside raw JetStream through nats.js, in the same run
+// and alternating: accepted→completed throughput against publish + consume of the same bodies on
+// a stream of the same kind (work queue, file storage, explicit acks), and the accept's latency
+// against one publish's PubAck round trip. The function is the `hello` example (node runtime, it
+// logs a line per call), kept warm, as users run it.
+import { join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { BENCH_INBOX_PREFIX, BENCH_STREAM, Platform, REPO } from '@skiff/testkit';
+import { post, quantile, report, summarize } from '../lib/stats.mjs';
+
+export const description = 'async invocations: accepted→completed throughput and accept latency, beside raw JetStream publish + consume';
+
+const BODY = '{"name":"Ada"}';
+/** Requests in flight at once during a throughput round, for both contenders. */
+const WINDOW = 32;
+
+/** Runs `count` calls of `once` with at most WINDOW in flight; resolves with each one's ms. */
+async function windowed(count, once) {
+  const ms = [];
+  let next = 0;
+  const lane = async () => {
+    while (next < count) {
+      const i = next++;
+      const t0 = performance.now();
+      await once(i);
+      ms.push(performance.now() - t0);
+    }
+  };
+  await Promise.all(Array.from({ length: WINDOW }, lane));
+  return ms;
+}
+
+export async function run({ runs }) {
+  const perRound = Math.max(100, runs);
+  const rounds = 5;
+  const p = await Platform.create();
+  const nc = await connect({ servers: p.nats.url, noAsyncTraces: true, user: p.nats.bench.user, pass: p.nats.bench.password, inboxPrefix: BENCH_INBOX_PREFIX });
+  try {
+    await p.buildBase();
+    await p.buildNodeRuntime();
+    await p.startAll('async-node');
+    const res = await p.deployNode('hello', join(REPO, 'functions/hello'), { concurrency: 16, minInstances: 1 });
+    if (res.status !== 201) throw new Error(`deploy failed: ${res.status} ${await res.text()}`);
+    const auth = { authorization: `Bearer ${p.token}`, 'content-type': 'application/json', prefer: 'respond-async' };
+    const accept = async () => {
+      const r = await post(`${p.gatewayUrl}/v1/functions/hello/invoke`, BODY, auth);
+      if (r.status !== 202) throw new Error(`accept answered ${r.status}: ${r.body}`);
+      return JSON.parse(r.body).id;
+    };
+    const finished = async (id) => {
+      for (;;) {
+        const r = await (await fetch(`${p.gatewayUrl}/v1/invocations/${id}`, { headers: { authorization: `Bearer ${p.token}` } })).json();
+        if (r.status === 'succeeded') return Date.parse(r.updatedAt);
+        if (r.status === 'failed' || r.status === 'dead') throw new Error(`invocation ${id} ${r.status}: ${JSON.stringify(r.error)}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+
+    // The raw peer: a stream like SKIFF_ASYNC and a durable consumer acking each message.
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: BENCH_STREAM, subjects: ['bench.js.>'], retention: 'workqueue', storage: 'file' });
+    await jsm.consumers.add(BENCH_STREAM, { durable_name: 'bench', ack_policy: 'explicit' });
+    const js = jetstream(nc);
+    const consumer = await js.consumers.get(BENCH_STREAM, 'bench');
+    let acked = 0;
+    let lastAck = 0;
+    const messages = await consumer.consume({ max_messages: 256 });
+    void (async () => {
+      for await (const m of messages) {
+        m.ack();
+        acked++;
+        lastAck = performance.now();
+      }
+    })();
+    const rawRound = async () => {
+      const start = acked;
+      const t0 = performance.now();
+      await windowed(perRound, (i) => js.publish(`bench.js.${i}`, BODY));
+      while (acked - start < perRound) await new Promise((resolve) => setTimeout(resolve, 1));
+      return perRound / ((lastAck - t0) / 1000);
+    };
+    const skiffRound = async () => {
+      const ids = [];
+      const t0 = Date.now();
+      await windowed(perRound, async () => ids.push(await accept()));
+      let last = 0;
+      for (const id of ids) last = Math.max(last, await finished(id));
+      return perRound / ((last - t0) / 1000);
+    };
+
+    // Warm both paths (instances, JIT, the stream files).
+    await rawRound();
+    await skiffRound();
+    const rates = { skiff: [], raw: [] };
+    for (let r = 0; r < rounds; r++) {
+      rates.skiff.push(await skiffRound());
+      rates.raw.push(await rawRound());
+    }
+    console.log(`\naccepted→completed throughput, ${rounds} alternating rounds of ${perRound} (${WINDOW} in flight), invocations per second`);
+    for (const [name, list] of Object.entries({ 'Skiff async (hello, node runtime)': rates.skiff, 'raw JetStream publish + consume': rates.raw })) {
+      console.log(`  ${name.padEnd(40)} median ${quantile(list, 0.5).toFixed(0).padStart(7)}   rounds ${list.map((x) => x.toFixed(0)).join(' ')}`);
+    }
+    console.log(`  ratio of medians: ${(quantile(rates.skiff, 0.5) / quantile(rates.raw, 0.5)).toFixed(3)} (target ≥ 0.5)`);
+
+    // Accept latency: one at a time, alternating with one raw publish.
+    const latency = { 'Skiff accept (202)': [], 'raw JetStream PubAck': [] };
+    for (let i = 0; i < runs; i++) {
+      let t0 = performance.now();
+      await accept();
+      latency['Skiff accept (202)'].push(performance.now() - t0);
+      t0 = performance.now();
+      await js.publish(`bench.js.lat.${i}`, BODY);
+      latency['raw JetStream PubAck'].push(performance.now() - t0);
+    }
+    report(`accept latency, ${runs} alternating runs, one at a time (target: p50 ≤ 2 × PubAck)`, Object.entries(latency).map(([n, s]) => summarize(n, s)), 'raw JetStream PubAck');
+    await messages.close();
+  } finally {
+    await nc.close();
+    await p.close();
+  }
+}
