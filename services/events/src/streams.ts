@@ -1,6 +1,7 @@
 import { jetstreamManager, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { JETSTREAM } from '@skiff/contracts';
+import { envInt, type Env } from '@skiff/service-kit';
 
 const MS = 1_000_000; // nanoseconds per millisecond, JetStream's unit for durations
 
@@ -86,14 +87,8 @@ export async function ensureEventStreams(nc: NatsConnection, limits: EventLimits
 }
 
 /** SKIFF_ASYNC_MAX_QUEUED and the rest, read the same way by every service that ensures the streams. */
-export function eventLimitsFrom(env: Record<string, string | undefined>): EventLimits {
-  const int = (name: string, fallback: number, min: number, max: number): number => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
-    return n;
-  };
+export function eventLimitsFrom(env: Env): EventLimits {
+  const int = (name: string, fallback: number, min: number, max: number) => envInt(env, name, fallback, min, max);
   const d = DEFAULT_EVENT_LIMITS;
   return {
     maxQueued: int('SKIFF_ASYNC_MAX_QUEUED', d.maxQueued, 1, 100_000_000),

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { MAX_TIMEOUT_MS } from '@skiff/contracts';
 import { eventLimitsFrom, type EventLimits } from '@skiff/events';
 import { missedHeartbeatsFrom } from '@skiff/placement';
-import { natsAuthFrom, type NatsAuth } from '@skiff/service-kit';
+import { envInt, natsAuthFrom, type NatsAuth } from '@skiff/service-kit';
 
 export interface GatewayConfig {
   /** What the event streams may hold (SKIFF_ASYNC_MAX_QUEUED, …), as the schedulers read it. */
@@ -47,15 +47,6 @@ export interface GatewayConfig {
 
 export type Env = Record<string, string | undefined>;
 
-function int(env: Env, name: string, fallback: number, min: number, max: number, why = ''): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new Error(`${name} must be an integer from ${min} to ${max}${why}, got "${raw}"`);
-  }
-  return n;
-}
 
 /** This process's soft limit of open files (Node.js raises it to the hard limit as it starts). */
 export function openFileLimit(): number {
@@ -88,25 +79,25 @@ export function loadConfig(env: Env, cwd = process.cwd(), fileLimit = openFileLi
   const maxConnections = connectionsWithin(fileLimit);
   return Object.freeze({
     host: env.SKIFF_HOST || '127.0.0.1',
-    port: int(env, 'SKIFF_PORT', 8080, 0, 65535),
+    port: envInt(env, 'SKIFF_PORT', 8080, 0, 65535),
     dataDir,
     storeDir: resolve(dataDir, env.SKIFF_STORE_DIR || 'store'),
     natsUrl: env.SKIFF_NATS_URL || 'nats://127.0.0.1:4222',
     natsAuth: natsAuthFrom(env),
     adminToken,
-    maxBodyBytes: int(env, 'SKIFF_MAX_BODY_BYTES', 6 * 1024 * 1024, 1, 1024 * 1024 * 1024),
-    defaultTimeoutMs: int(env, 'SKIFF_DEFAULT_TIMEOUT_MS', 30_000, 1, MAX_TIMEOUT_MS),
+    maxBodyBytes: envInt(env, 'SKIFF_MAX_BODY_BYTES', 6 * 1024 * 1024, 1, 1024 * 1024 * 1024),
+    defaultTimeoutMs: envInt(env, 'SKIFF_DEFAULT_TIMEOUT_MS', 30_000, 1, MAX_TIMEOUT_MS),
     logLevel: env.SKIFF_LOG_LEVEL || 'info',
-    maxBlobBytes: int(env, 'SKIFF_MAX_BLOB_BYTES', 2 * 1024 ** 3, 1024, 1024 ** 4),
-    maxArchiveBytes: int(env, 'SKIFF_MAX_ARCHIVE_BYTES', 8 * 1024 ** 3, 1024, 4 * 1024 ** 4),
-    uploadIdleMs: int(env, 'SKIFF_UPLOAD_IDLE_MS', 15 * 60_000, 1000, 24 * 3_600_000),
+    maxBlobBytes: envInt(env, 'SKIFF_MAX_BLOB_BYTES', 2 * 1024 ** 3, 1024, 1024 ** 4),
+    maxArchiveBytes: envInt(env, 'SKIFF_MAX_ARCHIVE_BYTES', 8 * 1024 ** 3, 1024, 4 * 1024 ** 4),
+    uploadIdleMs: envInt(env, 'SKIFF_UPLOAD_IDLE_MS', 15 * 60_000, 1000, 24 * 3_600_000),
     missedHeartbeats: missedHeartbeatsFrom(env.SKIFF_MISSED_HEARTBEATS),
-    minInstancesCheckMs: int(env, 'SKIFF_MIN_INSTANCES_CHECK_MS', 5000, 100, 3_600_000),
-    headersTimeoutMs: int(env, 'SKIFF_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
-    bodyTimeoutMs: int(env, 'SKIFF_BODY_TIMEOUT_MS', 60_000, 100, 3_600_000),
-    idleTimeoutMs: int(env, 'SKIFF_IDLE_TIMEOUT_MS', 30_000, 100, 3_600_000),
-    maxConnectionsPerAddress: int(env, 'SKIFF_MAX_CONNECTIONS_PER_ADDRESS', 256, 1, 1_000_000),
+    minInstancesCheckMs: envInt(env, 'SKIFF_MIN_INSTANCES_CHECK_MS', 5000, 100, 3_600_000),
+    headersTimeoutMs: envInt(env, 'SKIFF_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
+    bodyTimeoutMs: envInt(env, 'SKIFF_BODY_TIMEOUT_MS', 60_000, 100, 3_600_000),
+    idleTimeoutMs: envInt(env, 'SKIFF_IDLE_TIMEOUT_MS', 30_000, 100, 3_600_000),
+    maxConnectionsPerAddress: envInt(env, 'SKIFF_MAX_CONNECTIONS_PER_ADDRESS', 256, 1, 1_000_000),
     eventLimits: eventLimitsFrom(env),
-    maxConnections: int(env, 'SKIFF_MAX_CONNECTIONS', Math.min(8192, maxConnections), 1, maxConnections, ` (the open-file limit is ${fileLimit})`),
+    maxConnections: envInt(env, 'SKIFF_MAX_CONNECTIONS', Math.min(8192, maxConnections), 1, maxConnections, ` (the open-file limit is ${fileLimit})`),
   });
 }

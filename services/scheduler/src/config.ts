@@ -1,6 +1,6 @@
 import { eventLimitsFrom, type EventLimits } from '@skiff/events';
 import { missedHeartbeatsFrom } from '@skiff/placement';
-import { natsAuthFrom, type NatsAuth } from '@skiff/service-kit';
+import { envInt, natsAuthFrom, type NatsAuth } from '@skiff/service-kit';
 
 export interface SchedulerConfig {
   readonly natsUrl: string;
@@ -24,14 +24,6 @@ export function loadConfig(env: Env): SchedulerConfig {
     missedHeartbeats: missedHeartbeatsFrom(env.SKIFF_MISSED_HEARTBEATS),
     logLevel: env.SKIFF_LOG_LEVEL || 'info',
     eventLimits: eventLimitsFrom(env),
-    asyncMaxInFlight: intFrom(env, 'SKIFF_ASYNC_MAX_IN_FLIGHT', 256, 1, 100_000),
+    asyncMaxInFlight: envInt(env, 'SKIFF_ASYNC_MAX_IN_FLIGHT', 256, 1, 100_000),
   });
-}
-
-function intFrom(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
-  return n;
 }

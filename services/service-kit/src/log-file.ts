@@ -1,5 +1,6 @@
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { envInt } from './env.js';
 
 export interface LogFileOptions {
   path: string;
@@ -62,21 +63,13 @@ export class RotatingLogFile {
 
 export type LogEnv = Record<string, string | undefined>;
 
-function int(env: LogEnv, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
-  return n;
-}
-
 /** The log file a service writes when SKIFF_LOG_FILE is set; undefined: it logs on stderr. */
 export function logFileOptions(env: LogEnv): LogFileOptions | undefined {
   const path = env.SKIFF_LOG_FILE;
   if (!path) return undefined;
   return {
     path,
-    maxBytes: int(env, 'SKIFF_LOG_MAX_BYTES', 64 * 1024 * 1024, 1024, 2 ** 40),
-    keep: int(env, 'SKIFF_LOG_KEEP', 5, 1, 1000),
+    maxBytes: envInt(env, 'SKIFF_LOG_MAX_BYTES', 64 * 1024 * 1024, 1024, 2 ** 40),
+    keep: envInt(env, 'SKIFF_LOG_KEEP', 5, 1, 1000),
   };
 }

@@ -2,7 +2,7 @@ import { hostname, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NODE_ID_PATTERN } from '@skiff/contracts';
-import { natsAuthFrom, type NatsAuth } from '@skiff/service-kit';
+import { envInt, natsAuthFrom, type NatsAuth } from '@skiff/service-kit';
 import { defaultShare } from './slots.js';
 
 export interface WorkerConfig {
@@ -49,13 +49,6 @@ export type Env = Record<string, string | undefined>;
 const DEFAULT_RUNTIME = fileURLToPath(new URL('../../launcher/build/skiff-launch', import.meta.url));
 const DEFAULT_STEM_HELPER = fileURLToPath(new URL('../native/build/skiff-stem', import.meta.url));
 
-function int(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
-  return n;
-}
 
 /** A node id is a subject token: the host name with anything else replaced. */
 function defaultNodeId(): string {
@@ -66,10 +59,10 @@ export function loadConfig(env: Env, cwd = process.cwd()): WorkerConfig {
   const nodeId = env.SKIFF_NODE_ID || defaultNodeId();
   if (!NODE_ID_PATTERN.test(nodeId)) throw new Error(`SKIFF_NODE_ID must match ${NODE_ID_PATTERN.source}, got "${nodeId}"`);
   const dataDir = resolve(cwd, env.SKIFF_DATA_DIR || '.skiff');
-  const slots = int(env, 'SKIFF_WORKER_SLOTS', 16, 1, 4096);
-  const maxQueued = int(env, 'SKIFF_WORKER_QUEUE', 1024, 0, 1_000_000);
+  const slots = envInt(env, 'SKIFF_WORKER_SLOTS', 16, 1, 4096);
+  const maxQueued = envInt(env, 'SKIFF_WORKER_QUEUE', 1024, 0, 1_000_000);
   // Three quarters of the machine by default: the rest is for Skiff, exec functions and the OS.
-  const memoryBudgetMb = int(env, 'SKIFF_WORKER_MEMORY_MB', Math.floor((totalmem() / 1024 / 1024) * 0.75), 16, 16 * 1024 * 1024);
+  const memoryBudgetMb = envInt(env, 'SKIFF_WORKER_MEMORY_MB', Math.floor((totalmem() / 1024 / 1024) * 0.75), 16, 16 * 1024 * 1024);
   return Object.freeze({
     nodeId,
     natsUrl: env.SKIFF_NATS_URL || 'nats://127.0.0.1:4222',
@@ -80,17 +73,17 @@ export function loadConfig(env: Env, cwd = process.cwd()): WorkerConfig {
     runtime: env.SKIFF_RUNTIME || DEFAULT_RUNTIME,
     slots,
     maxQueued,
-    functionSlots: int(env, 'SKIFF_WORKER_FUNCTION_SLOTS', defaultShare(slots), 1, slots),
-    functionQueue: int(env, 'SKIFF_WORKER_FUNCTION_QUEUE', defaultShare(maxQueued), 0, maxQueued),
-    maxLogLineBytes: int(env, 'SKIFF_MAX_LOG_LINE_BYTES', 16 * 1024, 256, 1024 * 1024),
-    uidBase: int(env, 'SKIFF_UID_BASE', 100_000_000, 65_536, 2 ** 32 - 2 * 65_536),
+    functionSlots: envInt(env, 'SKIFF_WORKER_FUNCTION_SLOTS', defaultShare(slots), 1, slots),
+    functionQueue: envInt(env, 'SKIFF_WORKER_FUNCTION_QUEUE', defaultShare(maxQueued), 0, maxQueued),
+    maxLogLineBytes: envInt(env, 'SKIFF_MAX_LOG_LINE_BYTES', 16 * 1024, 256, 1024 * 1024),
+    uidBase: envInt(env, 'SKIFF_UID_BASE', 100_000_000, 65_536, 2 ** 32 - 2 * 65_536),
     memoryBudgetMb,
-    functionMemoryMb: int(env, 'SKIFF_WORKER_FUNCTION_MEMORY_MB', defaultShare(memoryBudgetMb), 16, memoryBudgetMb),
-    heartbeatMs: int(env, 'SKIFF_HEARTBEAT_MS', 1000, 50, 60_000),
-    maxOutputBytes: int(env, 'SKIFF_MAX_OUTPUT_BYTES', 6 * 1024 * 1024, 1, 1024 * 1024 * 1024),
+    functionMemoryMb: envInt(env, 'SKIFF_WORKER_FUNCTION_MEMORY_MB', defaultShare(memoryBudgetMb), 16, memoryBudgetMb),
+    heartbeatMs: envInt(env, 'SKIFF_HEARTBEAT_MS', 1000, 50, 60_000),
+    maxOutputBytes: envInt(env, 'SKIFF_MAX_OUTPUT_BYTES', 6 * 1024 * 1024, 1, 1024 * 1024 * 1024),
     logLevel: env.SKIFF_LOG_LEVEL || 'info',
-    stemCells: int(env, 'SKIFF_STEM_CELLS', 2, 0, 64),
-    stemFunctions: int(env, 'SKIFF_STEM_FUNCTIONS', 8, 0, 1024),
+    stemCells: envInt(env, 'SKIFF_STEM_CELLS', 2, 0, 64),
+    stemFunctions: envInt(env, 'SKIFF_STEM_FUNCTIONS', 8, 0, 1024),
     stemImage: env.SKIFF_STEM_IMAGE || 'node-runtime:latest',
     stemHelper: env.SKIFF_STEM_HELPER || DEFAULT_STEM_HELPER,
   });
