@@ -65,3 +65,16 @@ export function post(url, body, headers = {}) {
     req.end(body);
   });
 }
+
+/** A GET through the same keep-alive agent as `post`. */
+export function get(url, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'GET', agent, headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
