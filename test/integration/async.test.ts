@@ -203,13 +203,25 @@ describe('async invocations when JetStream cannot take them', () => {
   beforeAll(async () => {
     p = await Platform.create();
     await p.buildBase();
-    await p.startGateway(); // no scheduler: the gateway sets up the streams itself
+    // No scheduler: the gateway sets up the streams itself, and nothing takes from the queue.
+    await p.startGateway({ SKIFF_ASYNC_MAX_QUEUED: '3' });
     expect((await p.deploy('echo', ECHO, ['/bin/sh', '/function/handler.sh'])).status).toBe(201);
   });
   afterAll(async () => p?.close());
 
+  it('answers 503 SKIFF_QUEUE_FULL with Retry-After once the queue holds SKIFF_ASYNC_MAX_QUEUED', async () => {
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push((await accept(p, 'echo', `fits ${i}`)).id);
+    const res = await p.api('POST', '/v1/functions/echo/invoke', 'one too many', ASYNC);
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect((await res.json()).code).toBe('SKIFF_QUEUE_FULL');
+    // What was accepted is still there, queued.
+    for (const id of ids) expect(((await (await p.api('GET', `/v1/invocations/${id}`)).json()) as InvocationView).status).toBe('queued');
+  });
+
   it('answers 503 with Retry-After, never 202, while NATS is down', async () => {
-    await accept(p, 'echo', 'stored'); // the positive control: JetStream takes it
+    // Accepted before (the test above): JetStream took those; now the server is gone.
     await p.nats.stop();
     const res = await p.api('POST', '/v1/functions/echo/invoke', 'lost?', ASYNC);
     expect(res.status).toBe(503);

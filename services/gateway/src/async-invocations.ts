@@ -82,8 +82,9 @@ export class AsyncInvocations {
       const known = await this.read(inv.callId);
       if (known) return known;
     }
-    await queue.enqueue(inv, timeoutMs, body); // its failures are SkiffErrors already
-    return queuedView(inv, new Date());
+    const { duplicate } = await queue.enqueue(inv, timeoutMs, body); // its failures are SkiffErrors already
+    // Accepted by a concurrent request with the same key a moment ago: that one's state.
+    return (duplicate && (await this.read(inv.callId))) || queuedView(inv, new Date());
   }
 
   /** The record, or the queued message itself before any scheduler took it, or undefined. */
