@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { INVOCATION_ID_PATTERN } from '@skiff/contracts';
@@ -277,4 +277,32 @@ describe('async invocations across a nats-server killed with SIGKILL', () => {
     expect(all.every((r) => r.status === 'succeeded' && r.attempts.length >= 1)).toBe(true);
     console.log(`nats-server killed after 20 of ${sent} async invocations: ${accepted.length} answered 202, ${refused.length} answered 503 (each sent again with its key)`);
   }, 240_000); // an invocation taken when the server died waits for its ack wait (10 s) to be offered again
+});
+
+describe('async invocations when the dead letters are full', () => {
+  let p: Platform;
+
+  beforeAll(async () => {
+    p = await Platform.create();
+    await p.buildBase();
+    const env = { SKIFF_DEAD_LETTERS_MAX: '1' };
+    p.start('scheduler', env);
+    await p.startGateway(env);
+    p.start('worker', { SKIFF_NODE_ID: 'node-a' }, 'worker-node-a');
+    await p.waitForNodes(['node-a']);
+    const failing = script('exit 1\n');
+    expect((await p.deploy('doomed', failing, ['/bin/sh', '/function/handler.sh'], { asyncAttempts: 1 })).status).toBe(201);
+  });
+  afterAll(async () => p?.close());
+
+  it('keeps an invocation out of attempts queued, with its reason, rather than drop it or a dead letter', async () => {
+    const first = await accept(p, 'doomed', 'one');
+    expect((await outcome(p, first.id)).status).toBe('dead');
+    const second = await accept(p, 'doomed', 'two');
+    const kept = await outcome(p, second.id, (r) => r.status === 'queued' && r.error?.code === 'SKIFF_QUEUE_FULL');
+    expect(kept.attempts).toHaveLength(1);
+    const letters = (await (await p.api('GET', '/v1/functions/doomed/dead-letters')).json()) as { deadLetters: { id: string }[] };
+    expect(letters.deadLetters.map((d) => d.id)).toEqual([first.id]);
+    expect(readFileSync(join(p.dataDir, 'scheduler.log'), 'utf8')).toContain('cannot keep the dead letter');
+  });
 });

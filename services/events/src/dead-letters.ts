@@ -91,11 +91,6 @@ export class DeadLetters {
   async remove(seq: number): Promise<void> {
     await this.jsm.streams.deleteMessage(JETSTREAM.deadStream, seq, false);
   }
-
-  /** How many dead letters are kept now. */
-  async count(): Promise<number> {
-    return (await this.jsm.streams.info(JETSTREAM.deadStream)).state.messages;
-  }
 }
 
 function describe(msg: StoredMsg): DeadLetter {

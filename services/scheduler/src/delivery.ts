@@ -14,6 +14,8 @@ export interface DeliveryOptions {
 
 /** When nothing can run the invocation now, it is offered again after this (not an attempt). */
 const NOT_PLACED_DELAY_MS = 1000;
+/** A dead invocation the dead letters could not take is offered again this long after. */
+const BURY_RETRY_MS = 60_000;
 /** How long one pull for invocations lasts; see start(). */
 const PULL_EXPIRES_MS = 5000;
 /** After the consumer went away, it is set up again this often until that works. */
@@ -152,6 +154,8 @@ export class AsyncDelivery {
       interrupted.error = { code: 'SKIFF_WORKER_LOST', detail: 'the attempt was interrupted before it had an outcome (its scheduler stopped, or JetStream failed under it)' };
       if (interrupted.attempt >= settings.asyncAttempts) return this.bury(m, record, interrupted.error);
     }
+    // Out of attempts already, kept queued while the dead letters were full: bury it now.
+    if (record.status === 'queued' && record.attempts.length >= settings.asyncAttempts) return this.bury(m, record, record.attempts.at(-1)?.error ?? { code: 'SKIFF_INTERNAL', detail: 'out of attempts' });
     if (Date.now() - acceptedAt.getTime() > settings.asyncMaxAgeMs) {
       return this.bury(m, record, { code: 'SKIFF_EVENT_TOO_OLD', detail: `not done ${settings.asyncMaxAgeMs} ms after it was accepted` });
     }
@@ -225,12 +229,19 @@ export class AsyncDelivery {
     try {
       await this.deadLetters.add({ id: record.id, headers: m.headers!, body: m.data, attempts: record.attempts.length, acceptedAt: new Date(record.acceptedAt), error });
     } catch (err) {
-      this.log.error({ err, id: record.id }, 'cannot keep the dead letter; the invocation stays queued');
-      m.nak(60_000);
+      // Full (SKIFF_DEAD_LETTERS_MAX) or unreachable: it stays queued, nothing is dropped.
+      this.log.error({ err: (err as Error).message, id: record.id }, 'cannot keep the dead letter; the invocation stays queued');
+      record.status = 'queued';
+      record.updatedAt = now();
+      record.nextAttemptAt = new Date(Date.now() + BURY_RETRY_MS).toISOString();
+      record.error = { code: 'SKIFF_QUEUE_FULL', detail: `dead (${error.code}), but the dead letters cannot take it: ${(err as Error).message}; kept queued` };
+      await this.records.put(record);
+      m.nak(BURY_RETRY_MS);
       return;
     }
     record.status = 'dead';
     record.error = error;
+    delete record.nextAttemptAt;
     record.updatedAt = now();
     await this.records.put(record);
     m.ack();
