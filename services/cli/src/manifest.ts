@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { MAX_TIMEOUT_MS, SETTING_NAMES, settingSchema, type SettingName } from '@skiff/contracts';
+import { MAX_TIMEOUT_MS, MAX_TRIGGER_SUBJECTS, MAX_TRIGGER_SUBJECT_LENGTH, SETTING_NAMES, settingSchema, type SettingName } from '@skiff/contracts';
 
 /** Language runtimes Skiff ships: the image a function builds on and how its process starts. */
 export const RUNTIMES = {
@@ -28,6 +28,8 @@ const manifestSchema = z
     timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).optional(),
     inputSchema: z.record(z.string(), z.unknown()).optional(),
     outputSchema: z.record(z.string(), z.unknown()).optional(),
+    /** NATS subjects that run the function (checked in full by the gateway at deploy). */
+    triggers: z.object({ subjects: z.array(z.string().min(1).max(MAX_TRIGGER_SUBJECT_LENGTH)).max(MAX_TRIGGER_SUBJECTS).optional() }).strict().optional(),
     ...(Object.fromEntries(SETTING_NAMES.map((k) => [k, settingSchema(k).optional()])) as Record<SettingName, z.ZodOptional<z.ZodNumber>>),
   })
   .strict()
@@ -64,6 +66,6 @@ export function loadManifest(dir: string): FunctionManifest {
 
 /** The deploy body (PUT /v1/functions/{name}) for a manifest whose image is `ref`. */
 export function deploySettings(fn: FunctionManifest, ref: string): Record<string, unknown> {
-  const optional = (['timeoutMs', 'inputSchema', 'outputSchema', ...SETTING_NAMES] as const).map((k) => [k, fn[k]] as const);
+  const optional = (['timeoutMs', 'inputSchema', 'outputSchema', 'triggers', ...SETTING_NAMES] as const).map((k) => [k, fn[k]] as const);
   return { image: ref, mode: fn.mode, ...Object.fromEntries(optional.filter(([, v]) => v !== undefined)) };
 }
