@@ -161,11 +161,14 @@ describe('subject triggers', () => {
       const got: Msg[] = [];
       gateway.subscribe('_INBOX.forged', { callback: (_e, m) => void got.push(m) });
       await gateway.flush();
-      events.publish('orders.new', 'forge', { reply: '_INBOX.forged' });
+      const calls = async () => (JSON.parse((await request('count.probe', '{}', { 'Content-Type': 'application/json' })).string()) as { calls: number }).calls;
+      const before = await calls();
+      events.publish('count.forged', '{}', { reply: '_INBOX.forged', headers: jsonHeaders() });
       await events.flush();
-      // The function runs (its reply would come within this), and nothing arrives on the inbox.
-      await waitUntil(async () => readFileSync(join(p.dataDir, 'scheduler-a.log'), 'utf8').includes('reply subject of the platform') || readFileSync(join(p.dataDir, 'scheduler-b.log'), 'utf8').includes('reply subject of the platform'), 'the refusal to be logged', 20_000);
-      await new Promise((r) => setTimeout(r, 2000));
+      // The counter (deployed above) runs it: once it has, its answer would have been sent.
+      let probes = 0;
+      await waitUntil(async () => (await calls()) === before + ++probes + 1, 'the forged-reply message to run', 20_000);
+      await gateway.flush();
       expect(got).toHaveLength(0);
     } finally {
       await gateway.close();
