@@ -139,6 +139,7 @@ export function prepareNatsServer(dir: string, extraUsers: readonly ExtraNatsUse
  */
 export function writeRoleEnvFiles(dir: string, credentials: NatsCredentials): string[] {
   return NATS_ROLES.map((role) => {
+    if (role === 'events') return writeEventsCredentials(dir, credentials);
     const file = join(dir, `${role}.env`);
     writeSecret(file, `SKIFF_NATS_USER=${credentials[role].user}\nSKIFF_NATS_PASSWORD=${credentials[role].password}\n`);
     return file;

@@ -1,11 +1,9 @@
 import { MAX_TIMEOUT_MS } from './settings.js';
 import { JETSTREAM, SUBJECTS } from './subjects.js';
 
-/** The Skiff services that connect to NATS, each with credentials of its own. */
+/** The Skiff services that connect to NATS, each with credentials of its own, and `events`: a credential for the platform's users to publish events with. */
 export const NATS_ROLES = ['gateway', 'scheduler', 'worker', 'events'] as const;
 export type NatsRole = (typeof NATS_ROLES)[number];
-/** The roles of Skiff's own services; `events` is a credential for the platform's users. */
-export const SERVICE_ROLES = ['gateway', 'scheduler', 'worker'] as const satisfies readonly NatsRole[];
 
 export interface NatsPermissions {
   /** Subjects the role may publish on (NATS wildcards). */
