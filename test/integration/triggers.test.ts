@@ -3,6 +3,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { headers as natsHeaders, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
+import { SUBJECTS } from '@skiff/contracts';
 import { Platform, waitUntil } from '@skiff/testkit';
 
 /**
@@ -173,6 +175,28 @@ describe('subject triggers', () => {
     } finally {
       await gateway.close();
     }
+  });
+
+  it("a gateway start writes every function's entry (a lost one comes back) and empties those of functions it no longer has", async () => {
+    const gw = await p.nats.connect('gateway');
+    try {
+      const js = jetstream(gw);
+      // An entry lost (as with a fresh JetStream store), and one of a function the registry does not have.
+      await js.publish(SUBJECTS.trigger('on-order'), new Uint8Array(0));
+      const ghost = { fn: 'ghost', fnVersion: 1, image: `sha256:${'0'.repeat(64)}`, mode: 'exec', settings: 'memoryMb=128;cpus=1;maxProcesses=64;tmpMb=64;concurrency=1;minInstances=0;maxInstances=10;idleTimeoutMs=300000;asyncAttempts=3;asyncBackoffMs=1000;asyncBackoffCapMs=300000;asyncMaxAgeMs=21600000', timeoutMs: 1000, subjects: ['ghost.calls'] };
+      await js.publish(SUBJECTS.trigger('ghost'), JSON.stringify(ghost));
+      const noResponders = (subject: string) => request(subject, 'x').then(() => false, (err: Error) => /no responders/i.test(err.message));
+      await waitUntil(() => noResponders('orders.new'), 'orders.new to lose its subscribers', 20_000);
+      await waitUntil(async () => !(await noResponders('ghost.calls')), 'ghost.calls to have subscribers', 20_000);
+    } finally {
+      await gw.close();
+    }
+    const old = p.services.find((s) => s.name === 'gateway')!;
+    await old.stop();
+    p.services.splice(p.services.indexOf(old), 1);
+    await p.startGateway();
+    await waitUntil(async () => (await request('orders.new', 'back').then((m) => m.string().endsWith('back'), () => false)), 'orders.new to run again', 20_000);
+    await waitUntil(() => request('ghost.calls', 'x').then(() => false, (err: Error) => /no responders/i.test(err.message)), 'ghost.calls to lose its subscribers', 20_000);
   });
 
   it('stops running the function once it is deleted', async () => {
