@@ -60,19 +60,24 @@ export async function watchTriggers(nc: NatsConnection, onChange: (fn: string, e
   const consumer = await jetstream(nc, { timeout: 5000 }).consumers.get(JETSTREAM.triggersStream, { deliver_policy: DeliverPolicy.LastPerSubject });
   const messages = await consumer.consume();
   void (async () => {
-    for await (const m of messages) {
-      const fn = m.subject.slice(SUBJECTS.trigger('').length);
-      if (m.data.length === 0) {
-        onChange(fn, undefined);
-        continue;
+    // The ordered consumer recreates itself after a reset; an error out of it must not end the process.
+    try {
+      for await (const m of messages) {
+        const fn = m.subject.slice(SUBJECTS.trigger('').length);
+        if (m.data.length === 0) {
+          onChange(fn, undefined);
+          continue;
+        }
+        try {
+          const entry = entrySchema.parse(JSON.parse(new TextDecoder().decode(m.data)));
+          if (entry.fn !== fn) throw new Error(`entry for ${entry.fn} on ${m.subject}`);
+          onChange(fn, entry);
+        } catch (err) {
+          onBad(m.subject, err);
+        }
       }
-      try {
-        const entry = entrySchema.parse(JSON.parse(new TextDecoder().decode(m.data)));
-        if (entry.fn !== fn) throw new Error(`entry for ${entry.fn} on ${m.subject}`);
-        onChange(fn, entry);
-      } catch (err) {
-        onBad(m.subject, err);
-      }
+    } catch (err) {
+      onBad(JETSTREAM.triggersStream, err);
     }
   })();
   return messages;

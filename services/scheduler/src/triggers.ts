@@ -67,7 +67,7 @@ export class SubjectTriggers {
       if (!wanted.has(subject)) (sub.unsubscribe(), known.subs.delete(subject));
     }
     if (!entry || wanted.size === 0) {
-      this.functions.delete(fn);
+      if (this.functions.delete(fn)) this.log.info({ fn }, 'subject triggers removed');
       return;
     }
     known.entry = entry;
