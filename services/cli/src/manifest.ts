@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { MAX_TIMEOUT_MS, MAX_TRIGGER_SUBJECTS, MAX_TRIGGER_SUBJECT_LENGTH, SETTING_NAMES, settingSchema, type SettingName } from '@skiff/contracts';
+import { MAX_TIMEOUT_MS, MAX_TRIGGER_SUBJECTS, SETTING_NAMES, triggerSubjectProblem, settingSchema, type SettingName } from '@skiff/contracts';
 
 /** Language runtimes Skiff ships: the image a function builds on and how its process starts. */
 export const RUNTIMES = {
@@ -28,8 +28,16 @@ const manifestSchema = z
     timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).optional(),
     inputSchema: z.record(z.string(), z.unknown()).optional(),
     outputSchema: z.record(z.string(), z.unknown()).optional(),
-    /** NATS subjects that run the function (checked in full by the gateway at deploy). */
-    triggers: z.object({ subjects: z.array(z.string().min(1).max(MAX_TRIGGER_SUBJECT_LENGTH)).max(MAX_TRIGGER_SUBJECTS).optional() }).strict().optional(),
+    /** NATS subjects that run the function, by the gateway's rule (it checks them again, and that no other function has them). */
+    triggers: z
+      .object({
+        subjects: z
+          .array(z.string().superRefine((s, ctx) => void (triggerSubjectProblem(s) && ctx.addIssue({ code: 'custom', message: `"${s}" ${triggerSubjectProblem(s)}` }))))
+          .max(MAX_TRIGGER_SUBJECTS)
+          .optional(),
+      })
+      .strict()
+      .optional(),
     ...(Object.fromEntries(SETTING_NAMES.map((k) => [k, settingSchema(k).optional()])) as Record<SettingName, z.ZodOptional<z.ZodNumber>>),
   })
   .strict()
