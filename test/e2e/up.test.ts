@@ -60,6 +60,16 @@ describe('skiff up', () => {
     expect(info).toContain('"auth_required":true');
     await expect(connect({ servers: `nats://127.0.0.1:${natsPort}`, reconnect: false })).rejects.toThrow(/Authorization Violation/i);
     for (const f of ['credentials.json', 'nats-server.conf']) expect(statSync(join(dataDir, 'nats', f)).mode & 0o777, f).toBe(0o600);
+    // The events credential: its file's path in the banner, never its password (docs/security.md #44).
+    const eventsFile = join(dataDir, 'nats', 'events.env');
+    expect(output).toContain(`events     ${eventsFile}`);
+    expect(statSync(eventsFile).mode & 0o777).toBe(0o600);
+    const ev = Object.fromEntries(readFileSync(eventsFile, 'utf8').split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    expect(output).not.toContain(ev.SKIFF_NATS_PASSWORD);
+    const publisher = await connect({ servers: `nats://127.0.0.1:${natsPort}`, reconnect: false, user: ev.SKIFF_NATS_USER, pass: ev.SKIFF_NATS_PASSWORD, inboxPrefix: ev.SKIFF_NATS_INBOX_PREFIX });
+    publisher.publish('orders.new', 'an event');
+    await publisher.flush();
+    await publisher.close();
 
     const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
     child.kill('SIGINT');

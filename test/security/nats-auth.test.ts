@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createInbox, type Msg, type NatsConnection } from '@nats-io/transport-node';
@@ -169,6 +169,80 @@ describe('NATS lets no one in: no anonymous client, each service only its own su
     const reply = await gw.nc.request(SUBJECTS.invoke, 'where?', { timeout: 5000 });
     expect(reply.string()).toBe('node-a');
     expect(sub.isClosed()).toBe(true);
+  });
+});
+
+describe('trigger subjects and the events credential (docs/security.md #44)', () => {
+  let nats: NatsServer;
+  const open: As[] = [];
+  const as = async (role: NatsRole) => {
+    const a = await As.connect(nats, role);
+    open.push(a);
+    return a;
+  };
+
+  beforeAll(async () => {
+    nats = await startNats();
+  });
+  afterAll(async () => {
+    await Promise.all(open.map((a) => a.close()));
+    await nats?.stop();
+  });
+
+  it("the scheduler reads any trigger subject, but not a node's invocations, inboxes, the queues or the server's subjects, even through `>`", async () => {
+    const scheduler = await as('scheduler');
+    for (const subject of [SUBJECTS.nodeInvoke('node-a'), SUBJECTS.nodeWarm('node-a'), '_INBOX.>', `${INBOX_PREFIXES.events}.>`, SUBJECTS.asyncInvocation('>'), SUBJECTS.record('>'), SUBJECTS.trigger('>'), '$JS.API.>', '$SYS.>']) {
+      await scheduler.subscribeRefused(subject);
+    }
+    // A wildcard it may hold delivers nothing that the deny list covers.
+    const got: string[] = [];
+    scheduler.nc.subscribe('>', { callback: (_e, m) => void got.push(m.subject) });
+    await scheduler.nc.flush();
+    expect(scheduler.has('subscription', '>')).toBe(false);
+    const gw = await as('gateway');
+    const events = await as('events');
+    gw.nc.publish(SUBJECTS.nodeInvoke('node-a'), 'a call');
+    gw.nc.publish(SUBJECTS.fnChanged, 'changed');
+    gw.nc.publish('_INBOX.someone', 'a result');
+    await gw.nc.flush();
+    events.nc.publish('orders.new', 'an event');
+    await events.nc.flush();
+    await waitUntil(async () => got.includes('orders.new'), 'the event on `>`', 5000);
+    await scheduler.nc.flush();
+    expect(got.filter((s) => s !== SUBJECTS.heartbeat && !s.startsWith('$JS.EVENT'))).toEqual(['orders.new']);
+  });
+
+  it('the events credential publishes on trigger subjects and reads its own replies, nothing of the platform', async () => {
+    const events = await as('events');
+    for (const subject of [SUBJECTS.invoke, SUBJECTS.asyncInvocation('x'), SUBJECTS.nodeInvoke('node-a'), '_INBOX.x', `${INBOX_PREFIXES.scheduler}.x`, '$JS.API.INFO', '$SYS.REQ.SERVER.PING', '$KV.x.y']) {
+      await events.publishRefused(subject);
+    }
+    for (const subject of ['orders.new', '>', '_INBOX.>', SUBJECTS.heartbeat]) await events.subscribeRefused(subject);
+    // It may publish an event, and a request's reply reaches it on its own inbox prefix.
+    const scheduler = await as('scheduler');
+    const sub = scheduler.nc.subscribe('orders.new', { max: 1, callback: (_e, m) => void m.respond(`got ${m.string()}`) });
+    await scheduler.nc.flush();
+    const reply = await events.nc.request('orders.new', 'order 1', { timeout: 5000 });
+    expect(reply.string()).toBe('got order 1');
+    expect(sub.isClosed()).toBe(true);
+    expect(events.refused.filter((r) => r.subject === 'orders.new' && r.operation === 'publish')).toEqual([]);
+  });
+
+  it('is generated beside the services\' credentials, also for a data dir from before it existed', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-nats-creds-'));
+    try {
+      const first = natsCredentials(dir);
+      const file = join(dir, 'credentials.json');
+      const { events: _dropped, ...older } = first;
+      writeFileSync(file, JSON.stringify(older), { mode: 0o600 });
+      const upgraded = natsCredentials(dir);
+      expect(upgraded.gateway).toEqual(first.gateway);
+      expect(upgraded.events.password).toMatch(/^[A-Za-z0-9_-]{16,}$/);
+      expect(natsCredentials(dir).events).toEqual(upgraded.events);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -226,6 +226,8 @@ class Context {
     // Async invocations: the attempt (1, 2, …) and the caller's Idempotency-Key, if any.
     this.attempt = h.attempt ?? 1;
     this.idempotencyKey = h.idempotencyKey;
+    // Subject triggers: the NATS message that started the call ({ subject, id, headers }).
+    this.event = h.event;
     this._log = undefined;
   }
   /** Milliseconds left before the deadline, never negative. */

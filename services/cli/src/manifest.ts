@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { MAX_TIMEOUT_MS, SETTING_NAMES, settingSchema, type SettingName } from '@skiff/contracts';
+import { MAX_TIMEOUT_MS, MAX_TRIGGER_SUBJECTS, SETTING_NAMES, triggerSubjectProblem, settingSchema, type SettingName } from '@skiff/contracts';
 
 /** Language runtimes Skiff ships: the image a function builds on and how its process starts. */
 export const RUNTIMES = {
@@ -28,6 +28,16 @@ const manifestSchema = z
     timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).optional(),
     inputSchema: z.record(z.string(), z.unknown()).optional(),
     outputSchema: z.record(z.string(), z.unknown()).optional(),
+    /** NATS subjects that run the function, by the gateway's rule (it checks them again, and that no other function has them). */
+    triggers: z
+      .object({
+        subjects: z
+          .array(z.string().superRefine((s, ctx) => void (triggerSubjectProblem(s) && ctx.addIssue({ code: 'custom', message: `"${s}" ${triggerSubjectProblem(s)}` }))))
+          .max(MAX_TRIGGER_SUBJECTS)
+          .optional(),
+      })
+      .strict()
+      .optional(),
     ...(Object.fromEntries(SETTING_NAMES.map((k) => [k, settingSchema(k).optional()])) as Record<SettingName, z.ZodOptional<z.ZodNumber>>),
   })
   .strict()
@@ -64,6 +74,6 @@ export function loadManifest(dir: string): FunctionManifest {
 
 /** The deploy body (PUT /v1/functions/{name}) for a manifest whose image is `ref`. */
 export function deploySettings(fn: FunctionManifest, ref: string): Record<string, unknown> {
-  const optional = (['timeoutMs', 'inputSchema', 'outputSchema', ...SETTING_NAMES] as const).map((k) => [k, fn[k]] as const);
+  const optional = (['timeoutMs', 'inputSchema', 'outputSchema', 'triggers', ...SETTING_NAMES] as const).map((k) => [k, fn[k]] as const);
   return { image: ref, mode: fn.mode, ...Object.fromEntries(optional.filter(([, v]) => v !== undefined)) };
 }

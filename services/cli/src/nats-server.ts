@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { NATS_PERMISSIONS, NATS_ROLES, RESPONSE_WINDOW_MS, type NatsPermissions, type NatsRole } from '@skiff/contracts';
+import { INBOX_PREFIXES, NATS_PERMISSIONS, NATS_ROLES, RESPONSE_WINDOW_MS, type NatsPermissions, type NatsRole } from '@skiff/contracts';
 import { REPO_ROOT } from './paths.js';
 
 /**
@@ -47,7 +47,8 @@ function generated(): NatsCredentials {
   return out;
 }
 
-function parseCredentials(file: string, text: string): NatsCredentials {
+/** The file's credentials; `added` when a role it has none for (new in this release) got fresh ones. */
+function parseCredentials(file: string, text: string): { credentials: NatsCredentials; added: boolean } {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -55,14 +56,20 @@ function parseCredentials(file: string, text: string): NatsCredentials {
     throw new Error(`${file} is not JSON; remove it to generate new NATS credentials`);
   }
   const out = {} as NatsCredentials;
+  let added = false;
   for (const role of NATS_ROLES) {
     const c = (json as Record<string, Partial<NatsUser>> | null)?.[role];
+    if (c === undefined && role === 'events') {
+      out[role] = generated()[role];
+      added = true;
+      continue;
+    }
     if (typeof c?.user !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(c.user) || typeof c.password !== 'string' || !/^[A-Za-z0-9_-]{16,128}$/.test(c.password)) {
       throw new Error(`${file} has no valid credentials for the ${role}; remove it to generate new ones`);
     }
     out[role] = { user: c.user, password: c.password };
   }
-  return out;
+  return { credentials: out, added };
 }
 
 /**
@@ -83,14 +90,19 @@ export function natsCredentials(dir: string): NatsCredentials {
     return fresh;
   }
   if ((statSync(file).mode & 0o077) !== 0) throw new Error(`${file} may be read by others (mode ${(statSync(file).mode & 0o777).toString(8)}); chmod 600 it, or remove it to generate new NATS credentials`);
-  return parseCredentials(file, text);
+  const { credentials, added } = parseCredentials(file, text);
+  if (added) writeSecret(file, `${JSON.stringify(credentials, null, 2)}\n`);
+  return credentials;
 }
 
 const quote = (s: string) => JSON.stringify(s);
 const list = (subjects: readonly string[]) => `[${subjects.map(quote).join(', ')}]`;
 
+/** `{ allow: [...], deny: [...] }`: deny wins, also for messages a wildcard subscription would get. */
+const rule = (allow: readonly string[], deny: readonly string[] | undefined) => `{ allow: ${list(allow)}${deny?.length ? `, deny: ${list(deny)}` : ''} }`;
+
 function userBlock(u: NatsUser, p: NatsPermissions): string {
-  const perms = [`publish: { allow: ${list(p.publish)} }`, `subscribe: { allow: ${list(p.subscribe)} }`];
+  const perms = [`publish: ${rule(p.publish, p.publishDeny)}`, `subscribe: ${rule(p.subscribe, p.subscribeDeny)}`];
   if (p.allowResponses) perms.push(`allow_responses: { max: 1, expires: "${RESPONSE_WINDOW_MS}ms" }`);
   return `    { user: ${quote(u.user)}, password: ${quote(u.password)}, permissions: { ${perms.join(', ')} } }`;
 }
@@ -127,10 +139,22 @@ export function prepareNatsServer(dir: string, extraUsers: readonly ExtraNatsUse
  */
 export function writeRoleEnvFiles(dir: string, credentials: NatsCredentials): string[] {
   return NATS_ROLES.map((role) => {
+    if (role === 'events') return writeEventsCredentials(dir, credentials);
     const file = join(dir, `${role}.env`);
     writeSecret(file, `SKIFF_NATS_USER=${credentials[role].user}\nSKIFF_NATS_PASSWORD=${credentials[role].password}\n`);
     return file;
   });
+}
+
+/**
+ * The events credential (publish events on trigger subjects), as `events.env` in `dir`, mode
+ * 0600: `skiff up` prints its path, never the password. Requests must use its inbox prefix.
+ */
+export function writeEventsCredentials(dir: string, credentials: NatsCredentials): string {
+  const file = join(dir, 'events.env');
+  const c = credentials.events;
+  writeSecret(file, `# Publish events on trigger subjects, e.g. nats --user "$SKIFF_NATS_USER" --password "$SKIFF_NATS_PASSWORD" --inbox-prefix ${INBOX_PREFIXES.events} request orders.new '{}'\nSKIFF_NATS_USER=${c.user}\nSKIFF_NATS_PASSWORD=${c.password}\nSKIFF_NATS_INBOX_PREFIX=${INBOX_PREFIXES.events}\n`);
+  return file;
 }
 
 /** nats-server's arguments: the generated config, the port, the JetStream store. */

@@ -8,7 +8,7 @@ import { ImageStore } from '@skiff/image';
 import { ensureBasesFor, findFunctions, packManifest } from './images.js';
 import { deploySettings } from './manifest.js';
 import { stopStaleNatsServer, writeNatsPid } from './nats-pid.js';
-import { natsServerArgs, prepareNatsServer, type NatsCredentials } from './nats-server.js';
+import { natsServerArgs, prepareNatsServer, writeEventsCredentials, type NatsCredentials } from './nats-server.js';
 import { REPO_ROOT, serviceArgs, type ServiceName } from './paths.js';
 import { Supervisor } from './supervisor.js';
 
@@ -87,6 +87,7 @@ async function bringUp(opts: UpOptions, logs: string, supervisor: Supervisor): P
   let natsUrl = opts.natsUrl;
   // With SKIFF_NATS_URL the services take their credentials from SKIFF_NATS_* (README).
   let credentials: NatsCredentials | undefined;
+  let eventsFile: string | undefined;
   if (!natsUrl) {
     const natsDir = join(opts.dataDir, 'nats');
     // One an earlier skiff up left (killed where nats-server could not be tied to it), first.
@@ -96,6 +97,7 @@ async function bringUp(opts: UpOptions, logs: string, supervisor: Supervisor): P
     }
     const nats = prepareNatsServer(natsDir);
     credentials = nats.credentials;
+    eventsFile = writeEventsCredentials(natsDir, credentials);
     const args = natsServerArgs(nats.configFile, opts.natsPort, natsDir);
     // nats-server gets no IPC lifeline as the Node services do: the kernel sends it SIGTERM when
     // skiff up dies, however it dies (setpriv's parent-death signal, kept across its exec).
@@ -158,7 +160,7 @@ async function bringUp(opts: UpOptions, logs: string, supervisor: Supervisor): P
   console.log(`
 Skiff is up.
   API        ${base}  (OpenAPI document: ${base}/openapi.json)
-  token      ${tokenHint}
+  token      ${tokenHint}${eventsFile ? `\n  events     ${eventsFile}  (NATS credential that publishes on trigger subjects)` : ''}
   functions  ${packed.map((p) => p.fn.name).join(', ') || '(none)'}
   logs       ${logs}
 

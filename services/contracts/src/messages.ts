@@ -7,7 +7,7 @@ import type { MsgHdrs } from '@nats-io/nats-core';
 import { z } from 'zod';
 import { SkiffError, isErrorCode, type ErrorBody } from './errors.js';
 import { encodeSettings, settingsHeader, type RunSettings } from './settings.js';
-import { CALL_ID_PATTERN, FUNCTION_NAME_PATTERN, IDEMPOTENCY_KEY_PATTERN, NODE_ID_PATTERN } from './subjects.js';
+import { CALL_ID_PATTERN, FUNCTION_NAME_PATTERN, IDEMPOTENCY_KEY_PATTERN, NODE_ID_PATTERN, TRIGGER_EVENT_SUBJECT_PATTERN } from './subjects.js';
 import { WireHeaders } from './wire-headers.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -29,6 +29,10 @@ export const H = {
   /** Async invocations: which attempt this is (1 for the first), and the caller's Idempotency-Key. */
   attempt: 'Skiff-Attempt',
   idempotencyKey: 'Skiff-Idempotency-Key',
+  /** Subject triggers: the event's subject, its id, and its NATS headers (a JSON object). */
+  eventSubject: 'Skiff-Event-Subject',
+  eventId: 'Skiff-Event-Id',
+  eventHeaders: 'Skiff-Event-Headers',
   traceparent: 'traceparent',
   tracestate: 'tracestate',
 } as const;
@@ -47,6 +51,20 @@ const traceparent = z.string().regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-
 
 const contentType = z.string().min(1).max(256).regex(/^[\x20-\x7e]+$/, 'must be printable ASCII');
 const idempotencyKey = z.string().regex(IDEMPOTENCY_KEY_PATTERN, 'must be 1-256 printable ASCII characters');
+const eventSubject = z.string().regex(TRIGGER_EVENT_SUBJECT_PATTERN, 'must be a NATS subject without wildcards');
+/** The event's own headers, name → values, as JSON; bounded so a stranger's headers cannot grow the invocation. */
+export const MAX_EVENT_HEADERS_BYTES = 8192;
+const eventHeaders = z
+  .string()
+  .max(MAX_EVENT_HEADERS_BYTES)
+  .transform((text, ctx) => {
+    const parsed = z.record(z.string(), z.array(z.string())).safeParse((() => { try { return JSON.parse(text); } catch { return undefined; } })());
+    if (!parsed.success) {
+      ctx.addIssue({ code: 'custom', message: 'must be a JSON object of header names to lists of values' });
+      return z.NEVER;
+    }
+    return parsed.data;
+  });
 
 const invocationHeaders = z.object({
   [H.type]: z.literal('invoke'),
@@ -63,6 +81,9 @@ const invocationHeaders = z.object({
   [H.contentType]: contentType.optional(),
   [H.attempt]: positiveIntString.optional(),
   [H.idempotencyKey]: idempotencyKey.optional(),
+  [H.eventSubject]: eventSubject.optional(),
+  [H.eventId]: callId.optional(),
+  [H.eventHeaders]: eventHeaders.optional(),
 });
 
 /** What every hop knows about one invocation (the body travels beside it). */
@@ -83,6 +104,15 @@ export interface Invocation {
   /** Async invocations only: the attempt (1, 2, …) and the caller's Idempotency-Key. */
   attempt?: number | undefined;
   idempotencyKey?: string | undefined;
+  /** Subject triggers only: the message that started the call. */
+  event?: TriggerEvent | undefined;
+}
+
+/** What a function sees of the NATS message that triggered it. */
+export interface TriggerEvent {
+  subject: string;
+  id: string;
+  headers: Record<string, string[]>;
 }
 
 export function encodeInvocation(inv: Invocation): MsgHdrs {
@@ -101,6 +131,10 @@ export function encodeInvocation(inv: Invocation): MsgHdrs {
   if (inv.contentType) h.add(H.contentType, inv.contentType);
   if (inv.attempt) h.add(H.attempt, String(inv.attempt));
   if (inv.idempotencyKey) h.add(H.idempotencyKey, inv.idempotencyKey);
+  if (inv.event) {
+    h.add(H.eventSubject, inv.event.subject).add(H.eventId, inv.event.id);
+    if (Object.keys(inv.event.headers).length > 0) h.add(H.eventHeaders, JSON.stringify(inv.event.headers));
+  }
   return h;
 }
 
@@ -135,7 +169,12 @@ export function decodeInvocation(h: MsgHdrs | undefined): Invocation {
     contentType: p[H.contentType],
     attempt: p[H.attempt],
     idempotencyKey: p[H.idempotencyKey],
+    event: eventOf(p[H.eventSubject], p[H.eventId], p[H.eventHeaders]),
   };
+}
+
+function eventOf(subject: string | undefined, id: string | undefined, headers: Record<string, string[]> | undefined): TriggerEvent | undefined {
+  return subject && id ? { subject, id, headers: headers ?? {} } : undefined;
 }
 
 /**

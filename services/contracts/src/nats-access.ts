@@ -1,8 +1,8 @@
 import { MAX_TIMEOUT_MS } from './settings.js';
 import { JETSTREAM, SUBJECTS } from './subjects.js';
 
-/** The Skiff services that connect to NATS, each with credentials of its own. */
-export const NATS_ROLES = ['gateway', 'scheduler', 'worker'] as const;
+/** The Skiff services that connect to NATS, each with credentials of its own, and `events`: a credential for the platform's users to publish events with. */
+export const NATS_ROLES = ['gateway', 'scheduler', 'worker', 'events'] as const;
 export type NatsRole = (typeof NATS_ROLES)[number];
 
 export interface NatsPermissions {
@@ -10,6 +10,9 @@ export interface NatsPermissions {
   publish: readonly string[];
   /** Subjects the role may subscribe to. */
   subscribe: readonly string[];
+  /** Of those allowed, the ones it may not publish on, or receive (deny wins over allow in nats-server). */
+  publishDeny?: readonly string[];
+  subscribeDeny?: readonly string[];
   /**
    * May answer a request it received, once, on that request's reply subject (and on no other
    * inbox) within RESPONSE_WINDOW_MS: how workers and schedulers reply without being able to
@@ -30,12 +33,19 @@ export const RESPONSE_WINDOW_MS = MAX_TIMEOUT_MS + 60_000;
  * scheduler's (its JetStream API calls, pulled invocations and workers' answers) have a prefix of
  * their own, so it reads no one else's replies.
  */
-export const INBOX_PREFIXES = { scheduler: '_INBOX_SCHEDULER' } as const;
+export const INBOX_PREFIXES = { scheduler: '_INBOX_SCHEDULER', events: '_INBOX_EVENTS' } as const;
+
+/**
+ * Subjects that belong to the platform and nats-server, none of them a trigger subject
+ * (triggerSubjectProblem): the events credential may not publish there, and a trigger
+ * message's reply subject there is not answered (a forged reply to a service's request).
+ */
+export const PLATFORM_SUBJECTS = ['skiff.>', '_INBOX.>', `${INBOX_PREFIXES.scheduler}.>`, '$JS.>', '$SYS.>', '$KV.>', '$O.>'] as const;
 
 const S = JETSTREAM;
 /** JetStream API subjects for the named streams (`$JS.API.<verb>.<stream>`, and `.>` below it). */
 const api = (verbs: string[], streams: string[]) => verbs.flatMap((v) => streams.flatMap((s) => [`$JS.API.${v}.${s}`, `$JS.API.${v}.${s}.>`]));
-const ALL_STREAMS = [S.asyncStream, S.deadStream, S.recordsStream];
+const ALL_STREAMS = [S.asyncStream, S.deadStream, S.recordsStream, S.triggersStream];
 /** Create or bring up to date the event streams (both services ensure them as they start). */
 const ENSURE_STREAMS = ['$JS.API.INFO', ...api(['STREAM.INFO', 'STREAM.CREATE', 'STREAM.UPDATE'], ALL_STREAMS)];
 
@@ -67,6 +77,8 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
       ...api(['DIRECT.GET'], ALL_STREAMS),
       ...api(['STREAM.MSG.DELETE'], [S.deadStream]),
       ...api(['STREAM.PURGE'], [S.asyncStream]),
+      // Subject triggers: each function's entry, written at deploy, delete and start.
+      SUBJECTS.trigger('*'),
     ],
     subscribe: [SUBJECTS.heartbeat, SUBJECTS.leave, '_INBOX.>'],
     allowResponses: false,
@@ -83,13 +95,43 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
       ...api(['DIRECT.GET'], [S.recordsStream]),
       ...api(['CONSUMER.CREATE', 'CONSUMER.DURABLE.CREATE', 'CONSUMER.INFO', 'CONSUMER.MSG.NEXT'], [S.asyncStream]),
       `$JS.ACK.${S.asyncStream}.>`,
+      // Subject triggers: an ordered consumer reads every function's entry (pulled, no acks).
+      ...api(['CONSUMER.CREATE', 'CONSUMER.DELETE', 'CONSUMER.INFO', 'CONSUMER.MSG.NEXT'], [S.triggersStream]),
     ],
-    subscribe: [SUBJECTS.invoke, SUBJECTS.nodesList, SUBJECTS.heartbeat, SUBJECTS.leave, `${INBOX_PREFIXES.scheduler}.>`],
+    // Trigger subjects are the users' own and may be anything outside the platform's (see
+    // triggerSubjectProblem), so the scheduler subscribes to `>` minus what it must not read:
+    // calls placed on a node, the queues and records (it reads those through JetStream), the
+    // other services' inboxes and the server's own subjects.
+    subscribe: ['>'],
+    subscribeDeny: [
+      anyNode(SUBJECTS.nodeInvoke),
+      anyNode(SUBJECTS.nodeWarm),
+      SUBJECTS.fnChanged,
+      SUBJECTS.rollCall,
+      SUBJECTS.asyncInvocation('>'),
+      SUBJECTS.record('>'),
+      SUBJECTS.deadLetter('>'),
+      SUBJECTS.trigger('>'),
+      '_INBOX.>',
+      `${INBOX_PREFIXES.events}.>`,
+      '$JS.>',
+      '$SYS.>',
+      '$KV.>',
+      '$O.>',
+    ],
     allowResponses: true,
   },
   worker: {
     publish: [SUBJECTS.heartbeat, SUBJECTS.leave],
     subscribe: [anyNode(SUBJECTS.nodeInvoke), anyNode(SUBJECTS.nodeWarm), SUBJECTS.fnChanged, SUBJECTS.rollCall],
     allowResponses: true,
+  },
+  // A credential for the platform's users to publish events (trigger subjects) with: anything
+  // but the platform's and the server's subjects; it reads only replies to its own requests.
+  events: {
+    publish: ['>'],
+    publishDeny: PLATFORM_SUBJECTS,
+    subscribe: [`${INBOX_PREFIXES.events}.>`],
+    allowResponses: false,
   },
 });

@@ -25,6 +25,8 @@ export const SUBJECTS = {
   record: (invocationId: string) => `skiff.record.${invocationId}`,
   /** scheduler → JetStream (stream SKIFF_DEAD): an async invocation whose attempts are spent. */
   deadLetter: (invocationId: string) => `skiff.dead.${invocationId}`,
+  /** gateway → JetStream (stream SKIFF_TRIGGERS): a function's trigger subjects, the last write kept. */
+  trigger: (fn: string) => `skiff.trigger.${fn}`,
 } as const;
 
 /** The JetStream streams and key-value buckets of the platform. */
@@ -37,10 +39,14 @@ export const JETSTREAM = {
   deadStream: 'SKIFF_DEAD',
   /** Invocation records, one subject per id (the last write kept), for SKIFF_INVOCATION_RETENTION_MS. */
   recordsStream: 'SKIFF_RECORDS',
+  /** Each function's subject triggers (and what an invocation of it needs), one subject per function. */
+  triggersStream: 'SKIFF_TRIGGERS',
 } as const;
 
 export const QUEUE_GROUPS = {
   schedulers: 'skiff-schedulers',
+  /** Every scheduler subscribes to each trigger subject in this group, so a message runs once. */
+  triggers: 'skiff-triggers',
 } as const;
 
 /** Call ids travel in headers and name files, so they start with a letter or digit (never ".."). */
@@ -65,3 +71,28 @@ export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
  * a uid range's key and a file name on the worker, so nothing else may get that far.
  */
 export const FUNCTION_NAME_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
+
+/**
+ * A trigger subject as a function's settings give it: dot-separated tokens of [A-Za-z0-9_-] or
+ * `*`, and `>` only as the last token. Subjects the platform owns are refused apart
+ * (TRIGGER_RESERVED).
+ */
+export const TRIGGER_SUBJECT_PATTERN = /^(?:[A-Za-z0-9_-]+|\*)(?:\.(?:[A-Za-z0-9_-]+|\*))*(?:\.>)?$|^>$/;
+/** A subject an event arrived on: the same tokens, no wildcards (`$` and `_INBOX` never reach a trigger). */
+export const TRIGGER_EVENT_SUBJECT_PATTERN = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+){0,63}$/;
+export const MAX_TRIGGER_SUBJECTS = 16;
+export const MAX_TRIGGER_SUBJECT_LENGTH = 256;
+
+/**
+ * Why a trigger subject is refused, or undefined when it may be used. Subjects under `skiff.`,
+ * `_INBOX` and `$` are the platform's and the server's own; a subject that could match them
+ * (a leading `*` or `>`) is refused too, so no trigger ever reads platform traffic.
+ */
+export function triggerSubjectProblem(subject: string): string | undefined {
+  if (subject.length === 0 || subject.length > MAX_TRIGGER_SUBJECT_LENGTH) return `must be 1-${MAX_TRIGGER_SUBJECT_LENGTH} characters`;
+  if (!TRIGGER_SUBJECT_PATTERN.test(subject)) return 'must be dot-separated tokens of [A-Za-z0-9_-] or "*", with ">" only as the last token';
+  const first = subject.split('.')[0]!;
+  if (first === '*' || first === '>') return 'must start with a literal token (a leading wildcard would match skiff.>, _INBOX.> and $-subjects)';
+  if (first === 'skiff' || first.startsWith('_INBOX') || first.startsWith('$')) return 'is reserved: skiff.>, _INBOX and $ subjects belong to the platform and nats-server';
+  return undefined;
+}

@@ -3,3 +3,4 @@ export * from './records.js';
 export * from './queue.js';
 export * from './dead-letters.js';
 export * from './retry.js';
+export * from './triggers.js';

@@ -66,6 +66,17 @@ export function streamConfigs(limits: EventLimits): (Partial<StreamConfig> & { n
       max_age: limits.recordRetentionMs * MS,
       allow_direct: true,
     },
+    {
+      // Each function's trigger subjects: the last entry per function, an empty one once deleted.
+      name: JETSTREAM.triggersStream,
+      subjects: ['skiff.trigger.>'],
+      retention: 'limits',
+      storage: 'file',
+      discard: 'old',
+      max_msgs_per_subject: 1,
+      max_msg_size: 64 * 1024,
+      allow_direct: true,
+    },
   ];
 }
 

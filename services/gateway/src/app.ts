@@ -7,6 +7,7 @@ import { authenticate } from './auth.js';
 import type { GatewayConfig } from './config.js';
 import { bodyDeadline, clientErrorHandler, limitConnections, serverTimeouts } from './connections.js';
 import { AsyncInvocations } from './async-invocations.js';
+import { TriggerSync } from './triggers.js';
 import { Invoker } from './invoker.js';
 import { Prewarmer } from './prewarm.js';
 import type { Messaging } from './messaging.js';
@@ -57,8 +58,9 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
   const prewarmer = new Prewarmer(messaging, nodes, registry, { periodMs: config.minInstancesCheckMs, missedHeartbeats: config.missedHeartbeats }, log);
   prewarmer.start();
   const invocations = new AsyncInvocations(messaging, config.eventLimits, log);
-  invocations.start();
-  app.addHook('onClose', async () => (prewarmer.stop(), invoker.close(), nodes.stop(), invocations.close()));
+  const triggers = new TriggerSync(messaging, registry, log);
+  invocations.start(() => triggers.ready());
+  app.addHook('onClose', async () => (prewarmer.stop(), invoker.close(), nodes.stop(), invocations.close(), triggers.close()));
   const api = await loadApi();
   streamImageArchives(app, config.maxArchiveBytes);
   registerOperations(
@@ -66,7 +68,7 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
     api,
     {
       ...systemHandlers(api, messaging, registry),
-      ...functionHandlers(registry, store, messaging, prewarmer, invocations, config.defaultTimeoutMs),
+      ...functionHandlers(registry, store, messaging, prewarmer, invocations, triggers, config.defaultTimeoutMs),
       ...invokeHandlers(registry, invoker, invocations),
       ...invocationHandlers(registry, invocations),
       ...imageHandlers(store, registry, config),

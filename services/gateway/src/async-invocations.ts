@@ -41,7 +41,11 @@ export class AsyncInvocations {
     private readonly log: Logger,
   ) {}
 
-  start(): void {
+  private onReady: (() => Promise<void>) | undefined;
+
+  /** `onReady` runs once the streams exist (the trigger entries are written then). */
+  start(onReady?: () => Promise<void>): void {
+    this.onReady = onReady;
     void this.setUp();
   }
 
@@ -55,6 +59,8 @@ export class AsyncInvocations {
     try {
       await ensureEventStreams(nc, this.limits);
       this.parts = { queue: new AsyncQueue(nc), records: await InvocationRecords.open(nc), dead: await DeadLetters.open(nc), jsm: await jetstreamManager(nc, { timeout: 5000 }) };
+      await this.onReady?.();
+      this.onReady = undefined;
     } catch (err) {
       if (this.closed) return;
       this.log.error({ err }, `cannot set up JetStream for async invocations; trying again in ${RETRY_MS} ms`);

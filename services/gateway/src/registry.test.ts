@@ -68,7 +68,28 @@ describe('Registry', () => {
               PRAGMA user_version = 1;`);
     old.close();
     const r = new Registry(file);
-    expect(r.get('old')).toMatchObject({ version: 4, timeoutMs: 500, ...DEFAULT_SETTINGS, inputSchema: undefined });
-    expect(r.db.pragma('user_version', { simple: true })).toBe(4);
+    expect(r.get('old')).toMatchObject({ version: 4, timeoutMs: 500, ...DEFAULT_SETTINGS, inputSchema: undefined, triggers: undefined });
+    expect(r.db.pragma('user_version', { simple: true })).toBe(5);
+  });
+
+  it('keeps trigger subjects with the version, and gives each subject to one function', () => {
+    const r = new Registry(dbFile());
+    expect(r.create('a', settings({ triggers: { subjects: ['orders.new', 'logs.>'] } })).triggers).toEqual({ subjects: ['orders.new', 'logs.>'] });
+    const taken = (() => {
+      try {
+        r.deploy('b', settings({ triggers: { subjects: ['orders.*', 'orders.new'] } }));
+      } catch (err) {
+        return err as SkiffError;
+      }
+      return undefined;
+    })();
+    expect(taken?.code).toBe('SKIFF_TRIGGER_TAKEN');
+    expect(taken?.errors?.[0]?.field).toBe('body.triggers.subjects.1');
+    expect(r.get('b')).toBeUndefined();
+    // Overlapping wildcards are the operator's choice; the owner may redeploy with its own subject.
+    expect(r.deploy('b', settings({ triggers: { subjects: ['orders.*'] } })).created).toBe(true);
+    expect(r.deploy('a', settings({ triggers: { subjects: ['orders.new'] } })).record.version).toBe(2);
+    r.remove('a');
+    expect(r.deploy('c', settings({ triggers: { subjects: ['orders.new'] } })).created).toBe(true);
   });
 });

@@ -7,12 +7,18 @@ export interface FunctionSchemas {
   outputSchema?: object | undefined;
 }
 
+/** What starts the function besides a call to its API: NATS subjects (README, Subject triggers). */
+export interface FunctionTriggers {
+  subjects?: string[] | undefined;
+}
+
 /** What a deploy sets; every field is part of a version. */
 export interface FunctionSettings extends RunSettings, FunctionSchemas {
   image: string;
   imageDigest: string;
   mode: FunctionMode;
   timeoutMs: number;
+  triggers?: FunctionTriggers | undefined;
 }
 
 export interface FunctionRecord extends FunctionSettings {
@@ -35,8 +41,9 @@ const FIELDS: [column: string, field: keyof FunctionSettings][] = [
   ...SETTING_NAMES.map((k): [string, SettingName] => [snake(k), k]),
   ['input_schema', 'inputSchema'],
   ['output_schema', 'outputSchema'],
+  ['triggers', 'triggers'],
 ];
-const JSON_FIELDS = new Set<keyof FunctionSettings>(['inputSchema', 'outputSchema']);
+const JSON_FIELDS = new Set<keyof FunctionSettings>(['inputSchema', 'outputSchema', 'triggers']);
 const COLS = FIELDS.map(([c]) => c).join(', ');
 const PARAMS = FIELDS.map(([c]) => `@${c}`).join(', ');
 const ASSIGN = FIELDS.map(([c]) => `${c} = @${c}`).join(', ');
@@ -82,6 +89,8 @@ const MIGRATIONS = [
     .join('\n'),
   // Retries of async invocations.
   ['functions', 'function_versions'].map((t) => settingColumns(t, ['asyncAttempts', 'asyncBackoffMs', 'asyncBackoffCapMs', 'asyncMaxAgeMs'])).join('\n'),
+  // Subject triggers (JSON), none for existing rows.
+  ['functions', 'function_versions'].map((t) => `ALTER TABLE ${t} ADD COLUMN triggers TEXT;`).join('\n'),
 ];
 
 function toRecord(row: Row): FunctionRecord {
@@ -129,6 +138,7 @@ export class Registry {
     this.stmts = {
       get: this.db.prepare<[string], Row>('SELECT * FROM functions WHERE name = ?'),
       list: this.db.prepare<[], Row>('SELECT * FROM functions ORDER BY name'),
+      withTriggers: this.db.prepare<[], Row>('SELECT * FROM functions WHERE triggers IS NOT NULL'),
       insert: this.db.prepare(`INSERT INTO functions (name, version, ${COLS}, created_at, updated_at) VALUES (@name, @version, ${PARAMS}, @now, @now)`),
       update: this.db.prepare(`UPDATE functions SET version = @version, ${ASSIGN}, updated_at = @now WHERE name = @name`),
       insertVersion: this.db.prepare(`INSERT INTO function_versions (name, version, ${COLS}, created_at) VALUES (@name, @version, ${PARAMS}, @now)`),
@@ -188,10 +198,28 @@ export class Registry {
   }
 
   private write(name: string, version: number, s: FunctionSettings, isNew: boolean): void {
+    this.assertSubjectsFree(name, s.triggers?.subjects ?? []);
     this.fnCache.delete(name);
     const params = toParams(name, version, s);
     (isNew ? this.stmts.insert : this.stmts.update).run(params);
     this.stmts.insertVersion.run(params);
+  }
+
+  /**
+   * One function per trigger subject: two functions on the same subject would each get half
+   * its messages (one queue group), which nobody means. Overlapping wildcards are allowed.
+   */
+  private assertSubjectsFree(name: string, subjects: string[]): void {
+    if (subjects.length === 0) return;
+    for (const row of this.stmts.withTriggers.all()) {
+      if (row.name === name) continue;
+      const theirs = new Set(toRecord(row).triggers?.subjects ?? []);
+      const taken = subjects.findIndex((subject) => theirs.has(subject));
+      if (taken >= 0) {
+        const field = `body.triggers.subjects.${taken}`;
+        throw new SkiffError('SKIFF_TRIGGER_TAKEN', `${field}: subject "${subjects[taken]}" already triggers function "${row.name}"`, { errors: [{ field, message: `already triggers function "${row.name}"` }] });
+      }
+    }
   }
 
   /** Removes the function and its history; false if there was none. */

@@ -13,6 +13,10 @@ export interface SchedulerConfig {
   readonly eventLimits: EventLimits;
   /** Async invocations running at once, across all schedulers. */
   readonly asyncMaxInFlight: number;
+  /** The platform's body limit (SKIFF_MAX_BODY_BYTES, as the gateway's): a larger trigger message is dropped. */
+  readonly maxBodyBytes: number;
+  /** Subject-triggered calls one scheduler runs at once (SKIFF_TRIGGER_MAX_IN_FLIGHT). */
+  readonly triggerMaxInFlight: number;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -25,5 +29,7 @@ export function loadConfig(env: Env): SchedulerConfig {
     logLevel: env.SKIFF_LOG_LEVEL || 'info',
     eventLimits: eventLimitsFrom(env),
     asyncMaxInFlight: envInt(env, 'SKIFF_ASYNC_MAX_IN_FLIGHT', 256, 1, 100_000),
+    maxBodyBytes: envInt(env, 'SKIFF_MAX_BODY_BYTES', 6 * 1024 * 1024, 1, 1024 * 1024 * 1024),
+    triggerMaxInFlight: envInt(env, 'SKIFF_TRIGGER_MAX_IN_FLIGHT', 1024, 1, 100_000),
   });
 }

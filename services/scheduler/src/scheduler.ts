@@ -5,6 +5,7 @@ import { NodeDirectory, toEntries, type NodeTable } from '@skiff/placement';
 import { type Logger } from '@skiff/service-kit';
 import type { SchedulerConfig } from './config.js';
 import { AsyncDelivery } from './delivery.js';
+import { SubjectTriggers } from './triggers.js';
 
 /**
  * How long an invocation taken by a scheduler that died waits before JetStream offers it again;
@@ -27,6 +28,7 @@ export class Scheduler {
   private readonly subs: Subscription[] = [];
   private readonly loops: Promise<void>[] = [];
   private delivery: AsyncDelivery | undefined;
+  private triggers: SubjectTriggers | undefined;
   private eventsRetry: NodeJS.Timeout | undefined;
   private stopping = false;
 
@@ -54,10 +56,25 @@ export class Scheduler {
       if (this.stopping) return void (await delivery.stop());
       this.delivery = delivery;
       this.log.info('delivering async invocations');
+      void this.startTriggers();
     } catch (err) {
       if (this.stopping) return;
       this.log.error({ err }, `cannot set up JetStream for async invocations; trying again in ${EVENTS_RETRY_MS} ms`);
       this.eventsRetry = setTimeout(() => void this.startDelivery(), EVENTS_RETRY_MS);
+    }
+  }
+
+  /** Subject triggers, once the streams exist (startDelivery made them); tried again until it works. */
+  private async startTriggers(): Promise<void> {
+    const triggers = new SubjectTriggers(this.nc, this.directory, { maxBodyBytes: this.config.maxBodyBytes, maxInFlight: this.config.triggerMaxInFlight }, this.log);
+    try {
+      await triggers.start();
+      if (this.stopping) return void (await triggers.stop());
+      this.triggers = triggers;
+    } catch (err) {
+      if (this.stopping) return;
+      this.log.error({ err }, `cannot read the trigger entries; trying again in ${EVENTS_RETRY_MS} ms`);
+      this.eventsRetry = setTimeout(() => void this.startTriggers(), EVENTS_RETRY_MS);
     }
   }
 
@@ -107,6 +124,7 @@ export class Scheduler {
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.eventsRetry);
+    await this.triggers?.stop();
     await this.delivery?.stop();
     this.directory.stop();
     for (const s of this.subs) await s.drain();

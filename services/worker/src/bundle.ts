@@ -65,11 +65,13 @@ export function invocationEnv(inv: Invocation): string[] {
   // Async invocations: which attempt this is, and the caller's key, to make a retry's effect happen once.
   if (inv.attempt) env.push(`SKIFF_ATTEMPT=${inv.attempt}`);
   if (inv.idempotencyKey) env.push(`SKIFF_IDEMPOTENCY_KEY=${inv.idempotencyKey}`);
+  // Subject triggers: the message's subject and the event's id (its headers reach the node runtime only).
+  if (inv.event) env.push(`SKIFF_EVENT_SUBJECT=${inv.event.subject}`, `SKIFF_EVENT_ID=${inv.event.id}`);
   return env;
 }
 
 /** Variables only Skiff sets; an image's own values for them are dropped. */
-const RESERVED = new Set(['SKIFF_FUNCTION', 'SKIFF_FUNCTION_VERSION', 'SKIFF_CALL_ID', 'SKIFF_DEADLINE_MS', 'SKIFF_MAX_BODY_BYTES', 'SKIFF_STEM', 'SKIFF_ATTEMPT', 'SKIFF_IDEMPOTENCY_KEY', 'TRACEPARENT']);
+const RESERVED = new Set(['SKIFF_FUNCTION', 'SKIFF_FUNCTION_VERSION', 'SKIFF_CALL_ID', 'SKIFF_DEADLINE_MS', 'SKIFF_MAX_BODY_BYTES', 'SKIFF_STEM', 'SKIFF_ATTEMPT', 'SKIFF_IDEMPOTENCY_KEY', 'SKIFF_EVENT_SUBJECT', 'SKIFF_EVENT_ID', 'TRACEPARENT']);
 const nameOf = (kv: string) => kv.slice(0, kv.indexOf('=') >>> 0);
 
 /** The image's environment (e.g. SKIFF_HANDLER) with Skiff's own variables last; the image cannot forge them. */

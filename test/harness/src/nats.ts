@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConnection } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type NatsRole } from '@skiff/contracts';
+import { INBOX_PREFIXES, type NatsRole } from '@skiff/contracts';
 import { connectNats, natsUserEnv } from '@skiff/service-kit';
 import { natsServerArgs, prepareNatsServer, type ExtraNatsUser, type NatsCredentials, type NatsUser } from '@skiff/cli';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -99,7 +99,9 @@ export async function startNats(opts: { dir?: string } = {}): Promise<NatsServer
     credentials,
     bench: { user: BENCH_USER.user, password: BENCH_USER.password },
     env,
-    connect: (role) => connectNats({ url, name: `skiff-test-as-${role}`, auth: { kind: 'user', user: credentials[role].user, password: credentials[role].password } }),
+    // The events credential reads only replies on its own inbox prefix.
+    connect: (role) =>
+      connectNats({ url, name: `skiff-test-as-${role}`, auth: { kind: 'user', user: credentials[role].user, password: credentials[role].password }, ...(role === 'events' ? { inboxPrefix: INBOX_PREFIXES.events } : {}) }),
     async stop() {
       await stopProcess(child);
       if (!opts.dir) rmSync(dir, { recursive: true, force: true });

@@ -1,11 +1,12 @@
-import { DEFAULT_SETTINGS, PROTOCOL_VERSION, SETTING_NAMES, SUBJECTS, SkiffError, encodeJson, fnChangedSchema, type FunctionMode, type RunSettings } from '@skiff/contracts';
+import { DEFAULT_SETTINGS, PROTOCOL_VERSION, SETTING_NAMES, SUBJECTS, SkiffError, encodeJson, triggerSubjectProblem, fnChangedSchema, type FunctionMode, type RunSettings } from '@skiff/contracts';
 import type { AsyncInvocations } from '../async-invocations.js';
 import type { Messaging } from '../messaging.js';
 import type { Prewarmer } from '../prewarm.js';
 import { assertUsableSchema } from '../schemas.js';
 import type { ImageStore } from '@skiff/image';
 import type { Handlers, OperationContext } from '../openapi.js';
-import type { FunctionRecord, FunctionSettings, Registry } from '../registry.js';
+import type { FunctionRecord, FunctionSettings, FunctionTriggers, Registry } from '../registry.js';
+import type { TriggerSync } from '../triggers.js';
 
 interface SettingsBody extends Partial<RunSettings> {
   image: string;
@@ -13,6 +14,18 @@ interface SettingsBody extends Partial<RunSettings> {
   timeoutMs?: number;
   inputSchema?: object;
   outputSchema?: object;
+  triggers?: FunctionTriggers;
+}
+
+/** The API document checks the shape; the subjects the platform owns are refused here. */
+function checkTriggers(triggers: FunctionTriggers | undefined): void {
+  (triggers?.subjects ?? []).forEach((subject, i) => {
+    const problem = triggerSubjectProblem(subject);
+    if (problem) {
+      const field = `body.triggers.subjects.${i}`;
+      throw new SkiffError('SKIFF_VALIDATION_FAILED', `${field}: "${subject}" ${problem}`, { errors: [{ field, message: problem }] });
+    }
+  });
 }
 
 export function getOrThrow(registry: Registry, name: string): FunctionRecord {
@@ -22,7 +35,7 @@ export function getOrThrow(registry: Registry, name: string): FunctionRecord {
 }
 
 /** Management of the function registry: create, deploy versions, read, delete. */
-export function functionHandlers(registry: Registry, store: ImageStore, messaging: Messaging, prewarmer: Prewarmer, invocations: AsyncInvocations, defaultTimeoutMs: number): Handlers {
+export function functionHandlers(registry: Registry, store: ImageStore, messaging: Messaging, prewarmer: Prewarmer, invocations: AsyncInvocations, triggers: TriggerSync, defaultTimeoutMs: number): Handlers {
   // Workers drain instances of versions that are no longer current, and keep the cgroups of a
   // function deleted and created again. Best effort: a worker that misses it drains them anyway
   // when the next invocation brings the new version.
@@ -33,6 +46,7 @@ export function functionHandlers(registry: Registry, store: ImageStore, messagin
   const settings = async (body: SettingsBody): Promise<FunctionSettings> => {
     assertUsableSchema(body.inputSchema, 'body.inputSchema');
     assertUsableSchema(body.outputSchema, 'body.outputSchema');
+    checkTriggers(body.triggers);
     const image = await store.resolve(body.image);
     return {
       image: body.image,
@@ -42,6 +56,7 @@ export function functionHandlers(registry: Registry, store: ImageStore, messagin
       ...(Object.fromEntries(SETTING_NAMES.map((k) => [k, body[k] ?? DEFAULT_SETTINGS[k]])) as RunSettings),
       inputSchema: body.inputSchema,
       outputSchema: body.outputSchema,
+      triggers: body.triggers,
     };
   };
   return {
@@ -52,6 +67,7 @@ export function functionHandlers(registry: Registry, store: ImageStore, messagin
       const record = registry.create(b.name, await settings(b));
       changed(record.name, record.version);
       prewarmer.warm(record);
+      triggers.deployed(record);
       return reply.code(201).send(record);
     },
     deployFunction: async ({ params, body, reply }: OperationContext) => {
@@ -60,12 +76,14 @@ export function functionHandlers(registry: Registry, store: ImageStore, messagin
       if (before !== record.version) {
         changed(record.name, record.version);
         prewarmer.warm(record);
+        triggers.deployed(record);
       }
       return reply.code(created ? 201 : 200).send(record);
     },
     deleteFunction: async ({ params, reply }) => {
       if (!registry.remove(params.name!)) throw new SkiffError('SKIFF_FN_NOT_FOUND', `function "${params.name}" does not exist`);
       changed(params.name!, null);
+      triggers.deleted(params.name!);
       await invocations.functionDeleted(params.name!).catch((err: unknown) => reply.log.warn({ err, fn: params.name }, 'cannot fail the queued async invocations of the deleted function'));
       return reply.code(204).send();
     },

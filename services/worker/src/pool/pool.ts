@@ -104,7 +104,7 @@ export class FunctionPool {
     inst.inflight++;
     inst.state = transition(inst.state, 'take');
     try {
-      return await inst.invoke({ id: `${inst.id}-${inv.callId}-${Date.now()}`, deadline: inv.deadline, callId: inv.callId, traceparent: inv.traceparent, tracestate: inv.tracestate, contentType: inv.contentType, attempt: inv.attempt, idempotencyKey: inv.idempotencyKey }, body);
+      return await inst.invoke({ id: `${inst.id}-${inv.callId}-${Date.now()}`, deadline: inv.deadline, callId: inv.callId, traceparent: inv.traceparent, tracestate: inv.tracestate, contentType: inv.contentType, attempt: inv.attempt, idempotencyKey: inv.idempotencyKey, event: inv.event }, body);
     } catch (err) {
       throw await this.failure(inst, err);
     } finally {

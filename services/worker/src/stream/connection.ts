@@ -4,6 +4,7 @@
  * rejects whatever is pending when the connection ends. One StreamConnection per instance;
  * the pool above it decides how many invocations to have in flight at once.
  */
+import type { TriggerEvent } from '@skiff/contracts';
 import type { Duplex } from 'node:stream';
 import { FrameDecoder, FrameError, encodeFrame } from './frames.js';
 import { DEFAULT_MAX_BODY_BYTES, STREAM_PROTOCOL_VERSION, runtimeMessage, type RuntimeMessage } from './messages.js';
@@ -21,6 +22,7 @@ export interface InvokeRequest {
   contentType?: string | undefined;
   attempt?: number | undefined;
   idempotencyKey?: string | undefined;
+  event?: TriggerEvent | undefined;
 }
 
 export interface InvokeReply {
@@ -178,7 +180,7 @@ export class StreamConnection {
     let frame: Buffer[];
     try {
       frame = encodeFrame(
-        { type: 'invoke', id, deadline: req.deadline, callId: req.callId, traceparent: req.traceparent, tracestate: req.tracestate, contentType: req.contentType, attempt: req.attempt, idempotencyKey: req.idempotencyKey },
+        { type: 'invoke', id, deadline: req.deadline, callId: req.callId, traceparent: req.traceparent, tracestate: req.tracestate, contentType: req.contentType, attempt: req.attempt, idempotencyKey: req.idempotencyKey, event: req.event },
         body,
         this.maxBody,
       );

@@ -80,6 +80,14 @@ export const invokeMessage = z.object({
   /** Async invocations: which attempt this is (1, 2, …) and the caller's Idempotency-Key. */
   attempt: z.number().int().positive().optional(),
   idempotencyKey: z.string().min(1).max(256).optional(),
+  /** Subject triggers: the NATS message that started the call (its subject, an id, its headers). */
+  event: z
+    .object({
+      subject: z.string().min(1).max(256),
+      id: z.string().min(1).max(128),
+      headers: z.record(z.string(), z.array(z.string())),
+    })
+    .optional(),
 });
 
 export const shutdownMessage = z.object({ type: z.literal('shutdown') });
