@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { headers as natsHeaders, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { SUBJECTS } from '@skiff/contracts';
-import { Platform, waitUntil } from '@skiff/testkit';
+import { Platform, functionProcesses, waitUntil } from '@skiff/testkit';
 
 /**
  * Subject triggers end to end: a real nats-server, two schedulers, a worker and containers. The
@@ -202,5 +202,41 @@ describe('subject triggers', () => {
     expect((await p.api('DELETE', '/v1/functions/refuses')).status).toBe(204);
     await unsubscribed('refuses');
     await expect(request('stock.check', 'x')).rejects.toThrow(/no responders/i);
+  });
+});
+
+describe('a triggered call whose worker is killed with SIGKILL', () => {
+  let p: Platform;
+  let events: NatsConnection;
+
+  beforeAll(async () => {
+    p = await Platform.create();
+    await p.buildBase();
+    p.start('scheduler');
+    await p.startGateway();
+    p.start('worker', { SKIFF_NODE_ID: 'node-a' }, 'worker-node-a');
+    await p.waitForNodes(['node-a']);
+    events = await p.nats.connect('events');
+    // A deadline of 15 minutes, past the test's own timeout: an answer at all did not wait for it.
+    expect((await p.deploy('slow-job', script('sleep 600\n'), SH, { timeoutMs: 900_000, triggers: { subjects: ['jobs.slow'] } })).status).toBe(201);
+    await waitUntil(async () => readFileSync(join(p.dataDir, 'scheduler.log'), 'utf8').includes('"fn":"slow-job"'), 'the scheduler on jobs.slow', 30_000);
+  }, 180_000);
+  afterAll(async () => {
+    for (const pid of functionProcesses('slow-job')) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    await events?.close();
+    await p?.close();
+  });
+
+  it('answers the request with Skiff-Error SKIFF_WORKER_LOST once the node is lost, not at the deadline', async () => {
+    const reply = events.request('jobs.slow', 'x', { timeout: 120_000 });
+    await waitUntil(async () => functionProcesses('slow-job').length > 0, 'a container of slow-job', 30_000);
+    await p.services.find((s) => s.name === 'worker-node-a')!.kill();
+    expect((await reply).headers?.get('Skiff-Error')).toBe('SKIFF_WORKER_LOST');
   });
 });

@@ -1,5 +1,6 @@
 import { jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
-import { nanos, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import { NotStarted, type NodeCalls } from './node-calls.js';
 import { JETSTREAM, SUBJECTS, SkiffError, decodeInvocation, decodeResult, encodeInvocation, isErrorCode, type Invocation } from '@skiff/contracts';
 import { ASYNC_H, DeadLetters, InvocationRecords, MAX_RECORDED_RESULT_BYTES, backoffMs, clipDetail, isRetried, type AttemptRecord, type InvocationRecord } from '@skiff/events';
 import { NodeDirectory } from '@skiff/placement';
@@ -20,8 +21,6 @@ const BURY_RETRY_MS = 60_000;
 const PULL_EXPIRES_MS = 5000;
 /** After the consumer went away, it is set up again this often until that works. */
 const RESTART_MS = 1000;
-/** How long a worker's answer is waited for past the attempt's deadline. */
-const ANSWER_GRACE_MS = 2000;
 
 const now = () => new Date().toISOString();
 
@@ -38,31 +37,16 @@ export class AsyncDelivery {
   private stopped = false;
   private loop: Promise<void> | undefined;
   private readonly running = new Set<Promise<void>>();
-  /** Rejects of attempts waiting on a node, failed when the node is lost. */
-  private readonly waiting = new Map<string, Set<(err: Error) => void>>();
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly directory: NodeDirectory,
+    private readonly calls: NodeCalls,
     private readonly records: InvocationRecords,
     private readonly deadLetters: DeadLetters,
     private readonly opts: DeliveryOptions,
     private readonly log: Logger,
-  ) {
-    directory.watch((nodeId, change) => {
-      if (change !== 'lost') return;
-      for (const reject of this.waiting.get(nodeId) ?? []) reject(new SkiffError('SKIFF_WORKER_LOST', `worker node "${nodeId}" was lost during the attempt`));
-    });
-    void this.failOnDisconnect();
-  }
-
-  /** A reply published while this connection is down is lost (core NATS): fail those attempts now. */
-  private async failOnDisconnect(): Promise<void> {
-    for await (const s of this.nc.status()) {
-      if (s.type !== 'disconnect') continue;
-      for (const rejects of this.waiting.values()) for (const reject of rejects) reject(new SkiffError('SKIFF_NATS_UNAVAILABLE', 'the scheduler lost its NATS connection during the attempt'));
-    }
-  }
+  ) {}
 
   async start(): Promise<void> {
     const jsm = await jetstreamManager(this.nc, { timeout: 5000 });
@@ -177,7 +161,7 @@ export class AsyncDelivery {
     const working = setInterval(() => m.working(), Math.max(1000, this.opts.ackWaitMs / 3));
     let outcome: { ok: true; body: Uint8Array; contentType: string | undefined } | { ok: false; error: SkiffError };
     try {
-      const reply = await this.request(node.nodeId, encodeInvocation(inv), m.data, timeoutMs + ANSWER_GRACE_MS);
+      const reply = await this.calls.call(node.nodeId, encodeInvocation(inv), m.data, timeoutMs);
       const result = decodeResult(reply.headers, reply.data);
       outcome = result.ok ? { ok: true, body: result.body, contentType: result.contentType } : { ok: false, error: result.error };
     } catch (err) {
@@ -190,7 +174,7 @@ export class AsyncDelivery {
         m.nak(0); // the call never started: offered again at once, to another node
         return;
       }
-      outcome = { ok: false, error: err instanceof SkiffError ? err : new SkiffError('SKIFF_DEADLINE_EXCEEDED', `no answer from worker node "${node.nodeId}" within the deadline`) };
+      outcome = { ok: false, error: err instanceof SkiffError ? err : new SkiffError('SKIFF_INTERNAL', 'the attempt failed', { cause: err }) };
     } finally {
       clearInterval(working);
     }
@@ -247,27 +231,4 @@ export class AsyncDelivery {
     m.ack();
     this.log.warn({ id: record.id, fn: record.fn, attempts: record.attempts.length, code: error.code }, 'async invocation dead');
   }
-
-  /** One request to the node's invoke subject; fails at once when the node is lost meanwhile. */
-  private request(nodeId: string, headers: MsgHdrs, body: Uint8Array, timeoutMs: number): Promise<{ headers?: MsgHdrs | undefined; data: Uint8Array }> {
-    return new Promise((resolve, reject) => {
-      const rejects = this.waiting.get(nodeId) ?? new Set();
-      this.waiting.set(nodeId, rejects);
-      const done = () => {
-        rejects.delete(reject);
-        if (rejects.size === 0) this.waiting.delete(nodeId);
-      };
-      rejects.add(reject);
-      this.nc.request(SUBJECTS.nodeInvoke(nodeId), body, { headers, timeout: timeoutMs }).then(
-        (reply) => (done(), resolve(reply)),
-        (err: Error) => {
-          done();
-          reject(/no responders/i.test(err.message) || (err as { code?: string }).code === '503' ? new NotStarted() : err);
-        },
-      );
-    });
-  }
 }
-
-/** Nothing listened on the node's subject: the attempt never started. */
-class NotStarted extends Error {}

@@ -5,6 +5,7 @@ import { NodeDirectory, toEntries, type NodeTable } from '@skiff/placement';
 import { type Logger } from '@skiff/service-kit';
 import type { SchedulerConfig } from './config.js';
 import { AsyncDelivery } from './delivery.js';
+import { NodeCalls } from './node-calls.js';
 import { SubjectTriggers } from './triggers.js';
 
 /**
@@ -25,6 +26,8 @@ const EMPTY = new Uint8Array(0);
  */
 export class Scheduler {
   private readonly directory: NodeDirectory;
+  /** Calls to worker nodes, failed at once when their node is lost. */
+  private readonly calls: NodeCalls;
   private readonly subs: Subscription[] = [];
   private readonly loops: Promise<void>[] = [];
   private delivery: AsyncDelivery | undefined;
@@ -38,6 +41,7 @@ export class Scheduler {
     private readonly log: Logger,
   ) {
     this.directory = new NodeDirectory(nc, { missedHeartbeats: config.missedHeartbeats, log, announce: true });
+    this.calls = new NodeCalls(nc, this.directory);
   }
 
   start(): void {
@@ -51,7 +55,7 @@ export class Scheduler {
   private async startDelivery(): Promise<void> {
     try {
       await ensureEventStreams(this.nc, this.config.eventLimits);
-      const delivery = new AsyncDelivery(this.nc, this.directory, await InvocationRecords.open(this.nc), await DeadLetters.open(this.nc), { maxInFlight: this.config.asyncMaxInFlight, ackWaitMs: ACK_WAIT_MS }, this.log);
+      const delivery = new AsyncDelivery(this.nc, this.directory, this.calls, await InvocationRecords.open(this.nc), await DeadLetters.open(this.nc), { maxInFlight: this.config.asyncMaxInFlight, ackWaitMs: ACK_WAIT_MS }, this.log);
       await delivery.start();
       if (this.stopping) return void (await delivery.stop());
       this.delivery = delivery;
@@ -66,7 +70,7 @@ export class Scheduler {
 
   /** Subject triggers, once the streams exist (startDelivery made them); tried again until it works. */
   private async startTriggers(): Promise<void> {
-    const triggers = new SubjectTriggers(this.nc, this.directory, { maxBodyBytes: this.config.maxBodyBytes, maxInFlight: this.config.triggerMaxInFlight }, this.log);
+    const triggers = new SubjectTriggers(this.nc, this.directory, this.calls, { maxBodyBytes: this.config.maxBodyBytes, maxInFlight: this.config.triggerMaxInFlight }, this.log);
     try {
       await triggers.start();
       if (this.stopping) return void (await triggers.stop());

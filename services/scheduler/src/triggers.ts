@@ -1,7 +1,8 @@
 import type { ConsumerMessages } from '@nats-io/jetstream';
 import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { MAX_EVENT_HEADERS_BYTES, PLATFORM_SUBJECTS, QUEUE_GROUPS, SUBJECTS, SkiffError, decodeResult, encodeInvocation, newCallId, type Invocation } from '@skiff/contracts';
+import { MAX_EVENT_HEADERS_BYTES, PLATFORM_SUBJECTS, QUEUE_GROUPS, SkiffError, decodeResult, encodeInvocation, newCallId, type Invocation } from '@skiff/contracts';
 import { watchTriggers, type TriggerEntry } from '@skiff/events';
+import { NotStarted, type NodeCalls } from './node-calls.js';
 import { NodeDirectory } from '@skiff/placement';
 import type { Logger } from '@skiff/service-kit';
 
@@ -15,8 +16,6 @@ export interface TriggerOptions {
   maxInFlight: number;
 }
 
-/** How long a worker's answer is waited for past the call's deadline. */
-const ANSWER_GRACE_MS = 2000;
 /** A reply subject there would be a forged message to a service (e.g. a result on the gateway's inbox). */
 const PLATFORM_PREFIXES = PLATFORM_SUBJECTS.map((s) => s.slice(0, -1));
 const replyAllowed = (reply: string) => !PLATFORM_PREFIXES.some((p) => reply.startsWith(p));
@@ -42,6 +41,7 @@ export class SubjectTriggers {
   constructor(
     private readonly nc: NatsConnection,
     private readonly directory: NodeDirectory,
+    private readonly calls: NodeCalls,
     private readonly opts: TriggerOptions,
     private readonly log: Logger,
   ) {}
@@ -133,13 +133,11 @@ export class SubjectTriggers {
     this.directory.placed(node.nodeId, target);
     let answer;
     try {
-      answer = await this.nc.request(SUBJECTS.nodeInvoke(node.nodeId), body, { headers: encodeInvocation(inv), timeout: timeoutMs + ANSWER_GRACE_MS });
+      answer = await this.calls.call(node.nodeId, encodeInvocation(inv), body, timeoutMs);
     } catch (err) {
-      if (/no responders/i.test((err as Error).message) || (err as { code?: string }).code === '503') {
-        this.directory.forget(node.nodeId, 'nothing listens on its subject');
-        throw new SkiffError('SKIFF_NO_WORKER', `worker node "${node.nodeId}" is gone`);
-      }
-      throw new SkiffError('SKIFF_DEADLINE_EXCEEDED', `no answer from worker node "${node.nodeId}" within the deadline`);
+      if (!(err instanceof NotStarted)) throw err;
+      this.directory.forget(node.nodeId, 'nothing listens on its subject');
+      throw new SkiffError('SKIFF_NO_WORKER', `worker node "${node.nodeId}" is gone`);
     }
     const result = decodeResult(answer.headers, answer.data);
     if (!result.ok) throw result.error;
