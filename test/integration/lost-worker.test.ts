@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Platform, REPO, functionProcesses, waitUntil } from '@skiff/testkit';
+import { Platform, REPO, functionProcesses, killFunctionProcesses, waitUntil } from '@skiff/testkit';
 
 /**
  * docs/security.md #29: a call whose worker is lost, or whose NATS connection is, answers with a
@@ -21,17 +21,6 @@ async function callInFlight(p: Platform, fn: string): Promise<{ answer: Promise<
   const answer = p.api('POST', `/v1/functions/${fn}/invoke`, 'x');
   await waitUntil(async () => functionProcesses(fn).length > 0, `a container of ${fn}`, 30_000);
   return { answer }; // wrapped: an async function returning the promise itself would wait for it
-}
-
-/** Ends the containers a killed worker left running (their launcher went with it). */
-function killLeftovers(fn: string): void {
-  for (const pid of functionProcesses(fn)) {
-    try {
-      process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      // gone meanwhile
-    }
-  }
 }
 
 async function expectRetryable503(res: Response, code: string): Promise<void> {
@@ -54,7 +43,7 @@ describe('a worker killed with SIGKILL while a call runs on it', () => {
     expect((await p.deploy('echo', ECHO, ['/bin/sh', '/function/handler.sh'], { timeoutMs: FIFTEEN_MINUTES })).status).toBe(201);
   });
   afterAll(async () => {
-    killLeftovers('sleeper');
+    killFunctionProcesses('sleeper');
     await p?.close();
   });
 
@@ -75,7 +64,7 @@ describe('a worker killed with SIGKILL while a call runs on it', () => {
     await p.services.find((s) => s.name === `worker-${node}`)!.kill();
     // Nothing else is sent: only the node's silence can tell the gateway.
     await expectRetryable503(await inFlight, 'SKIFF_WORKER_LOST');
-    killLeftovers('sleeper');
+    killFunctionProcesses('sleeper');
   });
 
   it('places the calls sent right after a kill on a live node, or answers them 503 at once', async () => {
@@ -112,7 +101,7 @@ describe('a worker killed with SIGKILL after it said it is leaving', () => {
     expect((await deploySleeper(p, 'lingerer')).status).toBe(201);
   });
   afterAll(async () => {
-    killLeftovers('lingerer');
+    killFunctionProcesses('lingerer');
     await p?.close();
   });
 
@@ -164,7 +153,7 @@ describe('a NATS server that stops while a call is in flight', () => {
     expect((await deploySleeper(p, 'napper')).status).toBe(201);
   });
   afterAll(async () => {
-    killLeftovers('napper');
+    killFunctionProcesses('napper');
     await p?.close();
   });
 

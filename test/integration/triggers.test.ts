@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { headers as natsHeaders, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { SUBJECTS } from '@skiff/contracts';
-import { Platform, functionProcesses, waitUntil } from '@skiff/testkit';
+import { Platform, functionProcesses, killFunctionProcesses, waitUntil } from '@skiff/testkit';
 
 /**
  * Subject triggers end to end: a real nats-server, two schedulers, a worker and containers. The
@@ -222,13 +222,7 @@ describe('a triggered call whose worker is killed with SIGKILL', () => {
     await waitUntil(async () => readFileSync(join(p.dataDir, 'scheduler.log'), 'utf8').includes('"fn":"slow-job"'), 'the scheduler on jobs.slow', 30_000);
   }, 180_000);
   afterAll(async () => {
-    for (const pid of functionProcesses('slow-job')) {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // gone meanwhile
-      }
-    }
+    killFunctionProcesses('slow-job');
     await events?.close();
     await p?.close();
   });

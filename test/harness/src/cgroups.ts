@@ -93,3 +93,14 @@ export function functionProcesses(fn: string): string[] {
     }
   });
 }
+
+/** Ends the containers of `fn` a killed worker left running (their launcher went with it). */
+export function killFunctionProcesses(fn: string): void {
+  for (const pid of functionProcesses(fn)) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
