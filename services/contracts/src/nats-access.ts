@@ -54,9 +54,9 @@ const anyNode = (nodeSubject: (id: string) => string) => nodeSubject('*');
 
 /**
  * What each service may do on NATS: exactly the subjects its code publishes and subscribes to
- * (services/contracts/src/subjects.ts), nothing more. Only the gateway makes requests, so only
- * it subscribes to inboxes, and no one else may publish there: a forged result for a call is
- * refused. A worker cannot publish invocations nor read them off skiff.invoke,
+ * (services/contracts/src/subjects.ts), nothing more. Only the gateway subscribes to `_INBOX.>`
+ * (the scheduler and the events credential have inbox prefixes of their own), and no one else may
+ * publish there: a forged result for a call is refused. A worker cannot publish invocations nor read them off skiff.invoke,
  * and nobody but the gateway can say a function changed. Workers share one role: a worker may
  * subscribe to any node's invoke subject (one user per node would need a server reload per
  * new node id).
