@@ -75,15 +75,10 @@ async function delivered(listener: NatsConnection, subject: string, send: () => 
   throw new Error(`no message on ${subject}`);
 }
 
-describe('NATS lets no one in: no anonymous client, each service only its own subjects (docs/security.md #26)', () => {
+/** A nats-server for the describe block this is called in, and connections to it as each role. */
+function natsForThisBlock(): { as: (role: NatsRole) => Promise<As>; server: () => NatsServer } {
   let nats: NatsServer;
   const open: As[] = [];
-  const as = async (role: NatsRole) => {
-    const a = await As.connect(nats, role);
-    open.push(a);
-    return a;
-  };
-
   beforeAll(async () => {
     nats = await startNats();
   });
@@ -91,12 +86,23 @@ describe('NATS lets no one in: no anonymous client, each service only its own su
     await Promise.all(open.map((a) => a.close()));
     await nats?.stop();
   });
+  const as = async (role: NatsRole) => {
+    const a = await As.connect(nats, role);
+    open.push(a);
+    return a;
+  };
+  return { as, server: () => nats };
+}
+
+describe('NATS lets no one in: no anonymous client, each service only its own subjects (docs/security.md #26)', () => {
+  const { as, server } = natsForThisBlock();
+
 
   it('refuses a client without credentials, one with a wrong password, and one with another service\'s user name', async () => {
-    await expect(connect({ servers: nats.url, reconnect: false })).rejects.toThrow(/Authorization Violation/i);
-    const { user } = nats.credentials.gateway;
-    await expect(connect({ servers: nats.url, reconnect: false, user, pass: 'not-the-password' })).rejects.toThrow(/Authorization Violation/i);
-    await expect(connect({ servers: nats.url, reconnect: false, user, pass: nats.credentials.worker.password })).rejects.toThrow(/Authorization Violation/i);
+    await expect(connect({ servers: server().url, reconnect: false })).rejects.toThrow(/Authorization Violation/i);
+    const { user } = server().credentials.gateway;
+    await expect(connect({ servers: server().url, reconnect: false, user, pass: 'not-the-password' })).rejects.toThrow(/Authorization Violation/i);
+    await expect(connect({ servers: server().url, reconnect: false, user, pass: server().credentials.worker.password })).rejects.toThrow(/Authorization Violation/i);
     // The positive control: the same server lets the gateway in with its own password.
     const gw = await as('gateway');
     expect(gw.nc.isClosed()).toBe(false);
@@ -173,21 +179,8 @@ describe('NATS lets no one in: no anonymous client, each service only its own su
 });
 
 describe('trigger subjects and the events credential (docs/security.md #44)', () => {
-  let nats: NatsServer;
-  const open: As[] = [];
-  const as = async (role: NatsRole) => {
-    const a = await As.connect(nats, role);
-    open.push(a);
-    return a;
-  };
+  const { as } = natsForThisBlock();
 
-  beforeAll(async () => {
-    nats = await startNats();
-  });
-  afterAll(async () => {
-    await Promise.all(open.map((a) => a.close()));
-    await nats?.stop();
-  });
 
   it("the scheduler reads any trigger subject, but not a node's invocations, inboxes, the queues or the server's subjects, even through `>`", async () => {
     const scheduler = await as('scheduler');
@@ -247,22 +240,9 @@ describe('trigger subjects and the events credential (docs/security.md #44)', ()
 });
 
 describe('JetStream behind the same locks (docs/security.md #18)', () => {
-  let nats: NatsServer;
-  const open: As[] = [];
-  const as = async (role: NatsRole) => {
-    const a = await As.connect(nats, role);
-    open.push(a);
-    return a;
-  };
+  const { as } = natsForThisBlock();
   const id = 'echo.0123456789abcdef0123456789abcdef';
 
-  beforeAll(async () => {
-    nats = await startNats();
-  });
-  afterAll(async () => {
-    await Promise.all(open.map((a) => a.close()));
-    await nats?.stop();
-  });
 
   it('a worker can neither queue, record nor bury an async invocation, nor call the JetStream API', async () => {
     const worker = await as('worker');
