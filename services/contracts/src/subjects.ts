@@ -27,6 +27,8 @@ export const SUBJECTS = {
   deadLetter: (invocationId: string) => `skiff.dead.${invocationId}`,
   /** gateway → JetStream (stream SKIFF_TRIGGERS): a function's trigger subjects, the last write kept. */
   trigger: (fn: string) => `skiff.trigger.${fn}`,
+  /** scheduler → JetStream (stream SKIFF_OUTCOMES): one outcome event on its way to one destination (`subject` or `url`). */
+  outcome: (kind: 'subject' | 'url', eventId: string) => `skiff.outcome.${kind}.${eventId}`,
 } as const;
 
 /** The JetStream streams and key-value buckets of the platform. */
@@ -41,6 +43,10 @@ export const JETSTREAM = {
   recordsStream: 'SKIFF_RECORDS',
   /** Each function's subject triggers (and what an invocation of it needs), one subject per function. */
   triggersStream: 'SKIFF_TRIGGERS',
+  /** Outcome events of async invocations, until sent to their destination (work queue, file storage). */
+  outcomesStream: 'SKIFF_OUTCOMES',
+  /** The one durable consumer every scheduler pulls outcome events from. */
+  outcomesConsumer: 'skiff-outcome-senders',
 } as const;
 
 export const QUEUE_GROUPS = {

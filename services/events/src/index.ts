@@ -4,3 +4,4 @@ export * from './queue.js';
 export * from './dead-letters.js';
 export * from './retry.js';
 export * from './triggers.js';
+export * from './outcomes.js';

@@ -1,13 +1,35 @@
 import { createHash } from 'node:crypto';
 import { jetstream, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
 import type { MsgHdrs, NatsConnection } from '@nats-io/nats-core';
-import { JETSTREAM, SUBJECTS, SkiffError, encodeInvocation, newCallId, type Invocation } from '@skiff/contracts';
+import { JETSTREAM, SUBJECTS, SkiffError, destinationsSchema, encodeInvocation, newCallId, type Destinations, type Invocation } from '@skiff/contracts';
 
 /** Async-only headers, beside the invocation's own. */
 export const ASYNC_H = {
   /** The function version's timeoutMs: each attempt's deadline is counted from its start. */
   timeoutMs: 'Skiff-Timeout-Ms',
+  /** Where the outcome goes (JSON Destinations), as the function had them at accept or redrive. */
+  destinations: 'Skiff-Destinations',
 } as const;
+
+/** A subject of 256 and a URL of 2048 characters fit with room to spare. */
+const MAX_DESTINATIONS_HEADER = 4096;
+
+/**
+ * The queued message's destinations, checked by the API's rules; undefined when it has none.
+ * Throws a SKIFF_BAD_MESSAGE naming the header when what is there does not fit.
+ */
+export function decodeDestinations(headers: MsgHdrs | undefined): Destinations | undefined {
+  const text = headers?.get(ASYNC_H.destinations);
+  if (!text) return undefined;
+  let parsed;
+  try {
+    parsed = text.length <= MAX_DESTINATIONS_HEADER ? destinationsSchema.safeParse(JSON.parse(text)) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed?.success) throw new SkiffError('SKIFF_BAD_MESSAGE', `${ASYNC_H.destinations} is not valid destinations`, { errors: [{ field: ASYNC_H.destinations, message: 'must be a JSON object with a valid subject and/or url' }] });
+  return parsed.data;
+}
 
 /** How long the gateway waits for JetStream to confirm it stored an invocation. */
 const PUB_ACK_TIMEOUT_MS = 5000;
@@ -39,11 +61,13 @@ export class AsyncQueue {
    * Stores the invocation (its callId is the invocation id) on SKIFF_ASYNC; JetStream drops a
    * second message with the same `msgID` within its duplicate window. Resolves after the
    * PubAck; rejects with a retryable SkiffError when JetStream cannot take it, so the caller
-   * never hears "accepted" for work that may be lost.
+   * never hears "accepted" for work that may be lost. `destinations` travel with it, so the
+   * scheduler that runs it sends the outcome there without reading the registry.
    */
-  async enqueue(inv: Invocation, timeoutMs: number, body: Uint8Array, msgID: string = inv.callId): Promise<Accepted> {
+  async enqueue(inv: Invocation, timeoutMs: number, body: Uint8Array, msgID: string = inv.callId, destinations?: Destinations): Promise<Accepted> {
     const headers = encodeInvocation({ ...inv, deadline: 0 });
     (headers as MsgHdrs).append(ASYNC_H.timeoutMs, String(timeoutMs));
+    if (destinations) (headers as MsgHdrs).append(ASYNC_H.destinations, JSON.stringify({ subject: destinations.subject, url: destinations.url }));
     try {
       const ack = await this.js.publish(SUBJECTS.asyncInvocation(inv.callId), body, {
         headers,

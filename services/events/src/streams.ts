@@ -19,6 +19,8 @@ export interface EventLimits {
   recordRetentionMs: number;
   /** Idempotency keys are deduplicated by JetStream within this window (and by records beyond it). */
   duplicateWindowMs: number;
+  /** Outcome events waiting for their destination at most; over it, invocations wait (never dropped). */
+  maxOutcomes: number;
 }
 
 export const DEFAULT_EVENT_LIMITS: EventLimits = {
@@ -28,7 +30,11 @@ export const DEFAULT_EVENT_LIMITS: EventLimits = {
   maxDeadLetters: 10_000,
   recordRetentionMs: 7 * 24 * 3_600_000,
   duplicateWindowMs: 2 * 60_000,
+  maxOutcomes: 100_000,
 };
+
+/** The largest outcome event: the invocation record, with a result of at most 64 KiB as base64, and its errors. */
+export const MAX_OUTCOME_EVENT_BYTES = 256 * 1024;
 
 /** The streams, as the platform needs them; all on file storage, so an accepted call survives a restart. */
 export function streamConfigs(limits: EventLimits): (Partial<StreamConfig> & { name: string })[] {
@@ -77,6 +83,19 @@ export function streamConfigs(limits: EventLimits): (Partial<StreamConfig> & { n
       max_msg_size: 64 * 1024,
       allow_direct: true,
     },
+    {
+      // The outbox of destinations: an outcome event is stored here before its invocation is
+      // acknowledged, and removed once sent (or after its last attempt). Full: invocations wait.
+      name: JETSTREAM.outcomesStream,
+      subjects: ['skiff.outcome.>'],
+      retention: 'workqueue',
+      storage: 'file',
+      discard: 'new',
+      max_msgs: limits.maxOutcomes,
+      max_bytes: 1024 ** 3,
+      max_msg_size: MAX_OUTCOME_EVENT_BYTES + 8 * 1024,
+      duplicate_window: limits.duplicateWindowMs * MS,
+    },
   ];
 }
 
@@ -108,5 +127,6 @@ export function eventLimitsFrom(env: Env): EventLimits {
     maxDeadLetters: int('SKIFF_DEAD_LETTERS_MAX', d.maxDeadLetters, 1, 10_000_000),
     recordRetentionMs: int('SKIFF_INVOCATION_RETENTION_MS', d.recordRetentionMs, 60_000, 365 * 24 * 3_600_000),
     duplicateWindowMs: d.duplicateWindowMs,
+    maxOutcomes: int('SKIFF_OUTCOMES_MAX', d.maxOutcomes, 1, 10_000_000),
   };
 }

@@ -1,7 +1,7 @@
 import { DeliverPolicy, jetstream, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { z } from 'zod';
-import { FUNCTION_MODES, FUNCTION_NAME_PATTERN, JETSTREAM, MAX_TRIGGER_SUBJECTS, SUBJECTS, settingsHeader, encodeSettings, triggerSubjectProblem, type FunctionMode, type RunSettings } from '@skiff/contracts';
+import { FUNCTION_MODES, FUNCTION_NAME_PATTERN, JETSTREAM, MAX_TRIGGER_SUBJECTS, SUBJECTS, destinationsSchema, settingsHeader, encodeSettings, triggerSubjectProblem, type Destinations, type FunctionMode, type RunSettings } from '@skiff/contracts';
 
 /**
  * One function's subject triggers as the schedulers learn them (stream SKIFF_TRIGGERS, subject
@@ -16,6 +16,8 @@ export interface TriggerEntry {
   settings: RunSettings;
   timeoutMs: number;
   subjects: string[];
+  /** Where the outcome of an invocation queued from this entry goes (AsyncQueue.enqueue). */
+  destinations?: Destinations | undefined;
 }
 
 const entrySchema = z.object({
@@ -27,6 +29,7 @@ const entrySchema = z.object({
   timeoutMs: z.number().int().positive(),
   // Checked again on receipt: a scheduler subscribes to nothing the gateway would refuse.
   subjects: z.array(z.string().refine((s) => triggerSubjectProblem(s) === undefined, 'must be an allowed trigger subject')).max(MAX_TRIGGER_SUBJECTS),
+  destinations: destinationsSchema.optional(),
 });
 
 /** How long the gateway waits for JetStream to store an entry. */
