@@ -22,3 +22,17 @@ describe('function.yaml triggers', () => {
     expect(() => loadManifest(fnDir('name: bad\nentrypoint: [/bin/cat]\ntriggers:\n  subjects: ["*.x"]\n'))).toThrow(/triggers\.subjects\.0/);
   });
 });
+
+describe('function.yaml destinations', () => {
+  it('passes destinations on to the deploy body', () => {
+    const m = loadManifest(fnDir('name: notify\nentrypoint: [/bin/cat]\ndestinations:\n  subject: orders.done\n  url: https://example.com/hook\n'));
+    expect(deploySettings(m, 'notify:latest')).toMatchObject({ destinations: { subject: 'orders.done', url: 'https://example.com/hook' } });
+    expect(deploySettings(loadManifest(fnDir('name: plain\nentrypoint: [/bin/cat]\n')), 'plain:latest')).not.toHaveProperty('destinations');
+  });
+
+  it('refuses a wildcard subject, a URL that is not http(s) and an empty setting, naming the field', () => {
+    expect(() => loadManifest(fnDir('name: bad\nentrypoint: [/bin/cat]\ndestinations:\n  subject: "orders.*"\n'))).toThrow(/destinations\.subject: .*wildcards/);
+    expect(() => loadManifest(fnDir('name: bad\nentrypoint: [/bin/cat]\ndestinations:\n  url: ftp://example.com/\n'))).toThrow(/destinations\.url: .*http/);
+    expect(() => loadManifest(fnDir('name: bad\nentrypoint: [/bin/cat]\ndestinations: {}\n'))).toThrow(/destinations: must have a subject, a url, or both/);
+  });
+});

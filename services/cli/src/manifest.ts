@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { MAX_TIMEOUT_MS, MAX_TRIGGER_SUBJECTS, SETTING_NAMES, triggerSubjectProblem, settingSchema, type SettingName } from '@skiff/contracts';
+import { MAX_TIMEOUT_MS, MAX_TRIGGER_SUBJECTS, SETTING_NAMES, destinationsSchema, triggerSubjectProblem, settingSchema, type SettingName } from '@skiff/contracts';
 
 /** Language runtimes Skiff ships: the image a function builds on and how its process starts. */
 export const RUNTIMES = {
@@ -38,6 +38,8 @@ const manifestSchema = z
       })
       .strict()
       .optional(),
+    /** Where async outcomes go (a NATS subject and/or a callback URL), by the gateway's rule. */
+    destinations: destinationsSchema.optional(),
     ...(Object.fromEntries(SETTING_NAMES.map((k) => [k, settingSchema(k).optional()])) as Record<SettingName, z.ZodOptional<z.ZodNumber>>),
   })
   .strict()
@@ -74,6 +76,6 @@ export function loadManifest(dir: string): FunctionManifest {
 
 /** The deploy body (PUT /v1/functions/{name}) for a manifest whose image is `ref`. */
 export function deploySettings(fn: FunctionManifest, ref: string): Record<string, unknown> {
-  const optional = (['timeoutMs', 'inputSchema', 'outputSchema', 'triggers', ...SETTING_NAMES] as const).map((k) => [k, fn[k]] as const);
+  const optional = (['timeoutMs', 'inputSchema', 'outputSchema', 'triggers', 'destinations', ...SETTING_NAMES] as const).map((k) => [k, fn[k]] as const);
   return { image: ref, mode: fn.mode, ...Object.fromEntries(optional.filter(([, v]) => v !== undefined)) };
 }

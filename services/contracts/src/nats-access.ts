@@ -45,7 +45,7 @@ export const PLATFORM_SUBJECTS = ['skiff.>', '_INBOX.>', `${INBOX_PREFIXES.sched
 const S = JETSTREAM;
 /** JetStream API subjects for the named streams (`$JS.API.<verb>.<stream>`, and `.>` below it). */
 const api = (verbs: string[], streams: string[]) => verbs.flatMap((v) => streams.flatMap((s) => [`$JS.API.${v}.${s}`, `$JS.API.${v}.${s}.>`]));
-const ALL_STREAMS = [S.asyncStream, S.deadStream, S.recordsStream, S.triggersStream];
+const ALL_STREAMS = [S.asyncStream, S.deadStream, S.recordsStream, S.triggersStream, S.outcomesStream];
 /** Create or bring up to date the event streams (both services ensure them as they start). */
 const ENSURE_STREAMS = ['$JS.API.INFO', ...api(['STREAM.INFO', 'STREAM.CREATE', 'STREAM.UPDATE'], ALL_STREAMS)];
 
@@ -74,7 +74,7 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
       SUBJECTS.asyncInvocation('>'),
       SUBJECTS.record('>'),
       ...ENSURE_STREAMS,
-      ...api(['DIRECT.GET'], ALL_STREAMS),
+      ...api(['DIRECT.GET'], [S.asyncStream, S.deadStream, S.recordsStream, S.triggersStream]),
       ...api(['STREAM.MSG.DELETE'], [S.deadStream]),
       ...api(['STREAM.PURGE'], [S.asyncStream]),
       // Subject triggers: each function's entry, written at deploy, delete and start.
@@ -97,6 +97,43 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
       `$JS.ACK.${S.asyncStream}.>`,
       // Subject triggers: an ordered consumer reads every function's entry (pulled, no acks).
       ...api(['CONSUMER.CREATE', 'CONSUMER.DELETE', 'CONSUMER.INFO', 'CONSUMER.MSG.NEXT'], [S.triggersStream]),
+      // Destinations: outcome events into the outbox, and out of it through one durable consumer.
+      SUBJECTS.outcome('subject', '*'),
+      SUBJECTS.outcome('url', '*'),
+      ...api(['CONSUMER.CREATE', 'CONSUMER.DURABLE.CREATE', 'CONSUMER.INFO', 'CONSUMER.MSG.NEXT'], [S.outcomesStream]),
+      `$JS.ACK.${S.outcomesStream}.>`,
+      // ...and each event on its destination subject: the users' own, anything a destination
+      // may be (destinationSubjectProblem). `>` minus the platform's subjects below.
+      '>',
+    ],
+    // With `>` allowed, this list is what keeps the scheduler to its own part of the platform:
+    // every other service's subject, the queue it must not fill, the triggers table, all inboxes
+    // (its answers pass as responses), the server's subjects, and the JetStream API calls that
+    // delete, purge, reset or read what it has no business with. nats-server's deny wins, so it
+    // names exactly what the scheduler does not do (its own subjects above stay open).
+    publishDeny: [
+      'skiff.*',
+      SUBJECTS.heartbeat,
+      SUBJECTS.leave,
+      SUBJECTS.fnChanged,
+      SUBJECTS.nodesList,
+      anyNode(SUBJECTS.nodeWarm),
+      SUBJECTS.asyncInvocation('>'),
+      SUBJECTS.trigger('>'),
+      '_INBOX.>',
+      `${INBOX_PREFIXES.scheduler}.>`,
+      `${INBOX_PREFIXES.events}.>`,
+      '$SYS.>',
+      '$KV.>',
+      '$O.>',
+      '$JS.EVENT.>',
+      ...['STREAM.DELETE', 'STREAM.PURGE', 'STREAM.MSG', 'STREAM.SNAPSHOT', 'STREAM.RESTORE', 'STREAM.LEADER', 'STREAM.PEER', 'ACCOUNT', 'META', 'SERVER'].map((v) => `$JS.API.${v}.>`),
+      '$JS.API.STREAM.LIST',
+      '$JS.API.STREAM.NAMES',
+      ...api(['DIRECT.GET', 'CONSUMER.CREATE', 'CONSUMER.DURABLE.CREATE', 'CONSUMER.MSG.NEXT'], [S.deadStream]),
+      ...api(['DIRECT.GET'], [S.asyncStream, S.triggersStream, S.outcomesStream]),
+      ...api(['CONSUMER.DELETE'], [S.asyncStream, S.outcomesStream, S.deadStream, S.recordsStream]),
+      ...[S.deadStream, S.recordsStream, S.triggersStream].map((s) => `$JS.ACK.${s}.>`),
     ],
     // Trigger subjects are the users' own and may be anything outside the platform's (see
     // triggerSubjectProblem), so the scheduler subscribes to `>` minus what it must not read:
@@ -112,6 +149,7 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
       SUBJECTS.record('>'),
       SUBJECTS.deadLetter('>'),
       SUBJECTS.trigger('>'),
+      'skiff.outcome.>',
       '_INBOX.>',
       `${INBOX_PREFIXES.events}.>`,
       '$JS.>',

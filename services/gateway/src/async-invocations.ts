@@ -1,5 +1,5 @@
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { JETSTREAM, SUBJECTS, SkiffError, decodeInvocation, type Invocation } from '@skiff/contracts';
+import { JETSTREAM, SUBJECTS, SkiffError, decodeInvocation, type Destinations, type Invocation } from '@skiff/contracts';
 import { AsyncQueue, DeadLetters, InvocationRecords, ensureEventStreams, type DeadLetter, type EventLimits, type InvocationRecord } from '@skiff/events';
 import type { Logger } from '@skiff/service-kit';
 import type { Messaging } from './messaging.js';
@@ -77,9 +77,9 @@ export class AsyncInvocations {
   /**
    * Queues the invocation (its callId is its id). With an Idempotency-Key, an invocation already
    * recorded under the same id is returned as it is, and JetStream drops a second copy within
-   * its duplicate window.
+   * its duplicate window. The outcome goes to `destinations` (the function's at accept).
    */
-  async accept(inv: Invocation, timeoutMs: number, body: Uint8Array): Promise<InvocationRecord> {
+  async accept(inv: Invocation, timeoutMs: number, body: Uint8Array, destinations?: Destinations): Promise<InvocationRecord> {
     const { queue } = this.ready();
     if (body.length > this.limits.maxMessageBytes - HEADER_ROOM) {
       throw new SkiffError('SKIFF_BODY_TOO_LARGE', `an async invocation's body may be at most ${this.limits.maxMessageBytes - HEADER_ROOM} bytes`);
@@ -88,7 +88,7 @@ export class AsyncInvocations {
       const known = await this.read(inv.callId);
       if (known) return known;
     }
-    const { duplicate } = await queue.enqueue(inv, timeoutMs, body); // its failures are SkiffErrors already
+    const { duplicate } = await queue.enqueue(inv, timeoutMs, body, inv.callId, destinations); // its failures are SkiffErrors already
     // Accepted by a concurrent request with the same key a moment ago: that one's state.
     return (duplicate && (await this.read(inv.callId))) || queuedView(inv, new Date());
   }
@@ -116,16 +116,17 @@ export class AsyncInvocations {
 
   /**
    * Queues a dead letter again as a new message, attempts anew, on the function's current
-   * version (`current`: what a fix deployed since), then removes it.
+   * version (`current`: what a fix deployed since) and to its current `destinations`, then
+   * removes it.
    */
-  async redrive(current: Invocation, timeoutMs: number, id: string): Promise<InvocationRecord> {
+  async redrive(current: Invocation, timeoutMs: number, id: string, destinations?: Destinations): Promise<InvocationRecord> {
     const { queue, dead, records } = this.ready();
     return jetStream('redriving a dead letter', async () => {
       const found = await this.deadLetter(current.fn, id);
       const was = decodeInvocation(found.msg.header);
       const inv: Invocation = { ...current, callId: id, traceparent: was.traceparent, tracestate: was.tracestate, contentType: was.contentType, idempotencyKey: was.idempotencyKey };
       // A message id of its own: the original's may still be in the duplicate window.
-      await queue.enqueue(inv, timeoutMs, found.msg.data, `${id}.redrive.${found.msg.seq}`);
+      await queue.enqueue(inv, timeoutMs, found.msg.data, `${id}.redrive.${found.msg.seq}`, destinations);
       await dead.remove(found.msg.seq);
       const record = queuedView(inv, new Date());
       await records.put(record);

@@ -68,8 +68,23 @@ describe('Registry', () => {
               PRAGMA user_version = 1;`);
     old.close();
     const r = new Registry(file);
-    expect(r.get('old')).toMatchObject({ version: 4, timeoutMs: 500, ...DEFAULT_SETTINGS, inputSchema: undefined, triggers: undefined });
-    expect(r.db.pragma('user_version', { simple: true })).toBe(5);
+    expect(r.get('old')).toMatchObject({ version: 4, timeoutMs: 500, ...DEFAULT_SETTINGS, inputSchema: undefined, triggers: undefined, destinations: undefined });
+    expect(r.db.pragma('user_version', { simple: true })).toBe(6);
+  });
+
+  it('keeps destinations with the version: a change of them is a new version, the same ones are not', () => {
+    const r = new Registry(dbFile());
+    const destinations = { subject: 'orders.done', url: 'https://example.com/hook' };
+    expect(r.create('a', settings({ destinations })).destinations).toEqual(destinations);
+    expect(r.deploy('a', settings({ destinations })).record.version).toBe(1);
+    expect(r.deploy('a', settings({ destinations: { url: 'https://example.com/other' } })).record).toMatchObject({ version: 2, destinations: { url: 'https://example.com/other' } });
+    expect(r.deploy('a', settings()).record).toMatchObject({ version: 3, destinations: undefined });
+    const versions = r.db.prepare('SELECT version, destinations FROM function_versions WHERE name = ? ORDER BY version').all('a');
+    expect(versions).toEqual([
+      { version: 1, destinations: JSON.stringify(destinations) },
+      { version: 2, destinations: JSON.stringify({ url: 'https://example.com/other' }) },
+      { version: 3, destinations: null },
+    ]);
   });
 
   it('keeps trigger subjects with the version, and gives each subject to one function', () => {

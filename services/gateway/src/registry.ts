@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { DEFAULT_SETTINGS, SETTING_NAMES, SkiffError, type FunctionMode, type RunSettings, type SettingName } from '@skiff/contracts';
+import { DEFAULT_SETTINGS, SETTING_NAMES, SkiffError, type Destinations, type FunctionMode, type RunSettings, type SettingName } from '@skiff/contracts';
 
 /** JSON Schemas a function declares for its input and output (documented and checked at the edge). */
 export interface FunctionSchemas {
@@ -19,6 +19,8 @@ export interface FunctionSettings extends RunSettings, FunctionSchemas {
   mode: FunctionMode;
   timeoutMs: number;
   triggers?: FunctionTriggers | undefined;
+  /** Where the outcomes of its async invocations go (README, Destinations). */
+  destinations?: Destinations | undefined;
 }
 
 export interface FunctionRecord extends FunctionSettings {
@@ -42,8 +44,9 @@ const FIELDS: [column: string, field: keyof FunctionSettings][] = [
   ['input_schema', 'inputSchema'],
   ['output_schema', 'outputSchema'],
   ['triggers', 'triggers'],
+  ['destinations', 'destinations'],
 ];
-const JSON_FIELDS = new Set<keyof FunctionSettings>(['inputSchema', 'outputSchema', 'triggers']);
+const JSON_FIELDS = new Set<keyof FunctionSettings>(['inputSchema', 'outputSchema', 'triggers', 'destinations']);
 const COLS = FIELDS.map(([c]) => c).join(', ');
 const PARAMS = FIELDS.map(([c]) => `@${c}`).join(', ');
 const ASSIGN = FIELDS.map(([c]) => `${c} = @${c}`).join(', ');
@@ -91,6 +94,8 @@ const MIGRATIONS = [
   ['functions', 'function_versions'].map((t) => settingColumns(t, ['asyncAttempts', 'asyncBackoffMs', 'asyncBackoffCapMs', 'asyncMaxAgeMs'])).join('\n'),
   // Subject triggers (JSON), none for existing rows.
   ['functions', 'function_versions'].map((t) => `ALTER TABLE ${t} ADD COLUMN triggers TEXT;`).join('\n'),
+  // Destinations of async outcomes (JSON), none for existing rows.
+  ['functions', 'function_versions'].map((t) => `ALTER TABLE ${t} ADD COLUMN destinations TEXT;`).join('\n'),
 ];
 
 function toRecord(row: Row): FunctionRecord {

@@ -17,6 +17,7 @@ export function triggerEntry(fn: FunctionRecord): TriggerEntry {
     settings: Object.fromEntries(SETTING_NAMES.map((k) => [k, fn[k]])) as RunSettings,
     timeoutMs: fn.timeoutMs,
     subjects: fn.triggers?.subjects ?? [],
+    ...(fn.destinations ? { destinations: fn.destinations } : {}),
   };
 }
 

@@ -1,4 +1,5 @@
 import { eventLimitsFrom, type EventLimits } from '@skiff/events';
+import { DEFAULT_OUTCOME_SENDER, type OutcomeSenderOptions } from './outcome-sender.js';
 import { missedHeartbeatsFrom } from '@skiff/placement';
 import { envInt, natsAuthFrom, type NatsAuth } from '@skiff/service-kit';
 
@@ -17,6 +18,8 @@ export interface SchedulerConfig {
   readonly maxBodyBytes: number;
   /** Subject-triggered calls one scheduler runs at once (SKIFF_TRIGGER_MAX_IN_FLIGHT). */
   readonly triggerMaxInFlight: number;
+  /** Sending outcome events to destinations (SKIFF_DESTINATION_ATTEMPTS, _BACKOFF_MS, _BACKOFF_CAP_MS). */
+  readonly outcomeSender: OutcomeSenderOptions;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -31,5 +34,11 @@ export function loadConfig(env: Env): SchedulerConfig {
     asyncMaxInFlight: envInt(env, 'SKIFF_ASYNC_MAX_IN_FLIGHT', 256, 1, 100_000),
     maxBodyBytes: envInt(env, 'SKIFF_MAX_BODY_BYTES', 6 * 1024 * 1024, 1, 1024 * 1024 * 1024),
     triggerMaxInFlight: envInt(env, 'SKIFF_TRIGGER_MAX_IN_FLIGHT', 1024, 1, 100_000),
+    outcomeSender: Object.freeze({
+      attempts: envInt(env, 'SKIFF_DESTINATION_ATTEMPTS', DEFAULT_OUTCOME_SENDER.attempts, 1, 100),
+      backoffMs: envInt(env, 'SKIFF_DESTINATION_BACKOFF_MS', DEFAULT_OUTCOME_SENDER.backoffMs, 10, 3_600_000),
+      backoffCapMs: envInt(env, 'SKIFF_DESTINATION_BACKOFF_CAP_MS', DEFAULT_OUTCOME_SENDER.backoffCapMs, 10, 86_400_000),
+      maxInFlight: DEFAULT_OUTCOME_SENDER.maxInFlight,
+    }),
   });
 }

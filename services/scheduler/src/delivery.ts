@@ -1,8 +1,8 @@
 import { jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { NotStarted, type NodeCalls } from './node-calls.js';
-import { JETSTREAM, SUBJECTS, SkiffError, decodeInvocation, decodeResult, encodeInvocation, isErrorCode, type Invocation } from '@skiff/contracts';
-import { ASYNC_H, DeadLetters, InvocationRecords, MAX_RECORDED_RESULT_BYTES, backoffMs, clipDetail, isRetried, type AttemptRecord, type InvocationRecord } from '@skiff/events';
+import { JETSTREAM, SUBJECTS, SkiffError, decodeInvocation, decodeResult, encodeInvocation, isErrorCode, type Destinations, type Invocation } from '@skiff/contracts';
+import { ASYNC_H, DeadLetters, InvocationRecords, MAX_RECORDED_RESULT_BYTES, OutcomeOutbox, backoffMs, clipDetail, decodeDestinations, isRetried, outcomeEvent, type AttemptRecord, type InvocationRecord } from '@skiff/events';
 import { NodeDirectory } from '@skiff/placement';
 import type { Logger } from '@skiff/service-kit';
 
@@ -29,7 +29,9 @@ const now = () => new Date().toISOString();
  * each invocation goes to one of them. An invocation is acknowledged only once it has an
  * outcome (succeeded, failed, or dead and in the dead-letter stream); until then JetStream keeps
  * it, and a scheduler or worker that dies mid-attempt only delays it. A failure that may pass is
- * offered again after its backoff (nak with a delay); one that cannot is failed at once.
+ * offered again after its backoff (nak with a delay); one that cannot is failed at once. An
+ * outcome's event for the invocation's destinations is stored in the outbox before the ack, so
+ * it is never lost between the two (the OutcomeSender sends it).
  */
 export class AsyncDelivery {
   private messages: ConsumerMessages | undefined;
@@ -44,6 +46,7 @@ export class AsyncDelivery {
     private readonly calls: NodeCalls,
     private readonly records: InvocationRecords,
     private readonly deadLetters: DeadLetters,
+    private readonly outbox: OutcomeOutbox,
     private readonly opts: DeliveryOptions,
     private readonly log: Logger,
   ) {}
@@ -104,8 +107,10 @@ export class AsyncDelivery {
 
   private async deliver(m: JsMsg): Promise<void> {
     let queued: Invocation;
+    let destinations: Destinations | undefined;
     try {
       queued = decodeInvocation(m.headers);
+      destinations = decodeDestinations(m.headers);
       if (m.subject !== SUBJECTS.asyncInvocation(queued.callId)) throw new SkiffError('SKIFF_BAD_MESSAGE', `invocation ${queued.callId} arrived on ${m.subject}`);
     } catch (err) {
       this.log.warn({ err, subject: m.subject }, 'async message rejected');
@@ -126,7 +131,10 @@ export class AsyncDelivery {
       attempts: [],
     };
     if (record.status === 'succeeded' || record.status === 'failed' || record.status === 'dead') {
-      m.ack(); // an outcome was recorded before a crash kept the ack from JetStream
+      // An outcome was recorded before a crash (or a failed outbox write) kept the ack from
+      // JetStream: its event again (the outbox drops a copy it has), then the ack.
+      await this.emit(record, destinations);
+      m.ack();
       return;
     }
     const settings = queued.settings;
@@ -136,12 +144,12 @@ export class AsyncDelivery {
       // scheduler stopped, or JetStream failed under it). It counts; it may have run.
       interrupted.endedAt = now();
       interrupted.error = { code: 'SKIFF_WORKER_LOST', detail: 'the attempt was interrupted before it had an outcome (its scheduler stopped, or JetStream failed under it)' };
-      if (interrupted.attempt >= settings.asyncAttempts) return this.bury(m, record, interrupted.error);
+      if (interrupted.attempt >= settings.asyncAttempts) return this.bury(m, record, interrupted.error, destinations);
     }
     // Out of attempts already, kept queued while the dead letters were full: bury it now.
-    if (record.status === 'queued' && record.attempts.length >= settings.asyncAttempts) return this.bury(m, record, record.attempts.at(-1)?.error ?? { code: 'SKIFF_INTERNAL', detail: 'out of attempts' });
+    if (record.status === 'queued' && record.attempts.length >= settings.asyncAttempts) return this.bury(m, record, record.attempts.at(-1)?.error ?? { code: 'SKIFF_INTERNAL', detail: 'out of attempts' }, destinations);
     if (Date.now() - acceptedAt.getTime() > settings.asyncMaxAgeMs) {
-      return this.bury(m, record, { code: 'SKIFF_EVENT_TOO_OLD', detail: `not done ${settings.asyncMaxAgeMs} ms after it was accepted` });
+      return this.bury(m, record, { code: 'SKIFF_EVENT_TOO_OLD', detail: `not done ${settings.asyncMaxAgeMs} ms after it was accepted` }, destinations);
     }
     const target = { fn: queued.fn, fnVersion: queued.fnVersion, image: queued.image };
     const node = this.directory.pick(target);
@@ -188,6 +196,7 @@ export class AsyncDelivery {
         ...(outcome.body.length <= MAX_RECORDED_RESULT_BYTES ? { body: Buffer.from(outcome.body).toString('base64') } : {}),
       };
       await this.records.put(record);
+      await this.emit(record, destinations);
       m.ack();
       return;
     }
@@ -197,10 +206,11 @@ export class AsyncDelivery {
       record.status = 'failed';
       record.error = error;
       await this.records.put(record);
+      await this.emit(record, destinations);
       m.term();
       return;
     }
-    if (attempt.attempt >= settings.asyncAttempts) return this.bury(m, record, error);
+    if (attempt.attempt >= settings.asyncAttempts) return this.bury(m, record, error, destinations);
     const delay = backoffMs(attempt.attempt + 1, settings.asyncBackoffMs, settings.asyncBackoffCapMs);
     record.status = 'queued';
     record.nextAttemptAt = new Date(Date.now() + delay).toISOString();
@@ -209,7 +219,12 @@ export class AsyncDelivery {
   }
 
   /** Moves the invocation to the dead letters; if they are full, it stays queued and is offered again later. */
-  private async bury(m: JsMsg, record: InvocationRecord, error: { code: string; detail: string }): Promise<void> {
+  /** Stores the outcome's event for each destination; a failure leaves the invocation unacknowledged. */
+  private async emit(record: InvocationRecord, destinations: Destinations | undefined): Promise<void> {
+    if (destinations) await this.outbox.put(outcomeEvent(record), destinations);
+  }
+
+  private async bury(m: JsMsg, record: InvocationRecord, error: { code: string; detail: string }, destinations: Destinations | undefined): Promise<void> {
     try {
       await this.deadLetters.add({ id: record.id, headers: m.headers!, body: m.data, attempts: record.attempts.length, acceptedAt: new Date(record.acceptedAt), error });
     } catch (err) {
@@ -228,6 +243,7 @@ export class AsyncDelivery {
     delete record.nextAttemptAt;
     record.updatedAt = now();
     await this.records.put(record);
+    await this.emit(record, destinations);
     m.ack();
     this.log.warn({ id: record.id, fn: record.fn, attempts: record.attempts.length, code: error.code }, 'async invocation dead');
   }

@@ -1,11 +1,13 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { PROTOCOL_VERSION, QUEUE_GROUPS, SUBJECTS, SkiffError, decodeInvocation, encodeError, encodeJson, encodePlacedHeaders, encodeResultHeaders, nodeTableSchema, remainingMs } from '@skiff/contracts';
-import { DeadLetters, InvocationRecords, ensureEventStreams } from '@skiff/events';
+import { DeadLetters, InvocationRecords, OutcomeOutbox, ensureEventStreams } from '@skiff/events';
 import { NodeDirectory, toEntries, type NodeTable } from '@skiff/placement';
 import { type Logger } from '@skiff/service-kit';
 import type { SchedulerConfig } from './config.js';
 import { AsyncDelivery } from './delivery.js';
+import { DestinationMetrics } from './destination-metrics.js';
 import { NodeCalls } from './node-calls.js';
+import { OutcomeSender } from './outcome-sender.js';
 import { SubjectTriggers } from './triggers.js';
 
 /**
@@ -32,6 +34,7 @@ export class Scheduler {
   private readonly loops: Promise<void>[] = [];
   private delivery: AsyncDelivery | undefined;
   private triggers: SubjectTriggers | undefined;
+  private outcomes: OutcomeSender | undefined;
   private eventsRetry: NodeJS.Timeout | undefined;
   private stopping = false;
 
@@ -55,11 +58,18 @@ export class Scheduler {
   private async startDelivery(): Promise<void> {
     try {
       await ensureEventStreams(this.nc, this.config.eventLimits);
-      const delivery = new AsyncDelivery(this.nc, this.directory, this.calls, await InvocationRecords.open(this.nc), await DeadLetters.open(this.nc), { maxInFlight: this.config.asyncMaxInFlight, ackWaitMs: ACK_WAIT_MS }, this.log);
+      // Kept across a retry of the rest: one sender per scheduler.
+      if (!this.outcomes) {
+        const outcomes = new OutcomeSender(this.nc, this.config.outcomeSender, new DestinationMetrics(), this.log);
+        await outcomes.start();
+        if (this.stopping) return void (await outcomes.stop());
+        this.outcomes = outcomes;
+      }
+      const delivery = new AsyncDelivery(this.nc, this.directory, this.calls, await InvocationRecords.open(this.nc), await DeadLetters.open(this.nc), OutcomeOutbox.open(this.nc), { maxInFlight: this.config.asyncMaxInFlight, ackWaitMs: ACK_WAIT_MS }, this.log);
       await delivery.start();
       if (this.stopping) return void (await delivery.stop());
       this.delivery = delivery;
-      this.log.info('delivering async invocations');
+      this.log.info('delivering async invocations and their outcomes');
       void this.startTriggers();
     } catch (err) {
       if (this.stopping) return;
@@ -130,6 +140,7 @@ export class Scheduler {
     clearTimeout(this.eventsRetry);
     await this.triggers?.stop();
     await this.delivery?.stop();
+    await this.outcomes?.stop();
     this.directory.stop();
     for (const s of this.subs) await s.drain();
     await Promise.all(this.loops);

@@ -1,4 +1,4 @@
-import { DEFAULT_SETTINGS, PROTOCOL_VERSION, SETTING_NAMES, SUBJECTS, SkiffError, encodeJson, triggerSubjectProblem, fnChangedSchema, type FunctionMode, type RunSettings } from '@skiff/contracts';
+import { DEFAULT_SETTINGS, PROTOCOL_VERSION, SETTING_NAMES, SUBJECTS, SkiffError, destinationsProblems, encodeJson, triggerSubjectProblem, fnChangedSchema, type Destinations, type FunctionMode, type RunSettings } from '@skiff/contracts';
 import type { AsyncInvocations } from '../async-invocations.js';
 import type { Messaging } from '../messaging.js';
 import type { Prewarmer } from '../prewarm.js';
@@ -15,6 +15,7 @@ interface SettingsBody extends Partial<RunSettings> {
   inputSchema?: object;
   outputSchema?: object;
   triggers?: FunctionTriggers;
+  destinations?: Destinations;
 }
 
 /** The API document checks the shape; the subjects the platform owns are refused here. */
@@ -26,6 +27,16 @@ function checkTriggers(triggers: FunctionTriggers | undefined): void {
       throw new SkiffError('SKIFF_VALIDATION_FAILED', `${field}: "${subject}" ${problem}`, { errors: [{ field, message: problem }] });
     }
   });
+}
+
+/** The API document checks the shape and lengths; the subject's and the URL's rules are checked here. */
+function checkDestinations(destinations: Destinations | undefined): void {
+  if (destinations === undefined) return;
+  const problems = destinationsProblems(destinations, 'body.destinations');
+  if (problems.length > 0) {
+    const first = problems[0]!;
+    throw new SkiffError('SKIFF_VALIDATION_FAILED', `${first.field}: ${first.message}`, { errors: problems });
+  }
 }
 
 export function getOrThrow(registry: Registry, name: string): FunctionRecord {
@@ -47,6 +58,7 @@ export function functionHandlers(registry: Registry, store: ImageStore, messagin
     assertUsableSchema(body.inputSchema, 'body.inputSchema');
     assertUsableSchema(body.outputSchema, 'body.outputSchema');
     checkTriggers(body.triggers);
+    checkDestinations(body.destinations);
     const image = await store.resolve(body.image);
     return {
       image: body.image,
@@ -57,6 +69,7 @@ export function functionHandlers(registry: Registry, store: ImageStore, messagin
       inputSchema: body.inputSchema,
       outputSchema: body.outputSchema,
       triggers: body.triggers,
+      destinations: body.destinations,
     };
   };
   return {

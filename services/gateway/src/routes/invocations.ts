@@ -33,7 +33,7 @@ export function invocationHandlers(registry: Registry, invocations: AsyncInvocat
     },
     redriveDeadLetter: async ({ params, reply }) => {
       const fn = getOrThrow(registry, params.name!);
-      const record = await invocations.redrive(invocationFor(fn, params.id!), fn.timeoutMs, params.id!);
+      const record = await invocations.redrive(invocationFor(fn, params.id!), fn.timeoutMs, params.id!, fn.destinations);
       return reply.code(202).header('location', `/v1/invocations/${record.id}`).send(record);
     },
     deleteDeadLetter: async ({ params, reply }) => {

@@ -41,7 +41,7 @@ export function invokeHandlers(registry: Registry, invoker: Invoker, invocations
           throw new SkiffError('SKIFF_VALIDATION_FAILED', 'Idempotency-Key must be one header of 1-256 printable ASCII characters', { errors: [{ field: 'header.idempotency-key', message: 'must be 1-256 printable ASCII characters' }] });
         }
         const id = invocationId(fn.name, key);
-        const record = await invocations.accept({ ...inv, callId: id, ...(key ? { idempotencyKey: key } : {}) }, fn.timeoutMs, body);
+        const record = await invocations.accept({ ...inv, callId: id, ...(key ? { idempotencyKey: key } : {}) }, fn.timeoutMs, body, fn.destinations);
         return reply.code(202).header('location', `/v1/invocations/${record.id}`).header('preference-applied', 'respond-async').send(record);
       }
       const { body: out, contentType } = await invoker.invoke(inv, body);
