@@ -239,6 +239,73 @@ describe('trigger subjects and the events credential (docs/security.md #44)', ()
   });
 });
 
+describe('destinations: the scheduler publishes outcome events on users\' subjects, nothing more of the platform (docs/security.md #45)', () => {
+  const { as } = natsForThisBlock();
+  const id = 'echo.0123456789abcdef0123456789abcdef';
+
+  it('the scheduler publishes on a destination subject', async () => {
+    const scheduler = await as('scheduler');
+    const listener = await as('scheduler');
+    const m = await delivered(listener.nc, 'orders.done', () => scheduler.nc.publish('orders.done', 'outcome'));
+    expect(m.string()).toBe('outcome');
+    expect(scheduler.refused).toEqual([]);
+  });
+
+  it("still cannot publish the other services' subjects, queue an invocation, write the triggers, reach an inbox or the server's subjects", async () => {
+    const scheduler = await as('scheduler');
+    for (const subject of [
+      SUBJECTS.invoke,
+      SUBJECTS.heartbeat,
+      SUBJECTS.leave,
+      SUBJECTS.fnChanged,
+      SUBJECTS.nodesList,
+      SUBJECTS.nodeWarm('node-a'),
+      SUBJECTS.asyncInvocation(id),
+      SUBJECTS.trigger('echo'),
+      'skiff.anything',
+      createInbox(),
+      `${INBOX_PREFIXES.events}.x`,
+      `${INBOX_PREFIXES.scheduler}.x`,
+      '$SYS.REQ.SERVER.PING',
+      '$KV.x.y',
+      '$JS.EVENT.ADVISORY.x',
+    ]) {
+      await scheduler.publishRefused(subject);
+    }
+  });
+
+  it("still cannot delete, purge or snapshot a stream, read the dead letters or the queue directly, or remove the consumers", async () => {
+    const scheduler = await as('scheduler');
+    for (const subject of [
+      `$JS.API.STREAM.DELETE.${JETSTREAM.outcomesStream}`,
+      `$JS.API.STREAM.PURGE.${JETSTREAM.outcomesStream}`,
+      `$JS.API.STREAM.MSG.DELETE.${JETSTREAM.recordsStream}`,
+      `$JS.API.STREAM.MSG.GET.${JETSTREAM.deadStream}`,
+      `$JS.API.STREAM.SNAPSHOT.${JETSTREAM.asyncStream}`,
+      `$JS.API.STREAM.LIST`,
+      `$JS.API.ACCOUNT.PURGE.x`,
+      `$JS.API.DIRECT.GET.${JETSTREAM.deadStream}`,
+      `$JS.API.DIRECT.GET.${JETSTREAM.asyncStream}`,
+      `$JS.API.CONSUMER.CREATE.${JETSTREAM.deadStream}`,
+      `$JS.API.CONSUMER.DELETE.${JETSTREAM.asyncStream}.${JETSTREAM.asyncConsumer}`,
+      `$JS.API.CONSUMER.DELETE.${JETSTREAM.outcomesStream}.${JETSTREAM.outcomesConsumer}`,
+      `$JS.ACK.${JETSTREAM.deadStream}.x`,
+    ]) {
+      await scheduler.publishRefused(subject);
+    }
+  });
+
+  it('the outbox is the scheduler\'s: the gateway and workers cannot write outcome events or take them off', async () => {
+    const gw = await as('gateway');
+    const worker = await as('worker');
+    for (const a of [gw, worker]) {
+      await a.publishRefused(SUBJECTS.outcome('url', '0123456789abcdef0123456789abcdef'));
+      await a.publishRefused(`$JS.API.CONSUMER.MSG.NEXT.${JETSTREAM.outcomesStream}.${JETSTREAM.outcomesConsumer}`);
+      await a.publishRefused(`$JS.ACK.${JETSTREAM.outcomesStream}.x`);
+    }
+  });
+});
+
 describe('JetStream behind the same locks (docs/security.md #18)', () => {
   const { as } = natsForThisBlock();
   const id = 'echo.0123456789abcdef0123456789abcdef';
