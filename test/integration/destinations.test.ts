@@ -239,11 +239,20 @@ describe('destinations of async outcomes', () => {
 describe('a destination that never accepts', () => {
   let p: Platform;
   let never: Receiver;
+  let metricsUrl: string;
+  /** skiff.destination.deliveries by outcome, as the scheduler's Prometheus endpoint shows them. */
+  const deliveries = async (outcome: string): Promise<number> => {
+    const text = await (await fetch(metricsUrl)).text();
+    const line = text.split('\n').find((l) => l.startsWith('skiff_destination_deliveries_total{') && l.includes(`skiff_destination_outcome="${outcome}"`));
+    return line ? Number(line.split(' ').at(-1)) : 0;
+  };
 
   beforeAll(async () => {
     p = await Platform.create();
     await p.buildBase();
-    p.start('scheduler', { ...FAST_RETRIES, SKIFF_DESTINATION_ATTEMPTS: '3' });
+    const metricsPort = await freePort();
+    metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+    p.start('scheduler', { ...FAST_RETRIES, SKIFF_DESTINATION_ATTEMPTS: '3', SKIFF_METRICS_PORT: String(metricsPort) });
     p.start('worker', { SKIFF_NODE_ID: 'node-a' }, 'worker-node-a');
     await p.startGateway();
     await p.waitForNodes(['node-a']);
@@ -254,7 +263,7 @@ describe('a destination that never accepts', () => {
     await p?.close();
   });
 
-  it('gets the event SKIFF_DESTINATION_ATTEMPTS times; then it is logged at error and removed from the outbox', async () => {
+  it('gets the event SKIFF_DESTINATION_ATTEMPTS times; then it is logged at error, counted and removed from the outbox', async () => {
     expect((await p.deploy('echo-never', ECHO, SH, { destinations: { url: never.url } })).status).toBe(201);
     const id = await accept(p, 'echo-never', 'lost on purpose');
     await waitUntil(async () => schedulerLog(p).split('\n').some((line) => line.includes('dropped after its last attempt') && line.includes(never.url)), 'the drop in the scheduler log', 60_000);
@@ -271,6 +280,20 @@ describe('a destination that never accepts', () => {
       expect(info.state.messages).toBe(0);
     } finally {
       await gw.close();
+    }
+    await waitUntil(async () => (await deliveries('dropped')) === 1, 'the drop counted', 30_000);
+    expect([await deliveries('retried'), await deliveries('delivered')]).toEqual([2, 0]);
+  });
+
+  it('counts a delivered event', async () => {
+    const ok = await new Receiver(await freePort()).listen();
+    try {
+      expect((await p.deploy('echo-counted', ECHO, SH, { destinations: { url: ok.url } })).status).toBe(201);
+      await accept(p, 'echo-counted', 'counted');
+      await waitUntil(async () => ok.accepted().length === 1, 'the callback', 60_000);
+      await waitUntil(async () => (await deliveries('delivered')) === 1, 'the delivery counted', 30_000);
+    } finally {
+      await ok.close();
     }
   });
 });
