@@ -1,7 +1,7 @@
 import type { ConsumerMessages } from '@nats-io/jetstream';
 import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { MAX_EVENT_HEADERS_BYTES, PLATFORM_SUBJECTS, QUEUE_GROUPS, SkiffError, decodeResult, encodeInvocation, newCallId, type Invocation } from '@skiff/contracts';
-import { watchTriggers, type TriggerEntry } from '@skiff/events';
+import { entryInvocation, watchTriggers, type TriggerEntry } from '@skiff/events';
 import { NotStarted, type NodeCalls } from './node-calls.js';
 import { NodeDirectory } from '@skiff/placement';
 import type { Logger } from '@skiff/service-kit';
@@ -112,17 +112,7 @@ export class SubjectTriggers {
     for (const [k, v] of m.headers ?? []) headers[k] = v;
     if (JSON.stringify(headers).length > MAX_EVENT_HEADERS_BYTES) throw new SkiffError('SKIFF_HEADERS_TOO_LARGE', `the event's headers are over ${MAX_EVENT_HEADERS_BYTES} bytes`);
     const contentType = headers['Content-Type']?.[0];
-    return {
-      callId: newCallId(),
-      deadline: Date.now() + entry.timeoutMs,
-      fn: entry.fn,
-      fnVersion: entry.fnVersion,
-      image: entry.image,
-      mode: entry.mode,
-      settings: entry.settings,
-      ...(contentType && /^[\x20-\x7e]{1,256}$/.test(contentType) ? { contentType } : {}),
-      event: { subject: m.subject, id: newCallId(), headers },
-    };
+    return entryInvocation(entry, newCallId(), { subject: m.subject, id: newCallId(), headers }, contentType && /^[\x20-\x7e]{1,256}$/.test(contentType) ? contentType : undefined);
   }
 
   /** Places the call and sends it to that node; the worker's answer as a result, or a SkiffError. */
