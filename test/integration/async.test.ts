@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { INVOCATION_ID_PATTERN } from '@skiff/contracts';
-import { Platform, REPO, functionProcesses, waitUntil } from '@skiff/testkit';
+import { Platform, REPO, freePort, functionProcesses, metricSample, waitUntil } from '@skiff/testkit';
 
 /**
  * Async invocations (Prefer: respond-async) end to end: a real nats-server with JetStream,
@@ -52,11 +52,15 @@ const resultText = (r: InvocationView) => Buffer.from(r.result?.body ?? '', 'bas
 
 describe('async invocations', () => {
   let p: Platform;
+  let schedulerMetrics: string;
+  const scrape = async () => (await fetch(schedulerMetrics)).text();
 
   beforeAll(async () => {
     p = await Platform.create();
     await p.buildBase();
-    p.start('scheduler');
+    const metricsPort = await freePort();
+    schedulerMetrics = `http://127.0.0.1:${metricsPort}/metrics`;
+    p.start('scheduler', { SKIFF_METRICS_PORT: String(metricsPort) });
     await p.startGateway();
     for (const id of ['node-a', 'node-b']) p.start('worker', { SKIFF_NODE_ID: id }, `worker-${id}`);
     await p.waitForNodes(['node-a', 'node-b']);
@@ -119,6 +123,15 @@ describe('async invocations', () => {
 
     const letters = (await (await p.api('GET', '/v1/functions/flaky/dead-letters')).json()) as { deadLetters: { id: string; attempts: number; error: { code: string }; bytes: number }[] };
     expect(letters.deadLetters).toEqual([expect.objectContaining({ id: accepted.id, attempts: 3, error: expect.objectContaining({ code: 'SKIFF_FN_FAILED' }), bytes: 7 })]);
+
+    // The scheduler's metrics: each attempt by how it ended, the invocation dead, and the dead
+    // letters kept against their limit (a gauge read from JetStream every few seconds).
+    const attempts = (text: string, outcome: string) => metricSample(text, 'skiff_async_attempts_total', { faas_name: 'flaky', skiff_outcome: outcome });
+    let metrics = '';
+    await waitUntil(async () => metricSample((metrics = await scrape()), 'skiff_async_dead_letters') >= 1, 'the dead-letter gauge to count it', 20_000);
+    expect([attempts(metrics, 'retried'), attempts(metrics, 'exhausted'), attempts(metrics, 'succeeded')]).toEqual([2, 1, 0]);
+    expect(metricSample(metrics, 'skiff_async_dead_total', { faas_name: 'flaky' })).toBe(1);
+    expect(metricSample(metrics, 'skiff_async_dead_letters_limit')).toBe(10_000);
 
     // Fixed and deployed again: the redrive runs the current version with the same body.
     expect((await p.deploy('flaky', ECHO, ['/bin/sh', '/function/handler.sh'], { asyncAttempts: 3, asyncBackoffMs: 50 })).status).toBe(200);
@@ -281,12 +294,14 @@ describe('async invocations across a nats-server killed with SIGKILL', () => {
 
 describe('async invocations when the dead letters are full', () => {
   let p: Platform;
+  let metricsPort: number;
 
   beforeAll(async () => {
     p = await Platform.create();
     await p.buildBase();
     const env = { SKIFF_DEAD_LETTERS_MAX: '1' };
-    p.start('scheduler', env);
+    metricsPort = await freePort();
+    p.start('scheduler', { ...env, SKIFF_METRICS_PORT: String(metricsPort) });
     await p.startGateway(env);
     p.start('worker', { SKIFF_NODE_ID: 'node-a' }, 'worker-node-a');
     await p.waitForNodes(['node-a']);
@@ -304,5 +319,9 @@ describe('async invocations when the dead letters are full', () => {
     const letters = (await (await p.api('GET', '/v1/functions/doomed/dead-letters')).json()) as { deadLetters: { id: string }[] };
     expect(letters.deadLetters.map((d) => d.id)).toEqual([first.id]);
     expect(readFileSync(join(p.dataDir, 'scheduler.log'), 'utf8')).toContain('cannot keep the dead letter');
+    // Seen in the metrics: the refusal, and the dead letters at their limit.
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metricSample(metrics, 'skiff_async_dead_letters_refused_total', { faas_name: 'doomed' })).toBeGreaterThanOrEqual(1);
+    expect(metricSample(metrics, 'skiff_async_dead_letters_limit')).toBe(1);
   });
 });

@@ -254,9 +254,9 @@ describe('JetStream behind the same locks (docs/security.md #18)', () => {
     await worker.publishRefused(`$JS.API.CONSUMER.MSG.NEXT.${JETSTREAM.asyncStream}.${JETSTREAM.asyncConsumer}`);
   });
 
-  it('the scheduler cannot accept an async invocation of its own, delete or purge a stream, or read replies but its own', async () => {
+  it('the scheduler cannot delete or purge a stream, nor read replies but its own', async () => {
     const scheduler = await as('scheduler');
-    await scheduler.publishRefused(SUBJECTS.asyncInvocation(id));
+    // It does queue async invocations: a durable trigger's messages, taken off their stream.
     await scheduler.publishRefused(`$JS.API.STREAM.DELETE.${JETSTREAM.asyncStream}`);
     await scheduler.publishRefused(`$JS.API.STREAM.PURGE.${JETSTREAM.asyncStream}`);
     await scheduler.publishRefused(`$JS.API.STREAM.MSG.DELETE.${JETSTREAM.deadStream}`);
@@ -275,6 +275,9 @@ describe('JetStream behind the same locks (docs/security.md #18)', () => {
     await gw.publishRefused(SUBJECTS.deadLetter(id));
     await gw.publishRefused(`$JS.API.STREAM.DELETE.${JETSTREAM.asyncStream}`);
     await gw.publishRefused(`$JS.API.STREAM.DELETE.${JETSTREAM.recordsStream}`);
+    // It removes durable trigger streams (any name but the platform's own): the deny list holds.
+    await gw.publishRefused(`$JS.API.STREAM.DELETE.${JETSTREAM.deadStream}`);
+    await gw.publishRefused(`$JS.API.STREAM.DELETE.${JETSTREAM.triggersStream}`);
   });
 });
 

@@ -41,7 +41,16 @@ export const JETSTREAM = {
   recordsStream: 'SKIFF_RECORDS',
   /** Each function's subject triggers (and what an invocation of it needs), one subject per function. */
   triggersStream: 'SKIFF_TRIGGERS',
+  /** The durable consumer of every durable trigger's stream, shared by the schedulers. */
+  durableTriggerConsumer: 'skiff-durable-triggers',
 } as const;
+
+/**
+ * The stream that holds the messages of a function's durable trigger subjects (`durable: true`)
+ * until a scheduler queues them as async invocations. One per function: JetStream refuses
+ * streams whose subjects overlap, so two functions cannot both hold the same messages.
+ */
+export const durableTriggerStream = (fn: string) => `SKIFF_EVENTS_${fn}`;
 
 export const QUEUE_GROUPS = {
   schedulers: 'skiff-schedulers',

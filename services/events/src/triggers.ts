@@ -16,6 +16,8 @@ export interface TriggerEntry {
   settings: RunSettings;
   timeoutMs: number;
   subjects: string[];
+  /** The subjects' messages wait in the function's durable trigger stream, and run as async invocations. */
+  durable: boolean;
 }
 
 const entrySchema = z.object({
@@ -27,6 +29,7 @@ const entrySchema = z.object({
   timeoutMs: z.number().int().positive(),
   // Checked again on receipt: a scheduler subscribes to nothing the gateway would refuse.
   subjects: z.array(z.string().refine((s) => triggerSubjectProblem(s) === undefined, 'must be an allowed trigger subject')).max(MAX_TRIGGER_SUBJECTS),
+  durable: z.boolean().default(false),
 });
 
 /**
