@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { INVOCATION_ID_PATTERN } from '@skiff/contracts';
-import { Platform, REPO, freePort, functionProcesses, metricSample, waitUntil } from '@skiff/testkit';
+import { Platform, REPO, freePort, functionProcesses, killFunctionProcesses, metricSample, waitUntil } from '@skiff/testkit';
 
 /**
  * Async invocations (Prefer: respond-async) end to end: a real nats-server with JetStream,
@@ -169,6 +169,49 @@ describe('async invocations', () => {
     expect(resultText(done)).toBe('survived');
     expect(done.attempts[0]!.error?.code).toBe('SKIFF_WORKER_LOST');
     expect(done.attempts.at(-1)!.nodeId).not.toBe(nodeId);
+  });
+
+  it('with an Idempotency-Key, an effect made before the worker was killed with SIGKILL is applied once', async () => {
+    // The killed worker's place is taken, so a live one is there for the second attempt.
+    p.start('worker', { SKIFF_NODE_ID: 'node-c' }, 'worker-node-c');
+    await p.buildNodeRuntime();
+    // The function's effect is a line it prints (the worker writes it to its log, a file this
+    // test owns) with the key and the attempt; the first attempt then hangs past the kill.
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-async-effect-'));
+    writeFileSync(join(dir, 'index.mjs'), [
+      'export default async (event, context) => {',
+      '  console.log(`effect ${JSON.stringify({ key: context.idempotencyKey, attempt: context.attempt, amount: event.amount })}`);',
+      '  if (context.attempt === 1) await new Promise((r) => setTimeout(r, 600_000));',
+      '  return { applied: context.idempotencyKey, attempt: context.attempt };',
+      '};',
+      '',
+    ].join('\n'));
+    expect((await p.deployNode('pay', dir, { asyncBackoffMs: 50 })).status).toBe(201);
+    const effects = () =>
+      p.services
+        .filter((s) => s.name.startsWith('worker-'))
+        .flatMap((s) => readFileSync(join(p.dataDir, `${s.name}.log`), 'utf8').split('\n'))
+        .map((line) => /"msg":"effect (\{.*\})"/.exec(line)?.[1])
+        .filter((m): m is string => m !== undefined)
+        .map((m) => JSON.parse(m.replace(/\\"/g, '"')) as { key: string; attempt: number; amount: number });
+
+    const accepted = await accept(p, 'pay', '{"amount":42}', { 'idempotency-key': 'payment-9', 'content-type': 'application/json' });
+    await waitUntil(async () => effects().length === 1, 'the first attempt to make its effect', 60_000);
+    const nodeId = (await outcome(p, accepted.id, (r) => r.status === 'running')).attempts[0]!.nodeId!;
+    await p.services.find((s) => s.name === `worker-${nodeId}`)!.kill();
+    killFunctionProcesses('pay'); // the killed worker's container, hanging in its first attempt
+    const done = await outcome(p, accepted.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.attempts.map((a) => a.error?.code)).toEqual(['SKIFF_WORKER_LOST', undefined]);
+    expect(JSON.parse(resultText(done))).toEqual({ applied: 'payment-9', attempt: 2 });
+    // Both attempts made the effect, with the same key: a ledger that keeps one entry per key
+    // (as payment APIs do) applied it once.
+    const made = effects();
+    expect(made).toEqual([{ key: 'payment-9', attempt: 1, amount: 42 }, { key: 'payment-9', attempt: 2, amount: 42 }]);
+    const ledger = new Map(made.map((e) => [e.key, e.amount]));
+    expect([...ledger]).toEqual([['payment-9', 42]]);
+    // And the caller, asking again with the key, gets that one invocation.
+    expect(await accept(p, 'pay', '{"amount":42}', { 'idempotency-key': 'payment-9', 'content-type': 'application/json' })).toMatchObject({ id: accepted.id, status: 'succeeded' });
   });
 });
 
