@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { INVOCATION_ID_PATTERN } from '@skiff/contracts';
-import { Platform, REPO, functionProcesses, waitUntil } from '@skiff/testkit';
+import { Platform, REPO, freePort, functionProcesses, killFunctionProcesses, metricSample, waitUntil } from '@skiff/testkit';
 
 /**
  * Async invocations (Prefer: respond-async) end to end: a real nats-server with JetStream,
@@ -52,11 +52,15 @@ const resultText = (r: InvocationView) => Buffer.from(r.result?.body ?? '', 'bas
 
 describe('async invocations', () => {
   let p: Platform;
+  let schedulerMetrics: string;
+  const scrape = async () => (await fetch(schedulerMetrics)).text();
 
   beforeAll(async () => {
     p = await Platform.create();
     await p.buildBase();
-    p.start('scheduler');
+    const metricsPort = await freePort();
+    schedulerMetrics = `http://127.0.0.1:${metricsPort}/metrics`;
+    p.start('scheduler', { SKIFF_METRICS_PORT: String(metricsPort) });
     await p.startGateway();
     for (const id of ['node-a', 'node-b']) p.start('worker', { SKIFF_NODE_ID: id }, `worker-${id}`);
     await p.waitForNodes(['node-a', 'node-b']);
@@ -120,6 +124,15 @@ describe('async invocations', () => {
     const letters = (await (await p.api('GET', '/v1/functions/flaky/dead-letters')).json()) as { deadLetters: { id: string; attempts: number; error: { code: string }; bytes: number }[] };
     expect(letters.deadLetters).toEqual([expect.objectContaining({ id: accepted.id, attempts: 3, error: expect.objectContaining({ code: 'SKIFF_FN_FAILED' }), bytes: 7 })]);
 
+    // The scheduler's metrics: each attempt by how it ended, the invocation dead, and the dead
+    // letters kept against their limit (a gauge read from JetStream every few seconds).
+    const attempts = (text: string, outcome: string) => metricSample(text, 'skiff_async_attempts_total', { faas_name: 'flaky', skiff_outcome: outcome });
+    let metrics = '';
+    await waitUntil(async () => metricSample((metrics = await scrape()), 'skiff_async_dead_letters') >= 1, 'the dead-letter gauge to count it', 20_000);
+    expect([attempts(metrics, 'retried'), attempts(metrics, 'exhausted'), attempts(metrics, 'succeeded')]).toEqual([2, 1, 0]);
+    expect(metricSample(metrics, 'skiff_async_dead_total', { faas_name: 'flaky' })).toBe(1);
+    expect(metricSample(metrics, 'skiff_async_dead_letters_limit')).toBe(10_000);
+
     // Fixed and deployed again: the redrive runs the current version with the same body.
     expect((await p.deploy('flaky', ECHO, ['/bin/sh', '/function/handler.sh'], { asyncAttempts: 3, asyncBackoffMs: 50 })).status).toBe(200);
     const redriven = await p.api('POST', `/v1/functions/flaky/dead-letters/${accepted.id}/redrive`);
@@ -156,6 +169,49 @@ describe('async invocations', () => {
     expect(resultText(done)).toBe('survived');
     expect(done.attempts[0]!.error?.code).toBe('SKIFF_WORKER_LOST');
     expect(done.attempts.at(-1)!.nodeId).not.toBe(nodeId);
+  });
+
+  it('with an Idempotency-Key, an effect made before the worker was killed with SIGKILL is applied once', async () => {
+    // The killed worker's place is taken, so a live one is there for the second attempt.
+    p.start('worker', { SKIFF_NODE_ID: 'node-c' }, 'worker-node-c');
+    await p.buildNodeRuntime();
+    // The function's effect is a line it prints (the worker writes it to its log, a file this
+    // test owns) with the key and the attempt; the first attempt then hangs past the kill.
+    const dir = mkdtempSync(join(tmpdir(), 'skiff-async-effect-'));
+    writeFileSync(join(dir, 'index.mjs'), [
+      'export default async (event, context) => {',
+      '  console.log(`effect ${JSON.stringify({ key: context.idempotencyKey, attempt: context.attempt, amount: event.amount })}`);',
+      '  if (context.attempt === 1) await new Promise((r) => setTimeout(r, 600_000));',
+      '  return { applied: context.idempotencyKey, attempt: context.attempt };',
+      '};',
+      '',
+    ].join('\n'));
+    expect((await p.deployNode('pay', dir, { asyncBackoffMs: 50 })).status).toBe(201);
+    const effects = () =>
+      p.services
+        .filter((s) => s.name.startsWith('worker-'))
+        .flatMap((s) => readFileSync(join(p.dataDir, `${s.name}.log`), 'utf8').split('\n'))
+        .map((line) => /"msg":"effect (\{.*\})"/.exec(line)?.[1])
+        .filter((m): m is string => m !== undefined)
+        .map((m) => JSON.parse(m.replace(/\\"/g, '"')) as { key: string; attempt: number; amount: number });
+
+    const accepted = await accept(p, 'pay', '{"amount":42}', { 'idempotency-key': 'payment-9', 'content-type': 'application/json' });
+    await waitUntil(async () => effects().length === 1, 'the first attempt to make its effect', 60_000);
+    const nodeId = (await outcome(p, accepted.id, (r) => r.status === 'running')).attempts[0]!.nodeId!;
+    await p.services.find((s) => s.name === `worker-${nodeId}`)!.kill();
+    killFunctionProcesses('pay'); // the killed worker's container, hanging in its first attempt
+    const done = await outcome(p, accepted.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.attempts.map((a) => a.error?.code)).toEqual(['SKIFF_WORKER_LOST', undefined]);
+    expect(JSON.parse(resultText(done))).toEqual({ applied: 'payment-9', attempt: 2 });
+    // Both attempts made the effect, with the same key: a ledger that keeps one entry per key
+    // (as payment APIs do) applied it once.
+    const made = effects();
+    expect(made).toEqual([{ key: 'payment-9', attempt: 1, amount: 42 }, { key: 'payment-9', attempt: 2, amount: 42 }]);
+    const ledger = new Map(made.map((e) => [e.key, e.amount]));
+    expect([...ledger]).toEqual([['payment-9', 42]]);
+    // And the caller, asking again with the key, gets that one invocation.
+    expect(await accept(p, 'pay', '{"amount":42}', { 'idempotency-key': 'payment-9', 'content-type': 'application/json' })).toMatchObject({ id: accepted.id, status: 'succeeded' });
   });
 });
 
@@ -281,12 +337,14 @@ describe('async invocations across a nats-server killed with SIGKILL', () => {
 
 describe('async invocations when the dead letters are full', () => {
   let p: Platform;
+  let metricsPort: number;
 
   beforeAll(async () => {
     p = await Platform.create();
     await p.buildBase();
     const env = { SKIFF_DEAD_LETTERS_MAX: '1' };
-    p.start('scheduler', env);
+    metricsPort = await freePort();
+    p.start('scheduler', { ...env, SKIFF_METRICS_PORT: String(metricsPort) });
     await p.startGateway(env);
     p.start('worker', { SKIFF_NODE_ID: 'node-a' }, 'worker-node-a');
     await p.waitForNodes(['node-a']);
@@ -304,5 +362,9 @@ describe('async invocations when the dead letters are full', () => {
     const letters = (await (await p.api('GET', '/v1/functions/doomed/dead-letters')).json()) as { deadLetters: { id: string }[] };
     expect(letters.deadLetters.map((d) => d.id)).toEqual([first.id]);
     expect(readFileSync(join(p.dataDir, 'scheduler.log'), 'utf8')).toContain('cannot keep the dead letter');
+    // Seen in the metrics: the refusal, and the dead letters at their limit.
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metricSample(metrics, 'skiff_async_dead_letters_refused_total', { faas_name: 'doomed' })).toBeGreaterThanOrEqual(1);
+    expect(metricSample(metrics, 'skiff_async_dead_letters_limit')).toBe(1);
   });
 });

@@ -3,7 +3,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { JETSTREAM, SUBJECTS } from '@skiff/contracts';
 import { Platform, REPO, freePort, waitUntil } from '@skiff/testkit';
@@ -202,6 +202,23 @@ describe('destinations of async outcomes', () => {
     } finally {
       await gw.close();
     }
+  });
+
+  it('sends the outcome of an invocation a durable trigger queued, with the destinations of its trigger entry', async () => {
+    const hook = await receiver();
+    const res = await p.deploy('on-shipment', ECHO, SH, { triggers: { subjects: ['shipments.new'], durable: true }, destinations: { url: hook.url } });
+    expect(res.status, await res.clone().text()).toBe(201);
+    const events = await p.nats.connect('events');
+    try {
+      await waitUntil(async () => (await jetstream(events).publish('shipments.new', 'parcel 7').then(() => true).catch(() => false)), 'the durable trigger stream', 30_000);
+    } finally {
+      await events.close();
+    }
+    await waitUntil(async () => hook.accepted().length === 1, 'the durable invocation outcome', 60_000);
+    const { event } = hook.accepted()[0]!;
+    expect(event).toMatchObject({ type: 'dev.skiff.invocation.succeeded', source: '/v1/functions/on-shipment' });
+    expect(event.subject.startsWith('on-shipment.')).toBe(true);
+    expect(Buffer.from(event.data.result!.body!, 'base64').toString()).toBe('parcel 7');
   });
 
   it("sends a redriven invocation's outcome to the function's current destinations", async () => {

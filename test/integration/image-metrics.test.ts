@@ -3,25 +3,10 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Platform, REPO, freePort } from '@skiff/testkit';
+import { Platform, REPO, freePort, metricSample as sample } from '@skiff/testkit';
 
 const ECHO_DIR = join(REPO, 'functions/echo');
 const ECHO_ENTRY = ['/bin/sh', '/function/handler.sh'];
-
-/**
- * Sum of a metric's samples in Prometheus text, over the series whose labels include `labels`.
- * 0 when the metric has no samples yet (instruments appear once something is recorded).
- */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = new Map([...(m[2] ?? '').matchAll(/([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1]!, l[2]!]));
-    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) sum += Number(m[3]);
-  }
-  return sum;
-}
 
 /** The worker's image metrics, scraped from its Prometheus endpoint (SKIFF_METRICS_PORT). */
 describe('image metrics on the worker', () => {

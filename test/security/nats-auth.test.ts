@@ -239,9 +239,8 @@ describe('trigger subjects and the events credential (docs/security.md #44)', ()
   });
 });
 
-describe('destinations: the scheduler publishes outcome events on users\' subjects, nothing more of the platform (docs/security.md #45)', () => {
+describe('destinations: the scheduler publishes outcome events on users\' subjects, nothing more of the platform (docs/security.md #46)', () => {
   const { as } = natsForThisBlock();
-  const id = 'echo.0123456789abcdef0123456789abcdef';
 
   it('the scheduler publishes on a destination subject', async () => {
     const scheduler = await as('scheduler');
@@ -251,7 +250,7 @@ describe('destinations: the scheduler publishes outcome events on users\' subjec
     expect(scheduler.refused).toEqual([]);
   });
 
-  it("still cannot publish the other services' subjects, queue an invocation, write the triggers, reach an inbox or the server's subjects", async () => {
+  it("still cannot publish the other services' subjects, write the triggers, reach an inbox or the server's subjects", async () => {
     const scheduler = await as('scheduler');
     for (const subject of [
       SUBJECTS.invoke,
@@ -260,7 +259,6 @@ describe('destinations: the scheduler publishes outcome events on users\' subjec
       SUBJECTS.fnChanged,
       SUBJECTS.nodesList,
       SUBJECTS.nodeWarm('node-a'),
-      SUBJECTS.asyncInvocation(id),
       SUBJECTS.trigger('echo'),
       'skiff.anything',
       createInbox(),
@@ -321,9 +319,9 @@ describe('JetStream behind the same locks (docs/security.md #18)', () => {
     await worker.publishRefused(`$JS.API.CONSUMER.MSG.NEXT.${JETSTREAM.asyncStream}.${JETSTREAM.asyncConsumer}`);
   });
 
-  it('the scheduler cannot accept an async invocation of its own, delete or purge a stream, or read replies but its own', async () => {
+  it('the scheduler cannot delete or purge a stream, nor read replies but its own', async () => {
     const scheduler = await as('scheduler');
-    await scheduler.publishRefused(SUBJECTS.asyncInvocation(id));
+    // It does queue async invocations: a durable trigger's messages, taken off their stream.
     await scheduler.publishRefused(`$JS.API.STREAM.DELETE.${JETSTREAM.asyncStream}`);
     await scheduler.publishRefused(`$JS.API.STREAM.PURGE.${JETSTREAM.asyncStream}`);
     await scheduler.publishRefused(`$JS.API.STREAM.MSG.DELETE.${JETSTREAM.deadStream}`);
@@ -342,6 +340,9 @@ describe('JetStream behind the same locks (docs/security.md #18)', () => {
     await gw.publishRefused(SUBJECTS.deadLetter(id));
     await gw.publishRefused(`$JS.API.STREAM.DELETE.${JETSTREAM.asyncStream}`);
     await gw.publishRefused(`$JS.API.STREAM.DELETE.${JETSTREAM.recordsStream}`);
+    // It removes durable trigger streams (any name but the platform's own): the deny list holds.
+    await gw.publishRefused(`$JS.API.STREAM.DELETE.${JETSTREAM.deadStream}`);
+    await gw.publishRefused(`$JS.API.STREAM.DELETE.${JETSTREAM.triggersStream}`);
   });
 });
 

@@ -35,6 +35,8 @@ const manifestSchema = z
           .array(z.string().superRefine((s, ctx) => void (triggerSubjectProblem(s) && ctx.addIssue({ code: 'custom', message: `"${s}" ${triggerSubjectProblem(s)}` }))))
           .max(MAX_TRIGGER_SUBJECTS)
           .optional(),
+        /** Kept in JetStream and run as async invocations (retries, records, dead letters). */
+        durable: z.boolean().optional(),
       })
       .strict()
       .optional(),

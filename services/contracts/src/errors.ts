@@ -15,6 +15,7 @@ export const ERROR_CATALOG = {
   SKIFF_FN_NOT_FOUND: { status: 404, title: 'Function not found', retryable: false },
   SKIFF_FN_EXISTS: { status: 409, title: 'Function already exists', retryable: false },
   SKIFF_TRIGGER_TAKEN: { status: 409, title: 'The trigger subject belongs to another function', retryable: false },
+  SKIFF_EVENTS_PENDING: { status: 409, title: 'Events still wait in the durable trigger', retryable: true },
   SKIFF_INVOCATION_NOT_FOUND: { status: 404, title: 'Invocation not found', retryable: false },
   SKIFF_DEAD_LETTER_NOT_FOUND: { status: 404, title: 'Dead letter not found', retryable: false },
   SKIFF_FN_DELETED: { status: 410, title: 'The function was deleted before the invocation ran', retryable: false },

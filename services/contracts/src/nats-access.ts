@@ -49,6 +49,13 @@ const ALL_STREAMS = [S.asyncStream, S.deadStream, S.recordsStream, S.triggersStr
 /** Create or bring up to date the event streams (both services ensure them as they start). */
 const ENSURE_STREAMS = ['$JS.API.INFO', ...api(['STREAM.INFO', 'STREAM.CREATE', 'STREAM.UPDATE'], ALL_STREAMS)];
 
+/**
+ * Durable triggers' streams (SKIFF_EVENTS_<fn>), one per function: stream names have no
+ * wildcard of their own, so rules on them name any stream (`*`), with the platform's own
+ * streams denied where they must not be touched.
+ */
+const ANY_STREAM = '*';
+
 /** Any node's subject of the kind `nodeSubject` makes (`skiff.node.*.invoke`). */
 const anyNode = (nodeSubject: (id: string) => string) => nodeSubject('*');
 
@@ -79,7 +86,11 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
       ...api(['STREAM.PURGE'], [S.asyncStream]),
       // Subject triggers: each function's entry, written at deploy, delete and start.
       SUBJECTS.trigger('*'),
+      // Durable triggers: each function's stream, made, changed and removed with it.
+      ...api(['STREAM.CREATE', 'STREAM.UPDATE', 'STREAM.DELETE', 'STREAM.INFO'], [ANY_STREAM]),
+      '$JS.API.STREAM.NAMES',
     ],
+    publishDeny: api(['STREAM.DELETE'], ALL_STREAMS),
     subscribe: [SUBJECTS.heartbeat, SUBJECTS.leave, '_INBOX.>'],
     allowResponses: false,
   },
@@ -97,6 +108,11 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
       `$JS.ACK.${S.asyncStream}.>`,
       // Subject triggers: an ordered consumer reads every function's entry (pulled, no acks).
       ...api(['CONSUMER.CREATE', 'CONSUMER.DELETE', 'CONSUMER.INFO', 'CONSUMER.MSG.NEXT'], [S.triggersStream]),
+      // Durable triggers: pulls each function's stream through one durable consumer, and queues
+      // every message as an async invocation.
+      SUBJECTS.asyncInvocation('>'),
+      ...api(['STREAM.INFO', 'CONSUMER.CREATE', 'CONSUMER.DURABLE.CREATE', 'CONSUMER.INFO', 'CONSUMER.MSG.NEXT'], [ANY_STREAM]),
+      `$JS.ACK.${ANY_STREAM}.${S.durableTriggerConsumer}.>`,
       // Destinations: outcome events into the outbox, and out of it through one durable consumer.
       SUBJECTS.outcome('subject', '*'),
       SUBJECTS.outcome('url', '*'),
@@ -107,7 +123,7 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
       '>',
     ],
     // With `>` allowed, this list is what keeps the scheduler to its own part of the platform:
-    // every other service's subject, the queue it must not fill, the triggers table, all inboxes
+    // every other service's subject, the triggers table, all inboxes
     // (its answers pass as responses), the server's subjects, and the JetStream API calls that
     // delete, purge, reset or read what it has no business with. nats-server's deny wins, so it
     // names exactly what the scheduler does not do (its own subjects above stay open).
@@ -118,7 +134,6 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
       SUBJECTS.fnChanged,
       SUBJECTS.nodesList,
       anyNode(SUBJECTS.nodeWarm),
-      SUBJECTS.asyncInvocation('>'),
       SUBJECTS.trigger('>'),
       '_INBOX.>',
       `${INBOX_PREFIXES.scheduler}.>`,

@@ -47,7 +47,16 @@ export const JETSTREAM = {
   outcomesStream: 'SKIFF_OUTCOMES',
   /** The one durable consumer every scheduler pulls outcome events from. */
   outcomesConsumer: 'skiff-outcome-senders',
+  /** The durable consumer of every durable trigger's stream, shared by the schedulers. */
+  durableTriggerConsumer: 'skiff-durable-triggers',
 } as const;
+
+/**
+ * The stream that holds the messages of a function's durable trigger subjects (`durable: true`)
+ * until a scheduler queues them as async invocations. One per function: JetStream refuses
+ * streams whose subjects overlap, so two functions cannot both hold the same messages.
+ */
+export const durableTriggerStream = (fn: string) => `SKIFF_EVENTS_${fn}`;
 
 export const QUEUE_GROUPS = {
   schedulers: 'skiff-schedulers',

@@ -1,6 +1,6 @@
 import { jetstreamManager, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { JETSTREAM } from '@skiff/contracts';
+import { JETSTREAM, durableTriggerStream } from '@skiff/contracts';
 import { envInt, type Env } from '@skiff/service-kit';
 
 const MS = 1_000_000; // nanoseconds per millisecond, JetStream's unit for durations
@@ -21,6 +21,11 @@ export interface EventLimits {
   duplicateWindowMs: number;
   /** Outcome events waiting for their destination at most; over it, invocations wait (never dropped). */
   maxOutcomes: number;
+  /**
+   * Bytes each durable trigger's stream holds at most. JetStream sets them aside from its
+   * max_file_store for every such stream, so they are a fraction of the queue's.
+   */
+  durableTriggerMaxBytes: number;
 }
 
 export const DEFAULT_EVENT_LIMITS: EventLimits = {
@@ -31,6 +36,7 @@ export const DEFAULT_EVENT_LIMITS: EventLimits = {
   recordRetentionMs: 7 * 24 * 3_600_000,
   duplicateWindowMs: 2 * 60_000,
   maxOutcomes: 100_000,
+  durableTriggerMaxBytes: 64 * 1024 ** 2,
 };
 
 /** The largest outcome event: the invocation record, with a result of at most 64 KiB as base64, and its errors. */
@@ -100,6 +106,25 @@ export function streamConfigs(limits: EventLimits): (Partial<StreamConfig> & { n
 }
 
 /**
+ * The stream of a function's durable trigger: the messages published on its subjects, kept on
+ * file until a scheduler has queued each as an async invocation (a work queue). Full, it refuses
+ * new messages (a publisher waiting for its PubAck hears so) rather than drop old ones.
+ */
+export function durableTriggerStreamConfig(fn: string, subjects: string[], limits: EventLimits, maxEventBytes: number): Partial<StreamConfig> & { name: string; subjects: string[] } {
+  return {
+    name: durableTriggerStream(fn),
+    subjects,
+    retention: 'workqueue',
+    storage: 'file',
+    discard: 'new',
+    max_msgs: limits.maxQueued,
+    max_bytes: limits.durableTriggerMaxBytes,
+    max_msg_size: maxEventBytes,
+    duplicate_window: limits.duplicateWindowMs * MS,
+  };
+}
+
+/**
  * Creates the streams, or brings existing ones to this configuration. Every service that uses
  * them calls it at start; the calls are idempotent, so the order services start in is free.
  */
@@ -128,5 +153,6 @@ export function eventLimitsFrom(env: Env): EventLimits {
     recordRetentionMs: int('SKIFF_INVOCATION_RETENTION_MS', d.recordRetentionMs, 60_000, 365 * 24 * 3_600_000),
     duplicateWindowMs: d.duplicateWindowMs,
     maxOutcomes: int('SKIFF_OUTCOMES_MAX', d.maxOutcomes, 1, 10_000_000),
+    durableTriggerMaxBytes: int('SKIFF_DURABLE_TRIGGER_MAX_BYTES', d.durableTriggerMaxBytes, 1024 ** 2, 1024 ** 4),
   };
 }

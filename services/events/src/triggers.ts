@@ -1,7 +1,7 @@
 import { DeliverPolicy, jetstream, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { z } from 'zod';
-import { FUNCTION_MODES, FUNCTION_NAME_PATTERN, JETSTREAM, MAX_TRIGGER_SUBJECTS, SUBJECTS, destinationsSchema, settingsHeader, encodeSettings, triggerSubjectProblem, type Destinations, type FunctionMode, type RunSettings } from '@skiff/contracts';
+import { FUNCTION_MODES, FUNCTION_NAME_PATTERN, JETSTREAM, MAX_TRIGGER_SUBJECTS, SUBJECTS, destinationsSchema, settingsHeader, encodeSettings, triggerSubjectProblem, type Destinations, type FunctionMode, type Invocation, type RunSettings, type TriggerEvent } from '@skiff/contracts';
 
 /**
  * One function's subject triggers as the schedulers learn them (stream SKIFF_TRIGGERS, subject
@@ -18,6 +18,8 @@ export interface TriggerEntry {
   subjects: string[];
   /** Where the outcome of an invocation queued from this entry goes (AsyncQueue.enqueue). */
   destinations?: Destinations | undefined;
+  /** The subjects' messages wait in the function's durable trigger stream, and run as async invocations. */
+  durable: boolean;
 }
 
 const entrySchema = z.object({
@@ -30,7 +32,27 @@ const entrySchema = z.object({
   // Checked again on receipt: a scheduler subscribes to nothing the gateway would refuse.
   subjects: z.array(z.string().refine((s) => triggerSubjectProblem(s) === undefined, 'must be an allowed trigger subject')).max(MAX_TRIGGER_SUBJECTS),
   destinations: destinationsSchema.optional(),
+  durable: z.boolean().default(false),
 });
+
+/**
+ * The call an event makes of the entry's function version: what the subject triggers send a
+ * worker, and what schedules and durable triggers queue as async invocations. `callId` is the
+ * invocation id for those; the deadline is counted from now (async delivery sets its own).
+ */
+export function entryInvocation(entry: TriggerEntry, callId: string, event: TriggerEvent, contentType?: string): Invocation {
+  return {
+    callId,
+    deadline: Date.now() + entry.timeoutMs,
+    fn: entry.fn,
+    fnVersion: entry.fnVersion,
+    image: entry.image,
+    mode: entry.mode,
+    settings: entry.settings,
+    ...(contentType ? { contentType } : {}),
+    event,
+  };
+}
 
 /** How long the gateway waits for JetStream to store an entry. */
 const PUB_ACK_TIMEOUT_MS = 5000;

@@ -8,6 +8,7 @@ import type { GatewayConfig } from './config.js';
 import { bodyDeadline, clientErrorHandler, limitConnections, serverTimeouts } from './connections.js';
 import { AsyncInvocations } from './async-invocations.js';
 import { TriggerSync } from './triggers.js';
+import { DurableTriggerStreams } from './durable-triggers.js';
 import { Invoker } from './invoker.js';
 import { Prewarmer } from './prewarm.js';
 import type { Messaging } from './messaging.js';
@@ -58,7 +59,8 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
   const prewarmer = new Prewarmer(messaging, nodes, registry, { periodMs: config.minInstancesCheckMs, missedHeartbeats: config.missedHeartbeats }, log);
   prewarmer.start();
   const invocations = new AsyncInvocations(messaging, config.eventLimits, log);
-  const triggers = new TriggerSync(messaging, registry, log);
+  const durable = new DurableTriggerStreams(messaging, config.eventLimits, config.maxBodyBytes, log);
+  const triggers = new TriggerSync(messaging, registry, durable, log);
   invocations.start(() => triggers.ready());
   app.addHook('onClose', async () => (prewarmer.stop(), invoker.close(), nodes.stop(), invocations.close(), triggers.close()));
   const api = await loadApi();
@@ -68,7 +70,7 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
     api,
     {
       ...systemHandlers(api, messaging, registry),
-      ...functionHandlers(registry, store, messaging, prewarmer, invocations, triggers, config.defaultTimeoutMs),
+      ...functionHandlers(registry, store, messaging, prewarmer, invocations, triggers, durable, config.defaultTimeoutMs),
       ...invokeHandlers(registry, invoker, invocations),
       ...invocationHandlers(registry, invocations),
       ...imageHandlers(store, registry, config),

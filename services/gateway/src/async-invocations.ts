@@ -1,7 +1,7 @@
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { JETSTREAM, SUBJECTS, SkiffError, decodeInvocation, type Destinations, type Invocation } from '@skiff/contracts';
 import { AsyncQueue, DeadLetters, InvocationRecords, ensureEventStreams, type DeadLetter, type EventLimits, type InvocationRecord } from '@skiff/events';
-import type { Logger } from '@skiff/service-kit';
+import { untilItWorks, type Logger, type Retrying } from '@skiff/service-kit';
 import type { Messaging } from './messaging.js';
 
 /** While JetStream cannot be set up, it is tried again this often; async calls get 503 meanwhile. */
@@ -32,8 +32,7 @@ function queuedView(inv: Invocation, acceptedAt: Date): InvocationRecord {
  */
 export class AsyncInvocations {
   private parts: { queue: AsyncQueue; records: InvocationRecords; dead: DeadLetters; jsm: JetStreamManager } | undefined;
-  private retry: NodeJS.Timeout | undefined;
-  private closed = false;
+  private setup: Retrying | undefined;
 
   constructor(
     private readonly messaging: Messaging,
@@ -46,26 +45,19 @@ export class AsyncInvocations {
   /** `onReady` runs once the streams exist (the trigger entries are written then). */
   start(onReady?: () => Promise<void>): void {
     this.onReady = onReady;
-    void this.setUp();
+    this.setup = untilItWorks(() => this.setUp(), RETRY_MS, (err, ms) => this.log.error({ err }, `cannot set up JetStream for async invocations; trying again in ${ms} ms`));
   }
 
   close(): void {
-    this.closed = true;
-    clearTimeout(this.retry);
+    this.setup?.cancel();
   }
 
   private async setUp(): Promise<void> {
     const nc = this.messaging.nc;
-    try {
-      await ensureEventStreams(nc, this.limits);
-      this.parts = { queue: new AsyncQueue(nc), records: await InvocationRecords.open(nc), dead: await DeadLetters.open(nc), jsm: await jetstreamManager(nc, { timeout: 5000 }) };
-      await this.onReady?.();
-      this.onReady = undefined;
-    } catch (err) {
-      if (this.closed) return;
-      this.log.error({ err }, `cannot set up JetStream for async invocations; trying again in ${RETRY_MS} ms`);
-      this.retry = setTimeout(() => void this.setUp(), RETRY_MS);
-    }
+    await ensureEventStreams(nc, this.limits);
+    this.parts = { queue: new AsyncQueue(nc), records: await InvocationRecords.open(nc), dead: await DeadLetters.open(nc), jsm: await jetstreamManager(nc, { timeout: 5000 }) };
+    await this.onReady?.();
+    this.onReady = undefined;
   }
 
   private ready(): NonNullable<AsyncInvocations['parts']> {

@@ -10,6 +10,8 @@ export interface FunctionSchemas {
 /** What starts the function besides a call to its API: NATS subjects (README, Subject triggers). */
 export interface FunctionTriggers {
   subjects?: string[] | undefined;
+  /** The subjects' messages are kept in a JetStream stream and run as async invocations. */
+  durable?: boolean | undefined;
 }
 
 /** What a deploy sets; every field is part of a version. */
@@ -214,7 +216,7 @@ export class Registry {
    * One function per trigger subject: two functions on the same subject would each get half
    * its messages (one queue group), which nobody means. Overlapping wildcards are allowed.
    */
-  private assertSubjectsFree(name: string, subjects: string[]): void {
+  assertSubjectsFree(name: string, subjects: string[]): void {
     if (subjects.length === 0) return;
     for (const row of this.stmts.withTriggers.all()) {
       if (row.name === name) continue;

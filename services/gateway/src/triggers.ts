@@ -4,6 +4,7 @@ import { TriggerTable, type TriggerEntry } from '@skiff/events';
 import type { Logger } from '@skiff/service-kit';
 import type { Messaging } from './messaging.js';
 import type { FunctionRecord, Registry } from './registry.js';
+import { durableSubjects, type DurableTriggerStreams } from './durable-triggers.js';
 
 /** After a failed write, the whole table is written again this often until that works. */
 const RESYNC_MS = 5000;
@@ -18,6 +19,7 @@ export function triggerEntry(fn: FunctionRecord): TriggerEntry {
     timeoutMs: fn.timeoutMs,
     subjects: fn.triggers?.subjects ?? [],
     ...(fn.destinations ? { destinations: fn.destinations } : {}),
+    durable: durableSubjects(fn.triggers).length > 0,
   };
 }
 
@@ -36,6 +38,7 @@ export class TriggerSync {
   constructor(
     private readonly messaging: Messaging,
     private readonly registry: Registry,
+    private readonly durable: DurableTriggerStreams,
     private readonly log: Logger,
   ) {}
 
@@ -83,6 +86,12 @@ export class TriggerSync {
     const table = this.table!;
     const functions = this.registry.list();
     const known = new Set(functions.map((f) => f.name));
+    // Durable streams first: an entry that says durable names a stream the schedulers consume.
+    for (const fn of functions) {
+      const subjects = durableSubjects(fn.triggers);
+      if (subjects.length > 0) await this.durable.ensure(fn.name, subjects);
+    }
+    await this.durable.removeStale(known);
     for (const fn of functions) await table.put(triggerEntry(fn));
     // Entries of functions this registry no longer has (deleted while this gateway was down).
     const jsm = await jetstreamManager(this.messaging.nc, { timeout: 5000 });

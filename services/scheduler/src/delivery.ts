@@ -4,6 +4,7 @@ import { NotStarted, type NodeCalls } from './node-calls.js';
 import { JETSTREAM, SUBJECTS, SkiffError, decodeInvocation, decodeResult, encodeInvocation, isErrorCode, type Destinations, type Invocation } from '@skiff/contracts';
 import { ASYNC_H, DeadLetters, InvocationRecords, MAX_RECORDED_RESULT_BYTES, OutcomeOutbox, backoffMs, clipDetail, decodeDestinations, isRetried, outcomeEvent, type AttemptRecord, type InvocationRecord } from '@skiff/events';
 import { NodeDirectory } from '@skiff/placement';
+import type { AsyncMetrics } from './async-metrics.js';
 import type { Logger } from '@skiff/service-kit';
 
 export interface DeliveryOptions {
@@ -48,6 +49,7 @@ export class AsyncDelivery {
     private readonly deadLetters: DeadLetters,
     private readonly outbox: OutcomeOutbox,
     private readonly opts: DeliveryOptions,
+    private readonly metrics: AsyncMetrics,
     private readonly log: Logger,
   ) {}
 
@@ -144,6 +146,7 @@ export class AsyncDelivery {
       // scheduler stopped, or JetStream failed under it). It counts; it may have run.
       interrupted.endedAt = now();
       interrupted.error = { code: 'SKIFF_WORKER_LOST', detail: 'the attempt was interrupted before it had an outcome (its scheduler stopped, or JetStream failed under it)' };
+      this.metrics.attempt(queued.fn, 'interrupted');
       if (interrupted.attempt >= settings.asyncAttempts) return this.bury(m, record, interrupted.error, destinations);
     }
     // Out of attempts already, kept queued while the dead letters were full: bury it now.
@@ -198,6 +201,7 @@ export class AsyncDelivery {
       await this.records.put(record);
       await this.emit(record, destinations);
       m.ack();
+      this.metrics.attempt(record.fn, 'succeeded');
       return;
     }
     const error = { code: outcome.error.code, detail: clipDetail(outcome.error.message) };
@@ -208,14 +212,19 @@ export class AsyncDelivery {
       await this.records.put(record);
       await this.emit(record, destinations);
       m.term();
+      this.metrics.attempt(record.fn, 'failed');
       return;
     }
-    if (attempt.attempt >= settings.asyncAttempts) return this.bury(m, record, error, destinations);
+    if (attempt.attempt >= settings.asyncAttempts) {
+      this.metrics.attempt(record.fn, 'exhausted');
+      return this.bury(m, record, error, destinations);
+    }
     const delay = backoffMs(attempt.attempt + 1, settings.asyncBackoffMs, settings.asyncBackoffCapMs);
     record.status = 'queued';
     record.nextAttemptAt = new Date(Date.now() + delay).toISOString();
     await this.records.put(record);
     m.nak(delay);
+    this.metrics.attempt(record.fn, 'retried');
   }
 
   /** Moves the invocation to the dead letters; if they are full, it stays queued and is offered again later. */
@@ -230,6 +239,7 @@ export class AsyncDelivery {
     } catch (err) {
       // Full (SKIFF_DEAD_LETTERS_MAX) or unreachable: it stays queued, nothing is dropped.
       this.log.error({ err: (err as Error).message, id: record.id }, 'cannot keep the dead letter; the invocation stays queued');
+      this.metrics.deadLetterRefused(record.fn);
       record.status = 'queued';
       record.updatedAt = now();
       record.nextAttemptAt = new Date(Date.now() + BURY_RETRY_MS).toISOString();
@@ -245,6 +255,7 @@ export class AsyncDelivery {
     await this.records.put(record);
     await this.emit(record, destinations);
     m.ack();
+    this.metrics.dead(record.fn);
     this.log.warn({ id: record.id, fn: record.fn, attempts: record.attempts.length, code: error.code }, 'async invocation dead');
   }
 }

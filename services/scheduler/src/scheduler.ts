@@ -1,14 +1,17 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { PROTOCOL_VERSION, QUEUE_GROUPS, SUBJECTS, SkiffError, decodeInvocation, encodeError, encodeJson, encodePlacedHeaders, encodeResultHeaders, nodeTableSchema, remainingMs } from '@skiff/contracts';
-import { DeadLetters, InvocationRecords, OutcomeOutbox, ensureEventStreams } from '@skiff/events';
+import type { ConsumerMessages } from '@nats-io/jetstream';
+import { AsyncQueue, DeadLetters, InvocationRecords, OutcomeOutbox, ensureEventStreams, watchTriggers } from '@skiff/events';
 import { NodeDirectory, toEntries, type NodeTable } from '@skiff/placement';
 import { type Logger } from '@skiff/service-kit';
 import type { SchedulerConfig } from './config.js';
 import { AsyncDelivery } from './delivery.js';
+import { AsyncMetrics } from './async-metrics.js';
 import { DestinationMetrics } from './destination-metrics.js';
 import { NodeCalls } from './node-calls.js';
 import { OutcomeSender } from './outcome-sender.js';
 import { SubjectTriggers } from './triggers.js';
+import { DurableTriggers } from './durable-triggers.js';
 
 /**
  * How long an invocation taken by a scheduler that died waits before JetStream offers it again;
@@ -30,10 +33,11 @@ export class Scheduler {
   private readonly directory: NodeDirectory;
   /** Calls to worker nodes, failed at once when their node is lost. */
   private readonly calls: NodeCalls;
+  private readonly metrics: AsyncMetrics;
   private readonly subs: Subscription[] = [];
   private readonly loops: Promise<void>[] = [];
   private delivery: AsyncDelivery | undefined;
-  private triggers: SubjectTriggers | undefined;
+  private triggers: { subject: SubjectTriggers; durable: DurableTriggers; watcher: ConsumerMessages } | undefined;
   private outcomes: OutcomeSender | undefined;
   private eventsRetry: NodeJS.Timeout | undefined;
   private stopping = false;
@@ -45,6 +49,7 @@ export class Scheduler {
   ) {
     this.directory = new NodeDirectory(nc, { missedHeartbeats: config.missedHeartbeats, log, announce: true });
     this.calls = new NodeCalls(nc, this.directory);
+    this.metrics = new AsyncMetrics(nc, config.eventLimits.maxDeadLetters);
   }
 
   start(): void {
@@ -65,12 +70,14 @@ export class Scheduler {
         if (this.stopping) return void (await outcomes.stop());
         this.outcomes = outcomes;
       }
-      const delivery = new AsyncDelivery(this.nc, this.directory, this.calls, await InvocationRecords.open(this.nc), await DeadLetters.open(this.nc), OutcomeOutbox.open(this.nc), { maxInFlight: this.config.asyncMaxInFlight, ackWaitMs: ACK_WAIT_MS }, this.log);
+      const records = await InvocationRecords.open(this.nc);
+      const delivery = new AsyncDelivery(this.nc, this.directory, this.calls, records, await DeadLetters.open(this.nc), OutcomeOutbox.open(this.nc), { maxInFlight: this.config.asyncMaxInFlight, ackWaitMs: ACK_WAIT_MS }, this.metrics, this.log);
       await delivery.start();
       if (this.stopping) return void (await delivery.stop());
       this.delivery = delivery;
+      this.metrics.start();
       this.log.info('delivering async invocations and their outcomes');
-      void this.startTriggers();
+      void this.startTriggers(records);
     } catch (err) {
       if (this.stopping) return;
       this.log.error({ err }, `cannot set up JetStream for async invocations; trying again in ${EVENTS_RETRY_MS} ms`);
@@ -78,18 +85,35 @@ export class Scheduler {
     }
   }
 
-  /** Subject triggers, once the streams exist (startDelivery made them); tried again until it works. */
-  private async startTriggers(): Promise<void> {
-    const triggers = new SubjectTriggers(this.nc, this.directory, this.calls, { maxBodyBytes: this.config.maxBodyBytes, maxInFlight: this.config.triggerMaxInFlight }, this.log);
+  /**
+   * Subject triggers, plain and durable, once the streams exist (startDelivery made them): both
+   * follow every function's trigger entry. Tried again until it works.
+   */
+  private async startTriggers(records: InvocationRecords): Promise<void> {
+    const subject = new SubjectTriggers(this.nc, this.directory, this.calls, { maxBodyBytes: this.config.maxBodyBytes, maxInFlight: this.config.triggerMaxInFlight }, this.log);
+    const durable = new DurableTriggers(this.nc, new AsyncQueue(this.nc), records, this.log);
     try {
-      await triggers.start();
-      if (this.stopping) return void (await triggers.stop());
-      this.triggers = triggers;
+      const watcher = await watchTriggers(
+        this.nc,
+        (fn, entry) => (subject.update(fn, entry), durable.update(fn, entry)),
+        (from, err) => this.log.warn({ subject: from, err }, 'trigger entry rejected'),
+      );
+      this.triggers = { subject, durable, watcher };
+      if (this.stopping) await this.stopTriggers();
     } catch (err) {
       if (this.stopping) return;
       this.log.error({ err }, `cannot read the trigger entries; trying again in ${EVENTS_RETRY_MS} ms`);
-      this.eventsRetry = setTimeout(() => void this.startTriggers(), EVENTS_RETRY_MS);
+      this.eventsRetry = setTimeout(() => void this.startTriggers(records), EVENTS_RETRY_MS);
     }
+  }
+
+  private async stopTriggers(): Promise<void> {
+    const t = this.triggers;
+    this.triggers = undefined;
+    if (!t) return;
+    await t.watcher.close();
+    t.subject.stop();
+    await t.durable.stop();
   }
 
   /** Current node table (live nodes only). */
@@ -138,9 +162,10 @@ export class Scheduler {
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.eventsRetry);
-    await this.triggers?.stop();
+    await this.stopTriggers();
     await this.delivery?.stop();
     await this.outcomes?.stop();
+    this.metrics.stop();
     this.directory.stop();
     for (const s of this.subs) await s.drain();
     await Promise.all(this.loops);

@@ -1,7 +1,6 @@
-import type { ConsumerMessages } from '@nats-io/jetstream';
 import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { MAX_EVENT_HEADERS_BYTES, PLATFORM_SUBJECTS, QUEUE_GROUPS, SkiffError, decodeResult, encodeInvocation, newCallId, type Invocation } from '@skiff/contracts';
-import { watchTriggers, type TriggerEntry } from '@skiff/events';
+import { entryInvocation, type TriggerEntry } from '@skiff/events';
 import { NotStarted, type NodeCalls } from './node-calls.js';
 import { NodeDirectory } from '@skiff/placement';
 import type { Logger } from '@skiff/service-kit';
@@ -35,7 +34,6 @@ interface Triggered {
  */
 export class SubjectTriggers {
   private readonly functions = new Map<string, Triggered>();
-  private watcher: ConsumerMessages | undefined;
   private inFlight = 0;
 
   constructor(
@@ -46,23 +44,17 @@ export class SubjectTriggers {
     private readonly log: Logger,
   ) {}
 
-  async start(): Promise<void> {
-    this.watcher = await watchTriggers(
-      this.nc,
-      (fn, entry) => this.update(fn, entry),
-      (subject, err) => this.log.warn({ subject, err }, 'trigger entry rejected'),
-    );
-  }
-
-  async stop(): Promise<void> {
-    await this.watcher?.close();
+  stop(): void {
     for (const fn of [...this.functions.keys()]) this.update(fn, undefined);
   }
 
-  /** Subscribes to the subjects the function has now and drops the ones it no longer has. */
-  private update(fn: string, entry: TriggerEntry | undefined): void {
+  /**
+   * Subscribes to the subjects the function has now and drops the ones it no longer has. A
+   * durable trigger's messages are JetStream's to keep (DurableTriggers), not subscribed here.
+   */
+  update(fn: string, entry: TriggerEntry | undefined): void {
     const known = this.functions.get(fn) ?? { entry: entry!, subs: new Map<string, Subscription>() };
-    const wanted = new Set(entry?.subjects ?? []);
+    const wanted = new Set(entry && !entry.durable ? entry.subjects : []);
     for (const [subject, sub] of known.subs) {
       if (!wanted.has(subject)) (sub.unsubscribe(), known.subs.delete(subject));
     }
@@ -112,17 +104,7 @@ export class SubjectTriggers {
     for (const [k, v] of m.headers ?? []) headers[k] = v;
     if (JSON.stringify(headers).length > MAX_EVENT_HEADERS_BYTES) throw new SkiffError('SKIFF_HEADERS_TOO_LARGE', `the event's headers are over ${MAX_EVENT_HEADERS_BYTES} bytes`);
     const contentType = headers['Content-Type']?.[0];
-    return {
-      callId: newCallId(),
-      deadline: Date.now() + entry.timeoutMs,
-      fn: entry.fn,
-      fnVersion: entry.fnVersion,
-      image: entry.image,
-      mode: entry.mode,
-      settings: entry.settings,
-      ...(contentType && /^[\x20-\x7e]{1,256}$/.test(contentType) ? { contentType } : {}),
-      event: { subject: m.subject, id: newCallId(), headers },
-    };
+    return entryInvocation(entry, newCallId(), { subject: m.subject, id: newCallId(), headers }, contentType && /^[\x20-\x7e]{1,256}$/.test(contentType) ? contentType : undefined);
   }
 
   /** Places the call and sends it to that node; the worker's answer as a result, or a SkiffError. */

@@ -3,3 +3,4 @@ export * from './logger.js';
 export * from './log-file.js';
 export * from './shutdown.js';
 export * from './nats-connect.js';
+export * from './until-it-works.js';

@@ -3,14 +3,12 @@
 // invocations served. On a 2-core machine, 5,000 invocations/s leave 400 µs of CPU for all
 // processes together, so this tells which hop to work on.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Platform, REPO } from '@skiff/testkit';
+import { TICK_US, ticksOf } from '../lib/cpu.mjs';
 import { wrk } from '../lib/wrk.mjs';
 
 export const description = 'CPU time per warm invocation, by process (gateway, NATS, worker, function, wrk)';
-
-const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
 
 /** Which part of the platform a process is, from its command line. */
 function roleOf(comm, args) {
@@ -27,13 +25,7 @@ function cpuTicks() {
   for (const line of execFileSync('ps', ['-eo', 'pid=,comm=,args='], { encoding: 'utf8' }).split('\n')) {
     const m = line.trim().match(/^(\d+)\s+(\S+)\s+(.*)$/);
     const role = m && roleOf(m[2], m[3]);
-    if (!role) continue;
-    try {
-      const fields = readFileSync(`/proc/${m[1]}/stat`, 'utf8').split(') ')[1].split(' ');
-      out[role] = (out[role] ?? 0) + Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // the process ended in between
-    }
+    if (role) out[role] = (out[role] ?? 0) + ticksOf(m[1]);
   }
   return out;
 }

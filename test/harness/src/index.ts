@@ -4,3 +4,4 @@ export * from './nats.js';
 export * from './platform.js';
 export * from './tools.js';
 export * from './held.js';
+export * from './metrics.js';

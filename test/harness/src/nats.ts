@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConnection } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { INBOX_PREFIXES, type NatsRole } from '@skiff/contracts';
+import { INBOX_PREFIXES, JETSTREAM, type NatsRole } from '@skiff/contracts';
 import { connectNats, natsUserEnv } from '@skiff/service-kit';
 import { natsServerArgs, prepareNatsServer, type ExtraNatsUser, type NatsCredentials, type NatsUser } from '@skiff/cli';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -22,7 +22,7 @@ const BENCH_USER: ExtraNatsUser = {
   user: 'bench',
   password: randomBytes(24).toString('base64url'),
   permissions: {
-    publish: ['bench.>', '$JS.API.INFO', `$JS.API.*.*.${BENCH_STREAM}`, `$JS.API.*.*.${BENCH_STREAM}.>`, `$JS.API.*.*.*.${BENCH_STREAM}.>`, `$JS.ACK.${BENCH_STREAM}.>`],
+    publish: ['bench.>', '$JS.API.INFO', `$JS.API.*.*.${BENCH_STREAM}`, `$JS.API.*.*.${BENCH_STREAM}.>`, `$JS.API.*.*.*.${BENCH_STREAM}.>`, `$JS.ACK.${BENCH_STREAM}.>`, `$JS.API.STREAM.INFO.${JETSTREAM.asyncStream}`],
     subscribe: ['bench.>', `${BENCH_INBOX_PREFIX}.>`],
     allowResponses: true,
   },

@@ -7,6 +7,7 @@ import type { ImageStore } from '@skiff/image';
 import type { Handlers, OperationContext } from '../openapi.js';
 import type { FunctionRecord, FunctionSettings, FunctionTriggers, Registry } from '../registry.js';
 import type { TriggerSync } from '../triggers.js';
+import type { DurableTriggerStreams } from '../durable-triggers.js';
 
 interface SettingsBody extends Partial<RunSettings> {
   image: string;
@@ -46,7 +47,7 @@ export function getOrThrow(registry: Registry, name: string): FunctionRecord {
 }
 
 /** Management of the function registry: create, deploy versions, read, delete. */
-export function functionHandlers(registry: Registry, store: ImageStore, messaging: Messaging, prewarmer: Prewarmer, invocations: AsyncInvocations, triggers: TriggerSync, defaultTimeoutMs: number): Handlers {
+export function functionHandlers(registry: Registry, store: ImageStore, messaging: Messaging, prewarmer: Prewarmer, invocations: AsyncInvocations, triggers: TriggerSync, durable: DurableTriggerStreams, defaultTimeoutMs: number): Handlers {
   // Workers drain instances of versions that are no longer current, and keep the cgroups of a
   // function deleted and created again. Best effort: a worker that misses it drains them anyway
   // when the next invocation brings the new version.
@@ -72,12 +73,18 @@ export function functionHandlers(registry: Registry, store: ImageStore, messagin
       destinations: body.destinations,
     };
   };
+  // A durable trigger's stream exists before the version that names it is stored.
+  const prepared = async (name: string, s: FunctionSettings): Promise<FunctionSettings> => {
+    registry.assertSubjectsFree(name, s.triggers?.subjects ?? []);
+    await durable.deploying(name, registry.get(name)?.triggers, s.triggers);
+    return s;
+  };
   return {
     listFunctions: () => ({ functions: registry.list() }),
     getFunction: ({ params }) => getOrThrow(registry, params.name!),
     createFunction: async ({ body, reply }: OperationContext) => {
       const b = body as SettingsBody & { name: string };
-      const record = registry.create(b.name, await settings(b));
+      const record = registry.create(b.name, await prepared(b.name, await settings(b)));
       changed(record.name, record.version);
       prewarmer.warm(record);
       triggers.deployed(record);
@@ -85,7 +92,7 @@ export function functionHandlers(registry: Registry, store: ImageStore, messagin
     },
     deployFunction: async ({ params, body, reply }: OperationContext) => {
       const before = registry.get(params.name!)?.version;
-      const { record, created } = registry.deploy(params.name!, await settings(body as SettingsBody));
+      const { record, created } = registry.deploy(params.name!, await prepared(params.name!, await settings(body as SettingsBody)));
       if (before !== record.version) {
         changed(record.name, record.version);
         prewarmer.warm(record);
@@ -97,6 +104,8 @@ export function functionHandlers(registry: Registry, store: ImageStore, messagin
       if (!registry.remove(params.name!)) throw new SkiffError('SKIFF_FN_NOT_FOUND', `function "${params.name}" does not exist`);
       changed(params.name!, null);
       triggers.deleted(params.name!);
+      // One left behind (JetStream down) goes when the gateway next writes all trigger entries.
+      await durable.remove(params.name!).catch((err: unknown) => reply.log.warn({ err, fn: params.name }, "cannot remove the deleted function's durable trigger stream"));
       await invocations.functionDeleted(params.name!).catch((err: unknown) => reply.log.warn({ err, fn: params.name }, 'cannot fail the queued async invocations of the deleted function'));
       return reply.code(204).send();
     },
