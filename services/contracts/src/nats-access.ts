@@ -123,10 +123,10 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
       '>',
     ],
     // With `>` allowed, this list is what keeps the scheduler to its own part of the platform:
-    // every other service's subject, the triggers table, all inboxes
-    // (its answers pass as responses), the server's subjects, and the JetStream API calls that
-    // delete, purge, reset or read what it has no business with. nats-server's deny wins, so it
-    // names exactly what the scheduler does not do (its own subjects above stay open).
+    // every other service's subject, the triggers table, all inboxes (its answers pass as
+    // responses), the server's subjects, and the JetStream API calls that delete, purge, reset or
+    // read what it has no business with. nats-server's deny wins, so it names exactly what the
+    // scheduler does not do (its own subjects above stay open).
     publishDeny: [
       'skiff.*',
       SUBJECTS.heartbeat,
