@@ -36,13 +36,14 @@ interface Post {
   event: OutcomeEvent;
 }
 
-/** An HTTP receiver that answers 500 to the first `failFirst` posts and 204 after; it records every post. */
+/** An HTTP receiver that answers `failure` (500) to the first `failFirst` posts and 204 after; it records every post. */
 class Receiver {
   readonly posts: Post[] = [];
   private server: Server | undefined;
   constructor(
     readonly port: number,
     private failFirst = 0,
+    private failure: { status: number; headers?: Record<string, string> } = { status: 500 },
   ) {}
 
   get url(): string {
@@ -54,9 +55,10 @@ class Receiver {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        const status = this.posts.length < this.failFirst ? 500 : 204;
+        const failing = this.posts.length < this.failFirst;
+        const status = failing ? this.failure.status : 204;
         this.posts.push({ status, headers: req.headers, event: JSON.parse(Buffer.concat(chunks).toString()) as OutcomeEvent });
-        res.writeHead(status).end();
+        res.writeHead(status, failing ? this.failure.headers : undefined).end();
       });
     });
     await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve));
@@ -171,6 +173,17 @@ describe('destinations of async outcomes', () => {
     const ids = hook.accepted().map((x) => x.event.id);
     expect(ids).toHaveLength(2);
     expect(new Set(ids).size).toBe(2);
+  });
+
+  it('does not follow a redirect: a 307 is a failed attempt, tried again at the URL deployed', async () => {
+    const elsewhere = await receiver();
+    const hook = new Receiver(await freePort(), 1, { status: 307, headers: { location: elsewhere.url } });
+    receivers.push(await hook.listen());
+    expect((await p.deploy('echo-redirected', ECHO, SH, { destinations: { url: hook.url } })).status).toBe(201);
+    await accept(p, 'echo-redirected', 'stay');
+    await waitUntil(async () => hook.accepted().length === 1, 'the callback at the URL deployed', 60_000);
+    expect(hook.posts.map((x) => x.status)).toEqual([307, 204]);
+    expect(elsewhere.posts).toEqual([]);
   });
 
   it('publishes the success event on the destination subject, and the dead event of a function that always fails', async () => {
