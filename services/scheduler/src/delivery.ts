@@ -1,5 +1,6 @@
-import { jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
-import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import type { JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { SharedConsumer } from './shared-consumer.js';
 import { NotStarted, type NodeCalls } from './node-calls.js';
 import { JETSTREAM, SUBJECTS, SkiffError, decodeInvocation, decodeResult, encodeInvocation, isErrorCode, type Destinations, type Invocation } from '@skiff/contracts';
 import { ASYNC_H, DeadLetters, InvocationRecords, MAX_RECORDED_RESULT_BYTES, OutcomeOutbox, backoffMs, clipDetail, decodeDestinations, isRetried, outcomeEvent, type AttemptRecord, type InvocationRecord } from '@skiff/events';
@@ -18,10 +19,6 @@ export interface DeliveryOptions {
 const NOT_PLACED_DELAY_MS = 1000;
 /** A dead invocation the dead letters could not take is offered again this long after. */
 const BURY_RETRY_MS = 60_000;
-/** How long one pull for invocations lasts; see start(). */
-const PULL_EXPIRES_MS = 5000;
-/** After the consumer went away, it is set up again this often until that works. */
-const RESTART_MS = 1000;
 
 const now = () => new Date().toISOString();
 
@@ -35,14 +32,10 @@ const now = () => new Date().toISOString();
  * it is never lost between the two (the OutcomeSender sends it).
  */
 export class AsyncDelivery {
-  private messages: ConsumerMessages | undefined;
-  private restart: NodeJS.Timeout | undefined;
-  private stopped = false;
-  private loop: Promise<void> | undefined;
-  private readonly running = new Set<Promise<void>>();
+  private readonly consumer: SharedConsumer;
 
   constructor(
-    private readonly nc: NatsConnection,
+    nc: NatsConnection,
     private readonly directory: NodeDirectory,
     private readonly calls: NodeCalls,
     private readonly records: InvocationRecords,
@@ -51,60 +44,21 @@ export class AsyncDelivery {
     private readonly opts: DeliveryOptions,
     private readonly metrics: AsyncMetrics,
     private readonly log: Logger,
-  ) {}
-
-  async start(): Promise<void> {
-    const jsm = await jetstreamManager(this.nc, { timeout: 5000 });
-    const config = {
-      durable_name: JETSTREAM.asyncConsumer,
-      ack_policy: 'explicit' as const,
-      ack_wait: nanos(this.opts.ackWaitMs),
-      max_deliver: -1,
-      max_ack_pending: this.opts.maxInFlight,
-      filter_subject: 'skiff.async.>',
-    };
-    try {
-      await jsm.consumers.add(JETSTREAM.asyncStream, config);
-    } catch (err) {
-      if (!/already in use|already exists/i.test((err as Error).message)) throw err;
-      await jsm.consumers.update(JETSTREAM.asyncStream, JETSTREAM.asyncConsumer, { ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending });
-    }
-    const consumer = await jetstream(this.nc).consumers.get(JETSTREAM.asyncStream, JETSTREAM.asyncConsumer);
-    // Short pulls: after NATS or JetStream comes back, a pull lost with it is noticed (missed
-    // heartbeats, half of `expires`) and made again within seconds.
-    const messages = await consumer.consume({ max_messages: Math.min(this.opts.maxInFlight, 256), expires: PULL_EXPIRES_MS });
-    this.messages = messages;
-    this.loop = (async () => {
-      for await (const m of messages) {
-        const job = this.deliver(m).catch((err: unknown) => {
-          // JetStream (or NATS) failed under it, e.g. a record not stored: offered again shortly,
-          // or after the ack wait if even this nak is lost.
-          this.log.warn({ err: (err as Error).message, subject: m.subject }, 'async delivery interrupted; JetStream offers it again');
-          m.nak(NOT_PLACED_DELAY_MS);
-        });
-        this.running.add(job);
-        void job.finally(() => this.running.delete(job));
-      }
-      // Ends by itself only when the consumer or its stream went away: set them up again.
-      if (!this.stopped) this.restartSoon('the async consumer stopped');
-    })();
+  ) {
+    this.consumer = new SharedConsumer(
+      nc,
+      { stream: JETSTREAM.asyncStream, durable: JETSTREAM.asyncConsumer, filterSubject: 'skiff.async.>', ackWaitMs: opts.ackWaitMs, maxInFlight: opts.maxInFlight, what: 'async delivery', failedDelayMs: NOT_PLACED_DELAY_MS },
+      (m) => this.deliver(m),
+      log,
+    );
   }
 
-  private restartSoon(why: string): void {
-    this.log.warn({ why }, `setting up async delivery again in ${RESTART_MS} ms`);
-    this.restart = setTimeout(() => {
-      this.start().catch((err: unknown) => {
-        if (!this.stopped) this.restartSoon((err as Error).message);
-      });
-    }, RESTART_MS);
+  start(): Promise<void> {
+    return this.consumer.start();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.restart);
-    await this.messages?.close();
-    await this.loop;
-    await Promise.allSettled([...this.running]);
+  stop(): Promise<void> {
+    return this.consumer.stop();
   }
 
   private async deliver(m: JsMsg): Promise<void> {

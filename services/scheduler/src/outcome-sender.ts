@@ -1,5 +1,6 @@
-import { jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
-import { headers as natsHeaders, nanos, type NatsConnection } from '@nats-io/transport-node';
+import type { JsMsg } from '@nats-io/jetstream';
+import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { SharedConsumer } from './shared-consumer.js';
 import { JETSTREAM } from '@skiff/contracts';
 import { OUTCOME_CONTENT_TYPE, backoffMs, destinationOf, type DestinationKind } from '@skiff/events';
 import type { Logger } from '@skiff/service-kit';
@@ -21,8 +22,8 @@ export const DEFAULT_OUTCOME_SENDER: OutcomeSenderOptions = { attempts: 12, back
 
 /** Longer than one HTTP attempt (POST_TIMEOUT_MS), so JetStream does not offer an event twice at once. */
 const ACK_WAIT_MS = 30_000;
-const PULL_EXPIRES_MS = 5000;
-const RESTART_MS = 1000;
+/** An event whose sending failed under JetStream or NATS is offered again after this. */
+const RETRY_AFTER_FAILURE_MS = 1000;
 
 /**
  * Sends outcome events from the outbox (SKIFF_OUTCOMES) to their destination: every scheduler
@@ -32,66 +33,28 @@ const RESTART_MS = 1000;
  * logged at error, counted as dropped and removed: the one place an outcome is let go.
  */
 export class OutcomeSender {
-  private messages: ConsumerMessages | undefined;
-  private restart: NodeJS.Timeout | undefined;
-  private stopped = false;
-  private loop: Promise<void> | undefined;
-  private readonly running = new Set<Promise<void>>();
+  private readonly consumer: SharedConsumer;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly opts: OutcomeSenderOptions,
     private readonly metrics: DestinationMetrics,
     private readonly log: Logger,
-  ) {}
-
-  async start(): Promise<void> {
-    const jsm = await jetstreamManager(this.nc, { timeout: 5000 });
-    const config = {
-      durable_name: JETSTREAM.outcomesConsumer,
-      ack_policy: 'explicit' as const,
-      ack_wait: nanos(ACK_WAIT_MS),
-      max_deliver: -1,
-      max_ack_pending: this.opts.maxInFlight,
-      filter_subject: 'skiff.outcome.>',
-    };
-    try {
-      await jsm.consumers.add(JETSTREAM.outcomesStream, config);
-    } catch (err) {
-      if (!/already in use|already exists/i.test((err as Error).message)) throw err;
-      await jsm.consumers.update(JETSTREAM.outcomesStream, JETSTREAM.outcomesConsumer, { ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending });
-    }
-    const consumer = await jetstream(this.nc).consumers.get(JETSTREAM.outcomesStream, JETSTREAM.outcomesConsumer);
-    const messages = await consumer.consume({ max_messages: Math.min(this.opts.maxInFlight, 256), expires: PULL_EXPIRES_MS });
-    this.messages = messages;
-    this.loop = (async () => {
-      for await (const m of messages) {
-        const job = this.send(m).catch((err: unknown) => {
-          this.log.warn({ err: (err as Error).message, subject: m.subject }, 'outcome event not sent; JetStream offers it again');
-          m.nak(RESTART_MS);
-        });
-        this.running.add(job);
-        void job.finally(() => this.running.delete(job));
-      }
-      if (!this.stopped) this.restartSoon('the outcome consumer stopped');
-    })();
+  ) {
+    this.consumer = new SharedConsumer(
+      nc,
+      { stream: JETSTREAM.outcomesStream, durable: JETSTREAM.outcomesConsumer, filterSubject: 'skiff.outcome.>', ackWaitMs: ACK_WAIT_MS, maxInFlight: opts.maxInFlight, what: 'outcome delivery', failedDelayMs: RETRY_AFTER_FAILURE_MS },
+      (m) => this.send(m),
+      log,
+    );
   }
 
-  private restartSoon(why: string): void {
-    this.log.warn({ why }, `setting up outcome delivery again in ${RESTART_MS} ms`);
-    this.restart = setTimeout(() => {
-      this.start().catch((err: unknown) => {
-        if (!this.stopped) this.restartSoon((err as Error).message);
-      });
-    }, RESTART_MS);
+  start(): Promise<void> {
+    return this.consumer.start();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.restart);
-    await this.messages?.close();
-    await this.loop;
-    await Promise.allSettled([...this.running]);
+  stop(): Promise<void> {
+    return this.consumer.stop();
   }
 
   private async send(m: JsMsg): Promise<void> {
