@@ -106,8 +106,9 @@ describe('a launcher started ahead (--wait-fd, --status-fd)', () => {
     fx.ids.push(id);
     fs.mkdirSync(dir);
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(clean));
-    // the launcher's own syscalls only (no -f), so no line is split by another process's
-    const child = spawn('strace', ['-qq', '-e', 'trace=openat,write,close', '-o', trace, launcher, '--root', fx.stateRoot, 'run', '--wait-fd', '3', '--status-fd', '3', '--bundle', dir, id], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+    // the launcher's own syscalls only (no -f), so no line is split by another process's; each
+    // of its opens delayed, so an init not made to wait for them runs to its exit meanwhile
+    const child = spawn('strace', ['-qq', '-e', 'trace=openat,write,close', '-e', 'inject=openat:delay_enter=50000', '-o', trace, launcher, '--root', fx.stateRoot, 'run', '--wait-fd', '3', '--status-fd', '3', '--bundle', dir, id], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
     await clonedAhead(await tracedLauncher(child.pid!));
     const closed = once(child, 'close');
     (child.stdio[3] as Duplex).end('g');
@@ -115,7 +116,7 @@ describe('a launcher started ahead (--wait-fd, --status-fd)', () => {
     expect((await closed)[0]).toBe(0);
     const lines = fs.readFileSync(trace, 'utf8').split('\n');
     const status = lines.findIndex((l) => /write\(3, "0\\n", 2\)/.test(l));
-    const opened = lines.map((l, i) => ({ i, m: /openat\(AT_FDCWD, "\/proc\/\d+\/ns\/mnt", .*\) = (\d+)$/.exec(l) })).find((x) => x.m);
+    const opened = lines.map((l, i) => ({ i, m: /openat\(AT_FDCWD, "\/proc\/\d+\/ns\/mnt", .*\) = (\d+) \(DELAYED\)$/.exec(l) })).find((x) => x.m);
     expect(status).toBeGreaterThan(0);
     expect(opened, 'the mount namespace opened').toBeDefined();
     expect(opened!.i).toBeLessThan(status);

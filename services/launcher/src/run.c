@@ -278,7 +278,9 @@ static int make_fifo(struct launch *l, struct launch_error *err)
  * status is sent. Otherwise the init tears down the namespaces it was last in as it exits,
  * before its parent hears of the exit: every mount of the container unmounted, the network
  * namespace, and so on (0.6 ms here). Held, they go when the launcher lets go of them, after
- * the caller has the status. Best effort: a namespace that cannot be opened is not held.
+ * the caller has the status. With a user namespace they are opened while the init waits for
+ * its maps, so it cannot have exited; without one, only once it exec'd, which a process that
+ * exits at once can outrun. Best effort: a namespace that cannot be opened is not held.
  */
 static void hold_namespaces(struct launch *l)
 {
@@ -730,10 +732,13 @@ static int handshake(struct launch *l, int sync_fd, struct launch_error *err)
 		switch (got) {
 		case SYNC_USERNS:
 			if (write_map(l->pid, "uid_map", l->cfg.uid_maps, l->cfg.n_uid_maps, err) < 0 ||
-			    write_map(l->pid, "gid_map", l->cfg.gid_maps, l->cfg.n_gid_maps, err) < 0 ||
-			    sync_send(sync_fd, SYNC_USERNS_DONE, err) < 0)
+			    write_map(l->pid, "gid_map", l->cfg.gid_maps, l->cfg.n_gid_maps, err) < 0)
 				return -1;
-			hold_namespaces(l); /* all made now; the init goes on meanwhile */
+			/* all made now, and the init waits for the go below: held before it could
+			 * run to its exit (a quick process on a busy host did, unheld) */
+			hold_namespaces(l);
+			if (sync_send(sync_fd, SYNC_USERNS_DONE, err) < 0)
+				return -1;
 			continue;
 		case SYNC_HOOKS:
 			if (create_hooks(l, sync_fd, err) < 0)
