@@ -27,6 +27,10 @@ export const SUBJECTS = {
   deadLetter: (invocationId: string) => `skiff.dead.${invocationId}`,
   /** gateway → JetStream (stream SKIFF_TRIGGERS): a function's trigger subjects, the last write kept. */
   trigger: (fn: string) => `skiff.trigger.${fn}`,
+  /** scheduler → JetStream (stream SKIFF_SCHEDULES): the last tick of a function's schedule that was fired. */
+  tick: (fn: string) => `skiff.tick.${fn}`,
+  /** Not published: the event subject a scheduled invocation carries, so the function sees what started it. */
+  scheduleEvent: (fn: string) => `skiff.schedule.${fn}`,
 } as const;
 
 /** The JetStream streams and key-value buckets of the platform. */
@@ -41,6 +45,8 @@ export const JETSTREAM = {
   recordsStream: 'SKIFF_RECORDS',
   /** Each function's subject triggers (and what an invocation of it needs), one subject per function. */
   triggersStream: 'SKIFF_TRIGGERS',
+  /** The last tick fired of each function's schedule, one subject per function, so a starting scheduler finds missed ones. */
+  schedulesStream: 'SKIFF_SCHEDULES',
 } as const;
 
 export const QUEUE_GROUPS = {

@@ -4,3 +4,5 @@ export * from './queue.js';
 export * from './dead-letters.js';
 export * from './retry.js';
 export * from './triggers.js';
+export * from './schedule.js';
+export * from './last-ticks.js';
