@@ -114,7 +114,9 @@ export class AsyncDelivery {
     }
     const timeoutMs = Number(m.headers?.get(ASYNC_H.timeoutMs)) || 30_000;
     const acceptedAt = new Date(m.info.timestampNanos / 1e6);
-    const previous = m.info.deliveryCount > 1 ? await this.records.get(queued.callId) : undefined;
+    // A scheduled tick may have been recorded skipped by a scheduler that found it missed just as
+    // another fired it late: the record wins, so the tick's outcome is the one reported.
+    const previous = m.info.deliveryCount > 1 || queued.event?.subject === SUBJECTS.scheduleEvent(queued.fn) ? await this.records.get(queued.callId) : undefined;
     const record: InvocationRecord = previous ?? {
       id: queued.callId,
       fn: queued.fn,
@@ -125,8 +127,8 @@ export class AsyncDelivery {
       ...(queued.idempotencyKey ? { idempotencyKey: queued.idempotencyKey } : {}),
       attempts: [],
     };
-    if (record.status === 'succeeded' || record.status === 'failed' || record.status === 'dead') {
-      m.ack(); // an outcome was recorded before a crash kept the ack from JetStream
+    if (record.status === 'succeeded' || record.status === 'failed' || record.status === 'dead' || record.status === 'skipped') {
+      m.ack(); // an outcome was recorded before a crash kept the ack from JetStream (or the tick was recorded missed)
       return;
     }
     const settings = queued.settings;

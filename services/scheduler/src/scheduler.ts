@@ -6,6 +6,7 @@ import { type Logger } from '@skiff/service-kit';
 import type { SchedulerConfig } from './config.js';
 import { AsyncDelivery } from './delivery.js';
 import { NodeCalls } from './node-calls.js';
+import { Schedules } from './schedules.js';
 import { SubjectTriggers } from './triggers.js';
 
 /**
@@ -32,6 +33,8 @@ export class Scheduler {
   private readonly loops: Promise<void>[] = [];
   private delivery: AsyncDelivery | undefined;
   private triggers: SubjectTriggers | undefined;
+  private schedules: Schedules | undefined;
+  private schedulesRetry: NodeJS.Timeout | undefined;
   private eventsRetry: NodeJS.Timeout | undefined;
   private stopping = false;
 
@@ -61,6 +64,7 @@ export class Scheduler {
       this.delivery = delivery;
       this.log.info('delivering async invocations');
       void this.startTriggers();
+      void this.startSchedules();
     } catch (err) {
       if (this.stopping) return;
       this.log.error({ err }, `cannot set up JetStream for async invocations; trying again in ${EVENTS_RETRY_MS} ms`);
@@ -79,6 +83,20 @@ export class Scheduler {
       if (this.stopping) return;
       this.log.error({ err }, `cannot read the trigger entries; trying again in ${EVENTS_RETRY_MS} ms`);
       this.eventsRetry = setTimeout(() => void this.startTriggers(), EVENTS_RETRY_MS);
+    }
+  }
+
+  /** Schedules, beside the subject triggers and like them once the streams exist; tried again until it works. */
+  private async startSchedules(): Promise<void> {
+    try {
+      const schedules = await Schedules.open(this.nc, await InvocationRecords.open(this.nc), this.log);
+      await schedules.start();
+      if (this.stopping) return void (await schedules.stop());
+      this.schedules = schedules;
+    } catch (err) {
+      if (this.stopping) return;
+      this.log.error({ err }, `cannot read the schedules; trying again in ${EVENTS_RETRY_MS} ms`);
+      this.schedulesRetry = setTimeout(() => void this.startSchedules(), EVENTS_RETRY_MS);
     }
   }
 
@@ -128,6 +146,8 @@ export class Scheduler {
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.eventsRetry);
+    clearTimeout(this.schedulesRetry);
+    await this.schedules?.stop();
     await this.triggers?.stop();
     await this.delivery?.stop();
     this.directory.stop();
