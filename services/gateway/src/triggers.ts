@@ -1,6 +1,6 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { JETSTREAM, SETTING_NAMES, SUBJECTS, type RunSettings } from '@skiff/contracts';
-import { TriggerTable, type TriggerEntry } from '@skiff/events';
+import { TriggerTable, parseSchedule, type TriggerEntry } from '@skiff/events';
 import type { Logger } from '@skiff/service-kit';
 import type { Messaging } from './messaging.js';
 import type { FunctionRecord, Registry } from './registry.js';
@@ -17,6 +17,8 @@ export function triggerEntry(fn: FunctionRecord): TriggerEntry {
     settings: Object.fromEntries(SETTING_NAMES.map((k) => [k, fn[k]])) as RunSettings,
     timeoutMs: fn.timeoutMs,
     subjects: fn.triggers?.subjects ?? [],
+    ...(fn.triggers?.schedule !== undefined ? { schedule: parseSchedule(fn.triggers.schedule) } : {}),
+    createdAt: fn.createdAt,
   };
 }
 
