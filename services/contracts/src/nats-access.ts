@@ -45,7 +45,7 @@ export const PLATFORM_SUBJECTS = ['skiff.>', '_INBOX.>', `${INBOX_PREFIXES.sched
 const S = JETSTREAM;
 /** JetStream API subjects for the named streams (`$JS.API.<verb>.<stream>`, and `.>` below it). */
 const api = (verbs: string[], streams: string[]) => verbs.flatMap((v) => streams.flatMap((s) => [`$JS.API.${v}.${s}`, `$JS.API.${v}.${s}.>`]));
-const ALL_STREAMS = [S.asyncStream, S.deadStream, S.recordsStream, S.triggersStream];
+const ALL_STREAMS = [S.asyncStream, S.deadStream, S.recordsStream, S.triggersStream, S.schedulesStream];
 /** Create or bring up to date the event streams (both services ensure them as they start). */
 const ENSURE_STREAMS = ['$JS.API.INFO', ...api(['STREAM.INFO', 'STREAM.CREATE', 'STREAM.UPDATE'], ALL_STREAMS)];
 
@@ -74,7 +74,7 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
       SUBJECTS.asyncInvocation('>'),
       SUBJECTS.record('>'),
       ...ENSURE_STREAMS,
-      ...api(['DIRECT.GET'], ALL_STREAMS),
+      ...api(['DIRECT.GET'], [S.asyncStream, S.deadStream, S.recordsStream, S.triggersStream]),
       ...api(['STREAM.MSG.DELETE'], [S.deadStream]),
       ...api(['STREAM.PURGE'], [S.asyncStream]),
       // Subject triggers: each function's entry, written at deploy, delete and start.
@@ -95,8 +95,14 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
       ...api(['DIRECT.GET'], [S.recordsStream]),
       ...api(['CONSUMER.CREATE', 'CONSUMER.DURABLE.CREATE', 'CONSUMER.INFO', 'CONSUMER.MSG.NEXT'], [S.asyncStream]),
       `$JS.ACK.${S.asyncStream}.>`,
-      // Subject triggers: an ordered consumer reads every function's entry (pulled, no acks).
+      // Subject triggers and schedules: ordered consumers read every function's entry (pulled, no acks).
       ...api(['CONSUMER.CREATE', 'CONSUMER.DELETE', 'CONSUMER.INFO', 'CONSUMER.MSG.NEXT'], [S.triggersStream]),
+      // Schedules: each tick queued as an async invocation (under its own id only the function's
+      // name and the tick decide), the last tick fired noted and read back, and a missed tick's
+      // queued message looked up before it is reported.
+      SUBJECTS.asyncInvocation('>'),
+      SUBJECTS.tick('*'),
+      ...api(['DIRECT.GET'], [S.asyncStream, S.schedulesStream]),
     ],
     // Trigger subjects are the users' own and may be anything outside the platform's (see
     // triggerSubjectProblem), so the scheduler subscribes to `>` minus what it must not read:
@@ -112,6 +118,7 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
       SUBJECTS.record('>'),
       SUBJECTS.deadLetter('>'),
       SUBJECTS.trigger('>'),
+      SUBJECTS.tick('>'),
       '_INBOX.>',
       `${INBOX_PREFIXES.events}.>`,
       '$JS.>',
