@@ -261,6 +261,7 @@ describe('async invocations when JetStream cannot take them', () => {
     await p.buildBase();
     // No scheduler: the gateway sets up the streams itself, and nothing takes from the queue.
     await p.startGateway({ SKIFF_ASYNC_MAX_QUEUED: '3' });
+    await p.waitForAsync(); // a busy machine may take longer than the deploy
     expect((await p.deploy('echo', ECHO, ['/bin/sh', '/function/handler.sh'])).status).toBe(201);
   });
   afterAll(async () => p?.close());

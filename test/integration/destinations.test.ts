@@ -27,7 +27,7 @@ interface OutcomeEvent {
   subject: string;
   time: string;
   datacontenttype: string;
-  data: { id: string; status: string; result?: { body?: string }; error?: { code: string }; attempts: unknown[] };
+  data: { id: string; status: string; idempotencyKey?: string; result?: { body?: string }; error?: { code: string }; attempts: unknown[] };
 }
 
 interface Post {
@@ -232,6 +232,18 @@ describe('destinations of async outcomes', () => {
     expect(event).toMatchObject({ type: 'dev.skiff.invocation.succeeded', source: '/v1/functions/on-shipment' });
     expect(event.subject.startsWith('on-shipment.')).toBe(true);
     expect(Buffer.from(event.data.result!.body!, 'base64').toString()).toBe('parcel 7');
+  });
+
+  it("sends the outcome of a scheduled tick, with the destinations of its trigger entry", async () => {
+    const ticks = listener.subscribe('ticks.done', { max: 1 });
+    await listener.flush();
+    const res = await p.deploy('every-second', ECHO, SH, { triggers: { schedule: '* * * * * *' }, destinations: { subject: 'ticks.done' } });
+    expect(res.status, await res.clone().text()).toBe(201);
+    const { event } = await nextEvent(ticks);
+    expect(event).toMatchObject({ type: 'dev.skiff.invocation.succeeded', source: '/v1/functions/every-second' });
+    expect(event.data.idempotencyKey).toMatch(/^schedule:/);
+    expect(JSON.parse(Buffer.from(event.data.result!.body!, 'base64').toString())).toMatchObject({ cron: '* * * * * *', catchUp: false });
+    expect((await p.api('DELETE', '/v1/functions/every-second')).status).toBe(204);
   });
 
   it("sends a redriven invocation's outcome to the function's current destinations", async () => {

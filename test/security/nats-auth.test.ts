@@ -184,7 +184,7 @@ describe('trigger subjects and the events credential (docs/security.md #44)', ()
 
   it("the scheduler reads any trigger subject, but not a node's invocations, inboxes, the queues or the server's subjects, even through `>`", async () => {
     const scheduler = await as('scheduler');
-    for (const subject of [SUBJECTS.nodeInvoke('node-a'), SUBJECTS.nodeWarm('node-a'), '_INBOX.>', `${INBOX_PREFIXES.events}.>`, SUBJECTS.asyncInvocation('>'), SUBJECTS.record('>'), SUBJECTS.trigger('>'), '$JS.API.>', '$SYS.>']) {
+    for (const subject of [SUBJECTS.nodeInvoke('node-a'), SUBJECTS.nodeWarm('node-a'), '_INBOX.>', `${INBOX_PREFIXES.events}.>`, SUBJECTS.asyncInvocation('>'), SUBJECTS.record('>'), SUBJECTS.trigger('>'), SUBJECTS.tick('>'), '$JS.API.>', '$SYS.>']) {
       await scheduler.subscribeRefused(subject);
     }
     // A wildcard it may hold delivers nothing that the deny list covers.
@@ -207,7 +207,7 @@ describe('trigger subjects and the events credential (docs/security.md #44)', ()
 
   it('the events credential publishes on trigger subjects and reads its own replies, nothing of the platform', async () => {
     const events = await as('events');
-    for (const subject of [SUBJECTS.invoke, SUBJECTS.asyncInvocation('x'), SUBJECTS.nodeInvoke('node-a'), '_INBOX.x', `${INBOX_PREFIXES.scheduler}.x`, '$JS.API.INFO', '$SYS.REQ.SERVER.PING', '$KV.x.y']) {
+    for (const subject of [SUBJECTS.invoke, SUBJECTS.asyncInvocation('x'), SUBJECTS.tick('x'), SUBJECTS.nodeInvoke('node-a'), '_INBOX.x', `${INBOX_PREFIXES.scheduler}.x`, '$JS.API.INFO', '$SYS.REQ.SERVER.PING', '$KV.x.y']) {
       await events.publishRefused(subject);
     }
     for (const subject of ['orders.new', '>', '_INBOX.>', SUBJECTS.heartbeat]) await events.subscribeRefused(subject);
@@ -272,7 +272,7 @@ describe('destinations: the scheduler publishes outcome events on users\' subjec
     }
   });
 
-  it("still cannot delete, purge or snapshot a stream, read the dead letters or the queue directly, or remove the consumers", async () => {
+  it("still cannot delete, purge or snapshot a stream, read the dead letters or the outbox directly, or remove the consumers", async () => {
     const scheduler = await as('scheduler');
     for (const subject of [
       `$JS.API.STREAM.DELETE.${JETSTREAM.outcomesStream}`,
@@ -283,7 +283,7 @@ describe('destinations: the scheduler publishes outcome events on users\' subjec
       `$JS.API.STREAM.LIST`,
       `$JS.API.ACCOUNT.PURGE.x`,
       `$JS.API.DIRECT.GET.${JETSTREAM.deadStream}`,
-      `$JS.API.DIRECT.GET.${JETSTREAM.asyncStream}`,
+      `$JS.API.DIRECT.GET.${JETSTREAM.outcomesStream}`,
       `$JS.API.CONSUMER.CREATE.${JETSTREAM.deadStream}`,
       `$JS.API.CONSUMER.DELETE.${JETSTREAM.asyncStream}.${JETSTREAM.asyncConsumer}`,
       `$JS.API.CONSUMER.DELETE.${JETSTREAM.outcomesStream}.${JETSTREAM.outcomesConsumer}`,
@@ -314,15 +314,25 @@ describe('JetStream behind the same locks (docs/security.md #18)', () => {
     await worker.publishRefused(SUBJECTS.asyncInvocation(id));
     await worker.publishRefused(SUBJECTS.record(id));
     await worker.publishRefused(SUBJECTS.deadLetter(id));
+    await worker.publishRefused(SUBJECTS.tick('echo'));
     await worker.publishRefused(`$JS.API.DIRECT.GET.${JETSTREAM.recordsStream}`);
     await worker.publishRefused(`$JS.API.STREAM.DELETE.${JETSTREAM.asyncStream}`);
     await worker.publishRefused(`$JS.API.CONSUMER.MSG.NEXT.${JETSTREAM.asyncStream}.${JETSTREAM.asyncConsumer}`);
   });
 
-  it('the scheduler cannot delete or purge a stream, nor read replies but its own', async () => {
+  it("the scheduler queues a schedule's ticks and notes the last one, but cannot write trigger entries, delete or purge a stream, or read replies but its own", async () => {
     const scheduler = await as('scheduler');
-    // It does queue async invocations: a durable trigger's messages, taken off their stream.
+    // Schedules: a tick is an async invocation the scheduler queues (as it queues a durable
+    // trigger's messages), and its last tick a note of its own.
+    scheduler.nc.publish(SUBJECTS.asyncInvocation(id), 'tick');
+    scheduler.nc.publish(SUBJECTS.tick('echo'), '{}');
+    // Refused after them, in order: once this violation is in, theirs would have been too.
+    await scheduler.publishRefused(SUBJECTS.trigger('echo'));
+    expect(scheduler.has('publish', SUBJECTS.asyncInvocation(id))).toBe(false);
+    expect(scheduler.has('publish', SUBJECTS.tick('echo'))).toBe(false);
+    await scheduler.publishRefused(SUBJECTS.tick('echo.more'));
     await scheduler.publishRefused(`$JS.API.STREAM.DELETE.${JETSTREAM.asyncStream}`);
+    await scheduler.publishRefused(`$JS.API.STREAM.PURGE.${JETSTREAM.schedulesStream}`);
     await scheduler.publishRefused(`$JS.API.STREAM.PURGE.${JETSTREAM.asyncStream}`);
     await scheduler.publishRefused(`$JS.API.STREAM.MSG.DELETE.${JETSTREAM.deadStream}`);
     await scheduler.subscribeRefused('_INBOX.>');
@@ -343,6 +353,9 @@ describe('JetStream behind the same locks (docs/security.md #18)', () => {
     // It removes durable trigger streams (any name but the platform's own): the deny list holds.
     await gw.publishRefused(`$JS.API.STREAM.DELETE.${JETSTREAM.deadStream}`);
     await gw.publishRefused(`$JS.API.STREAM.DELETE.${JETSTREAM.triggersStream}`);
+    // Ticks are the schedulers' own: the gateway neither fakes a last tick nor reads them.
+    await gw.publishRefused(SUBJECTS.tick('echo'));
+    await gw.publishRefused(`$JS.API.DIRECT.GET.${JETSTREAM.schedulesStream}`);
   });
 });
 

@@ -21,6 +21,19 @@ describe('function.yaml triggers', () => {
     expect(() => loadManifest(fnDir('name: bad\nentrypoint: [/bin/cat]\ntriggers:\n  subjects: [ok.one, skiff.invoke]\n'))).toThrow(/triggers\.subjects\.1: "skiff\.invoke" is reserved/);
     expect(() => loadManifest(fnDir('name: bad\nentrypoint: [/bin/cat]\ntriggers:\n  subjects: ["*.x"]\n'))).toThrow(/triggers\.subjects\.0/);
   });
+
+  it('passes a schedule on to the deploy body, as a string or with its options', () => {
+    const short = loadManifest(fnDir('name: nightly\nentrypoint: [/bin/cat]\ntriggers:\n  schedule: "0 3 * * *"\n'));
+    expect(deploySettings(short, 'nightly:latest')).toMatchObject({ triggers: { schedule: '0 3 * * *' } });
+    const long = loadManifest(fnDir('name: nightly\nentrypoint: [/bin/cat]\ntriggers:\n  schedule: { cron: "*/10 * * * * *", timeZone: Europe/Berlin, catchUp: true }\n'));
+    expect(deploySettings(long, 'nightly:latest')).toMatchObject({ triggers: { schedule: { cron: '*/10 * * * * *', timeZone: 'Europe/Berlin', catchUp: true } } });
+  });
+
+  it('refuses a schedule the gateway would refuse, naming the field', () => {
+    expect(() => loadManifest(fnDir('name: bad\nentrypoint: [/bin/cat]\ntriggers:\n  schedule: "* * *"\n'))).toThrow(/triggers\.schedule: must be a cron expression of 5 fields/);
+    expect(() => loadManifest(fnDir('name: bad\nentrypoint: [/bin/cat]\ntriggers:\n  schedule: { cron: "* * * * *", timeZone: Nowhere/Land }\n'))).toThrow(/triggers\.schedule\.timeZone: "Nowhere\/Land" is not an IANA time zone/);
+    expect(() => loadManifest(fnDir('name: bad\nentrypoint: [/bin/cat]\ntriggers:\n  schedule: { cron: "* * * * *", catchup: true }\n'))).toThrow(/triggers\.schedule/);
+  });
 });
 
 describe('function.yaml destinations', () => {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { scheduleProblem, type ScheduleSetting } from '@skiff/events';
 import { MAX_TIMEOUT_MS, MAX_TRIGGER_SUBJECTS, SETTING_NAMES, destinationsSchema, triggerSubjectProblem, settingSchema, type SettingName } from '@skiff/contracts';
 
 /** Language runtimes Skiff ships: the image a function builds on and how its process starts. */
@@ -37,6 +38,14 @@ const manifestSchema = z
           .optional(),
         /** Kept in JetStream and run as async invocations (retries, records, dead letters). */
         durable: z.boolean().optional(),
+        /** A cron expression, or { cron, timeZone, catchUp }, by the gateway's rule (README, Schedules). */
+        schedule: z
+          .union([z.string(), z.object({ cron: z.string(), timeZone: z.string().optional(), catchUp: z.boolean().optional() }).strict()])
+          .superRefine((s, ctx) => {
+            const problem = scheduleProblem(s as ScheduleSetting);
+            if (problem) ctx.addIssue({ code: 'custom', message: problem.message, path: problem.field ? [problem.field.slice(1)] : [] });
+          })
+          .optional(),
       })
       .strict()
       .optional(),

@@ -20,6 +20,7 @@ export const ERROR_CATALOG = {
   SKIFF_DEAD_LETTER_NOT_FOUND: { status: 404, title: 'Dead letter not found', retryable: false },
   SKIFF_FN_DELETED: { status: 410, title: 'The function was deleted before the invocation ran', retryable: false },
   SKIFF_EVENT_TOO_OLD: { status: 410, title: 'The async invocation outlived its maximum age', retryable: false },
+  SKIFF_TICK_MISSED: { status: 410, title: 'A scheduled tick was due while no scheduler ran', retryable: false },
   SKIFF_IMAGE_NOT_FOUND: { status: 422, title: 'Image not found in the store', retryable: false },
   SKIFF_IMAGE_INVALID: { status: 502, title: 'Image is invalid or corrupt', retryable: false },
   SKIFF_LAYER_UNSAFE: { status: 502, title: 'Image layer rejected as unsafe', retryable: false },

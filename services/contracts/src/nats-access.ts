@@ -45,7 +45,7 @@ export const PLATFORM_SUBJECTS = ['skiff.>', '_INBOX.>', `${INBOX_PREFIXES.sched
 const S = JETSTREAM;
 /** JetStream API subjects for the named streams (`$JS.API.<verb>.<stream>`, and `.>` below it). */
 const api = (verbs: string[], streams: string[]) => verbs.flatMap((v) => streams.flatMap((s) => [`$JS.API.${v}.${s}`, `$JS.API.${v}.${s}.>`]));
-const ALL_STREAMS = [S.asyncStream, S.deadStream, S.recordsStream, S.triggersStream, S.outcomesStream];
+const ALL_STREAMS = [S.asyncStream, S.deadStream, S.recordsStream, S.triggersStream, S.outcomesStream, S.schedulesStream];
 /** Create or bring up to date the event streams (both services ensure them as they start). */
 const ENSURE_STREAMS = ['$JS.API.INFO', ...api(['STREAM.INFO', 'STREAM.CREATE', 'STREAM.UPDATE'], ALL_STREAMS)];
 
@@ -106,7 +106,7 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
       ...api(['DIRECT.GET'], [S.recordsStream]),
       ...api(['CONSUMER.CREATE', 'CONSUMER.DURABLE.CREATE', 'CONSUMER.INFO', 'CONSUMER.MSG.NEXT'], [S.asyncStream]),
       `$JS.ACK.${S.asyncStream}.>`,
-      // Subject triggers: an ordered consumer reads every function's entry (pulled, no acks).
+      // Subject triggers and schedules: ordered consumers read every function's entry (pulled, no acks).
       ...api(['CONSUMER.CREATE', 'CONSUMER.DELETE', 'CONSUMER.INFO', 'CONSUMER.MSG.NEXT'], [S.triggersStream]),
       // Durable triggers: pulls each function's stream through one durable consumer, and queues
       // every message as an async invocation.
@@ -118,6 +118,11 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
       SUBJECTS.outcome('url', '*'),
       ...api(['CONSUMER.CREATE', 'CONSUMER.DURABLE.CREATE', 'CONSUMER.INFO', 'CONSUMER.MSG.NEXT'], [S.outcomesStream]),
       `$JS.ACK.${S.outcomesStream}.>`,
+      // Schedules: each tick queued as an async invocation (asyncInvocation above, under an id
+      // only the function's name and the tick decide), the last tick fired noted and read back,
+      // and a missed tick's queued message looked up before it is reported.
+      SUBJECTS.tick('*'),
+      ...api(['DIRECT.GET'], [S.asyncStream, S.schedulesStream]),
       // ...and each event on its destination subject: the users' own, anything a destination
       // may be (destinationSubjectProblem). `>` minus the platform's subjects below.
       '>',
@@ -135,6 +140,7 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
       SUBJECTS.nodesList,
       anyNode(SUBJECTS.nodeWarm),
       SUBJECTS.trigger('>'),
+      `${SUBJECTS.tick('*')}.>`,
       '_INBOX.>',
       `${INBOX_PREFIXES.scheduler}.>`,
       `${INBOX_PREFIXES.events}.>`,
@@ -146,7 +152,7 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
       '$JS.API.STREAM.LIST',
       '$JS.API.STREAM.NAMES',
       ...api(['DIRECT.GET', 'CONSUMER.CREATE', 'CONSUMER.DURABLE.CREATE', 'CONSUMER.MSG.NEXT'], [S.deadStream]),
-      ...api(['DIRECT.GET'], [S.asyncStream, S.triggersStream, S.outcomesStream]),
+      ...api(['DIRECT.GET'], [S.triggersStream, S.outcomesStream]),
       ...api(['CONSUMER.DELETE'], [S.asyncStream, S.outcomesStream, S.deadStream, S.recordsStream]),
       ...[S.deadStream, S.recordsStream, S.triggersStream].map((s) => `$JS.ACK.${s}.>`),
     ],
@@ -165,6 +171,7 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
       SUBJECTS.deadLetter('>'),
       SUBJECTS.trigger('>'),
       'skiff.outcome.>',
+      SUBJECTS.tick('>'),
       '_INBOX.>',
       `${INBOX_PREFIXES.events}.>`,
       '$JS.>',

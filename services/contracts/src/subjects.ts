@@ -29,6 +29,10 @@ export const SUBJECTS = {
   trigger: (fn: string) => `skiff.trigger.${fn}`,
   /** scheduler → JetStream (stream SKIFF_OUTCOMES): one outcome event on its way to one destination (`subject` or `url`). */
   outcome: (kind: 'subject' | 'url', eventId: string) => `skiff.outcome.${kind}.${eventId}`,
+  /** scheduler → JetStream (stream SKIFF_SCHEDULES): the last tick of a function's schedule that was fired. */
+  tick: (fn: string) => `skiff.tick.${fn}`,
+  /** Not published: the event subject a scheduled invocation carries, so the function sees what started it. */
+  scheduleEvent: (fn: string) => `skiff.schedule.${fn}`,
 } as const;
 
 /** The JetStream streams and key-value buckets of the platform. */
@@ -49,6 +53,8 @@ export const JETSTREAM = {
   outcomesConsumer: 'skiff-outcome-senders',
   /** The durable consumer of every durable trigger's stream, shared by the schedulers. */
   durableTriggerConsumer: 'skiff-durable-triggers',
+  /** The last tick fired of each function's schedule, one subject per function, so a starting scheduler finds missed ones. */
+  schedulesStream: 'SKIFF_SCHEDULES',
 } as const;
 
 /**

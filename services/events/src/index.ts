@@ -5,3 +5,5 @@ export * from './dead-letters.js';
 export * from './retry.js';
 export * from './triggers.js';
 export * from './outcomes.js';
+export * from './schedule.js';
+export * from './last-ticks.js';

@@ -1,9 +1,10 @@
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { JetStreamApiError, JetStreamApiCodes, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { z } from 'zod';
 import { INVOCATION_ID_PATTERN, JETSTREAM, SUBJECTS } from '@skiff/contracts';
 
-export const INVOCATION_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'dead'] as const;
+/** `skipped`: a scheduled tick missed while no scheduler ran, with catchUp off (error SKIFF_TICK_MISSED); it never runs. */
+export const INVOCATION_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'dead', 'skipped'] as const;
 export type InvocationStatus = (typeof INVOCATION_STATUSES)[number];
 
 /** Results up to this size are kept in the record; a larger one is noted by its size only. */
@@ -63,6 +64,20 @@ export class InvocationRecords {
   /** Stores the record; resolves once JetStream has it. */
   async put(record: InvocationRecord): Promise<void> {
     await this.js.publish(SUBJECTS.record(record.id), JSON.stringify(record));
+  }
+
+  /**
+   * Stores the record only if the invocation has none yet; false if it has. Of two schedulers
+   * that find the same tick missed, one records it.
+   */
+  async putIfAbsent(record: InvocationRecord): Promise<boolean> {
+    try {
+      await this.js.publish(SUBJECTS.record(record.id), JSON.stringify(record), { expect: { lastSubjectSequence: 0 } });
+      return true;
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) return false;
+      throw err;
+    }
   }
 
   async get(id: string): Promise<InvocationRecord | undefined> {

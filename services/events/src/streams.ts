@@ -102,6 +102,17 @@ export function streamConfigs(limits: EventLimits): (Partial<StreamConfig> & { n
       max_msg_size: MAX_OUTCOME_EVENT_BYTES + 8 * 1024,
       duplicate_window: limits.duplicateWindowMs * MS,
     },
+    {
+      // The last tick fired per scheduled function (an empty message once its schedule is gone).
+      name: JETSTREAM.schedulesStream,
+      subjects: ['skiff.tick.>'],
+      retention: 'limits',
+      storage: 'file',
+      discard: 'old',
+      max_msgs_per_subject: 1,
+      max_msg_size: 4096,
+      allow_direct: true,
+    },
   ];
 }
 

@@ -2,11 +2,12 @@ import { DeliverPolicy, jetstream, type ConsumerMessages, type JetStreamClient }
 import type { NatsConnection } from '@nats-io/nats-core';
 import { z } from 'zod';
 import { FUNCTION_MODES, FUNCTION_NAME_PATTERN, JETSTREAM, MAX_TRIGGER_SUBJECTS, SUBJECTS, destinationsSchema, settingsHeader, encodeSettings, triggerSubjectProblem, type Destinations, type FunctionMode, type Invocation, type RunSettings, type TriggerEvent } from '@skiff/contracts';
+import { scheduleProblem, type Schedule } from './schedule.js';
 
 /**
- * One function's subject triggers as the schedulers learn them (stream SKIFF_TRIGGERS, subject
- * `skiff.trigger.<fn>`, the last write kept): the subjects, and everything an Invocation of
- * its current version needs, so a scheduler never reads the gateway's registry.
+ * One function's triggers as the schedulers learn them (stream SKIFF_TRIGGERS, subject
+ * `skiff.trigger.<fn>`, the last write kept): the subjects, the schedule, and everything an
+ * Invocation of its current version needs, so a scheduler never reads the gateway's registry.
  */
 export interface TriggerEntry {
   fn: string;
@@ -20,6 +21,13 @@ export interface TriggerEntry {
   destinations?: Destinations | undefined;
   /** The subjects' messages wait in the function's durable trigger stream, and run as async invocations. */
   durable: boolean;
+  /** triggers.schedule with its defaults, if the function has one. */
+  schedule?: Schedule | undefined;
+  /**
+   * When the function was created (deleting it and creating it again starts anew): ticks fired
+   * before then belong to an earlier function of the same name and count for nothing.
+   */
+  createdAt?: string | undefined;
 }
 
 const entrySchema = z.object({
@@ -33,6 +41,11 @@ const entrySchema = z.object({
   subjects: z.array(z.string().refine((s) => triggerSubjectProblem(s) === undefined, 'must be an allowed trigger subject')).max(MAX_TRIGGER_SUBJECTS),
   destinations: destinationsSchema.optional(),
   durable: z.boolean().default(false),
+  schedule: z
+    .object({ cron: z.string(), timeZone: z.string(), catchUp: z.boolean() })
+    .refine((s) => scheduleProblem(s) === undefined, 'must be a valid schedule')
+    .optional(),
+  createdAt: z.iso.datetime().optional(),
 });
 
 /**

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { DEFAULT_SETTINGS, SETTING_NAMES, SkiffError, type Destinations, type FunctionMode, type RunSettings, type SettingName } from '@skiff/contracts';
+import type { ScheduleSetting } from '@skiff/events';
 
 /** JSON Schemas a function declares for its input and output (documented and checked at the edge). */
 export interface FunctionSchemas {
@@ -7,11 +8,12 @@ export interface FunctionSchemas {
   outputSchema?: object | undefined;
 }
 
-/** What starts the function besides a call to its API: NATS subjects (README, Subject triggers). */
+/** What starts the function besides a call to its API: NATS subjects and a schedule (README, Subject triggers, Schedules). */
 export interface FunctionTriggers {
   subjects?: string[] | undefined;
   /** The subjects' messages are kept in a JetStream stream and run as async invocations. */
   durable?: boolean | undefined;
+  schedule?: ScheduleSetting | undefined;
 }
 
 /** What a deploy sets; every field is part of a version. */

@@ -1,6 +1,6 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { JETSTREAM, SETTING_NAMES, SUBJECTS, type RunSettings } from '@skiff/contracts';
-import { TriggerTable, type TriggerEntry } from '@skiff/events';
+import { TriggerTable, parseSchedule, type TriggerEntry } from '@skiff/events';
 import type { Logger } from '@skiff/service-kit';
 import type { Messaging } from './messaging.js';
 import type { FunctionRecord, Registry } from './registry.js';
@@ -20,6 +20,8 @@ export function triggerEntry(fn: FunctionRecord): TriggerEntry {
     subjects: fn.triggers?.subjects ?? [],
     ...(fn.destinations ? { destinations: fn.destinations } : {}),
     durable: durableSubjects(fn.triggers).length > 0,
+    ...(fn.triggers?.schedule !== undefined ? { schedule: parseSchedule(fn.triggers.schedule) } : {}),
+    createdAt: fn.createdAt,
   };
 }
 

@@ -75,7 +75,9 @@ export class AsyncDelivery {
     }
     const timeoutMs = Number(m.headers?.get(ASYNC_H.timeoutMs)) || 30_000;
     const acceptedAt = new Date(m.info.timestampNanos / 1e6);
-    const previous = m.info.deliveryCount > 1 ? await this.records.get(queued.callId) : undefined;
+    // A scheduled tick may have been recorded skipped by a scheduler that found it missed just as
+    // another fired it late: the record wins, so the tick's outcome is the one reported.
+    const previous = m.info.deliveryCount > 1 || queued.event?.subject === SUBJECTS.scheduleEvent(queued.fn) ? await this.records.get(queued.callId) : undefined;
     const record: InvocationRecord = previous ?? {
       id: queued.callId,
       fn: queued.fn,
@@ -86,6 +88,10 @@ export class AsyncDelivery {
       ...(queued.idempotencyKey ? { idempotencyKey: queued.idempotencyKey } : {}),
       attempts: [],
     };
+    if (record.status === 'skipped') {
+      m.ack(); // the tick was recorded missed (catchUp off) before this copy came
+      return;
+    }
     if (record.status === 'succeeded' || record.status === 'failed' || record.status === 'dead') {
       // An outcome was recorded before a crash (or a failed outbox write) kept the ack from
       // JetStream: its event again (the outbox drops a copy it has), then the ack.

@@ -10,6 +10,7 @@ import { AsyncMetrics } from './async-metrics.js';
 import { DestinationMetrics } from './destination-metrics.js';
 import { NodeCalls } from './node-calls.js';
 import { OutcomeSender } from './outcome-sender.js';
+import { Schedules } from './schedules.js';
 import { SubjectTriggers } from './triggers.js';
 import { DurableTriggers } from './durable-triggers.js';
 
@@ -37,7 +38,7 @@ export class Scheduler {
   private readonly subs: Subscription[] = [];
   private readonly loops: Promise<void>[] = [];
   private delivery: AsyncDelivery | undefined;
-  private triggers: { subject: SubjectTriggers; durable: DurableTriggers; watcher: ConsumerMessages } | undefined;
+  private triggers: { subject: SubjectTriggers; durable: DurableTriggers; schedules: Schedules; watcher: ConsumerMessages } | undefined;
   private outcomes: OutcomeSender | undefined;
   private eventsRetry: NodeJS.Timeout | undefined;
   private stopping = false;
@@ -86,19 +87,20 @@ export class Scheduler {
   }
 
   /**
-   * Subject triggers, plain and durable, once the streams exist (startDelivery made them): both
-   * follow every function's trigger entry. Tried again until it works.
+   * Subject triggers, plain and durable, and schedules, once the streams exist (startDelivery
+   * made them): all follow every function's trigger entry. Tried again until it works.
    */
   private async startTriggers(records: InvocationRecords): Promise<void> {
     const subject = new SubjectTriggers(this.nc, this.directory, this.calls, { maxBodyBytes: this.config.maxBodyBytes, maxInFlight: this.config.triggerMaxInFlight }, this.log);
     const durable = new DurableTriggers(this.nc, new AsyncQueue(this.nc), records, this.log);
     try {
+      const schedules = await Schedules.open(this.nc, records, this.log);
       const watcher = await watchTriggers(
         this.nc,
-        (fn, entry) => (subject.update(fn, entry), durable.update(fn, entry)),
+        (fn, entry) => (subject.update(fn, entry), durable.update(fn, entry), schedules.update(fn, entry)),
         (from, err) => this.log.warn({ subject: from, err }, 'trigger entry rejected'),
       );
-      this.triggers = { subject, durable, watcher };
+      this.triggers = { subject, durable, schedules, watcher };
       if (this.stopping) await this.stopTriggers();
     } catch (err) {
       if (this.stopping) return;
@@ -114,6 +116,7 @@ export class Scheduler {
     await t.watcher.close();
     t.subject.stop();
     await t.durable.stop();
+    await t.schedules.stop();
   }
 
   /** Current node table (live nodes only). */

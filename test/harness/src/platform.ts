@@ -86,6 +86,15 @@ export class Platform {
     return s;
   }
 
+  /**
+   * Waits until the gateway has set up JetStream for async invocations (it does so after it
+   * answers /healthz, and answers 503 SKIFF_QUEUE_UNAVAILABLE until then): a record it does not
+   * have is 404 from that moment on.
+   */
+  async waitForAsync(ms = 30_000): Promise<void> {
+    await waitUntil(async () => (await this.api('GET', '/v1/invocations/none.00000000000000000000000000000000')).status === 404, 'async invocations set up at the gateway', ms);
+  }
+
   /** Waits until the scheduler's node table lists exactly these nodes. */
   async waitForNodes(ids: string[], ms = 10_000): Promise<void> {
     const want = [...ids].sort().join(',');

@@ -1,4 +1,5 @@
 import { DEFAULT_SETTINGS, PROTOCOL_VERSION, SETTING_NAMES, SUBJECTS, SkiffError, destinationsProblems, encodeJson, triggerSubjectProblem, fnChangedSchema, type Destinations, type FunctionMode, type RunSettings } from '@skiff/contracts';
+import { scheduleProblem } from '@skiff/events';
 import type { AsyncInvocations } from '../async-invocations.js';
 import type { Messaging } from '../messaging.js';
 import type { Prewarmer } from '../prewarm.js';
@@ -19,8 +20,14 @@ interface SettingsBody extends Partial<RunSettings> {
   destinations?: Destinations;
 }
 
-/** The API document checks the shape; the subjects the platform owns are refused here. */
+/** The API document checks the shape; the subjects the platform owns, and schedules croner refuses, are refused here. */
 function checkTriggers(triggers: FunctionTriggers | undefined): void {
+  const schedule = triggers?.schedule;
+  const problem = schedule === undefined ? undefined : scheduleProblem(schedule);
+  if (problem) {
+    const field = `body.triggers.schedule${problem.field}`;
+    throw new SkiffError('SKIFF_VALIDATION_FAILED', `${field}: ${problem.message}`, { errors: [{ field, message: problem.message }] });
+  }
   (triggers?.subjects ?? []).forEach((subject, i) => {
     const problem = triggerSubjectProblem(subject);
     if (problem) {
