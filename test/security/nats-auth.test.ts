@@ -115,6 +115,7 @@ describe('NATS lets no one in: no anonymous client, each service only its own su
     await worker.publishRefused(SUBJECTS.nodeWarm('node-a'));
     await worker.publishRefused(SUBJECTS.fnChanged);
     await worker.publishRefused(SUBJECTS.rollCall);
+    await worker.publishRefused(SUBJECTS.health);
     await worker.publishRefused('skiff.anything.else');
     await worker.subscribeRefused(SUBJECTS.invoke);
     await worker.subscribeRefused(SUBJECTS.heartbeat);
@@ -124,6 +125,17 @@ describe('NATS lets no one in: no anonymous client, each service only its own su
     const gw = await as('gateway');
     const hb = await delivered(gw.nc, SUBJECTS.heartbeat, () => worker.nc.publish(SUBJECTS.heartbeat, 'beat'));
     expect(hb.string()).toBe('beat');
+  });
+
+  it('the gateway asks every scheduler and worker how they are, and each answers it', async () => {
+    const [gw, worker, scheduler] = [await as('gateway'), await as('worker'), await as('scheduler')];
+    for (const [who, id] of [[worker, 'node-a'], [scheduler, 'host:1']] as const) {
+      who.nc.subscribe(SUBJECTS.health, { max: 1, callback: (_e, m) => void m.respond(id) });
+      await who.nc.flush();
+    }
+    const answers: string[] = [];
+    for await (const m of await gw.nc.requestMany(SUBJECTS.health, undefined, { strategy: 'timer', maxWait: 1000 })) answers.push(m.string());
+    expect(answers.sort()).toEqual(['host:1', 'node-a']);
   });
 
   it("a worker answers only a request it received, never another inbox", async () => {
@@ -166,6 +178,7 @@ describe('NATS lets no one in: no anonymous client, each service only its own su
     await scheduler.publishRefused(SUBJECTS.heartbeat);
     await scheduler.publishRefused(SUBJECTS.fnChanged);
     await scheduler.publishRefused(SUBJECTS.nodeWarm('node-a'));
+    await scheduler.publishRefused(SUBJECTS.health);
     await scheduler.subscribeRefused(SUBJECTS.nodeInvoke('node-a'));
     await scheduler.subscribeRefused('_INBOX.>');
     // It still answers the gateway's placement request, once, on the request's own inbox.

@@ -353,6 +353,18 @@ export const nodeTableSchema = z.object({
 });
 export type NodeTableMessage = z.infer<typeof nodeTableSchema>;
 
+/** A scheduler's or worker's answer to a health request (SUBJECTS.health). */
+export const healthAnswerSchema = z.object({
+  type: z.literal('health'),
+  version: z.literal(PROTOCOL_VERSION),
+  role: z.enum(['scheduler', 'worker']),
+  /** A worker's node id; a scheduler's host name and process id. */
+  id: z.string().min(1).max(256),
+  /** What does not work there now, in words; empty when all does. */
+  problems: z.array(z.string().max(512)).max(16),
+});
+export type HealthAnswer = z.infer<typeof healthAnswerSchema>;
+
 /** Checks a control message against its schema (defaults filled in) and serialises it. */
 export function encodeJson<S extends z.ZodType>(schema: S, value: z.input<S>): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(schema.parse(value)));

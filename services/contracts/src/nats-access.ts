@@ -77,6 +77,7 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
       SUBJECTS.fnChanged,
       SUBJECTS.rollCall,
       SUBJECTS.nodesList,
+      SUBJECTS.health,
       // Async: accept onto the queue, read records and dead letters, redrive, purge.
       SUBJECTS.asyncInvocation('>'),
       SUBJECTS.record('>'),
@@ -183,7 +184,7 @@ export const NATS_PERMISSIONS: Readonly<Record<NatsRole, NatsPermissions>> = Obj
   },
   worker: {
     publish: [SUBJECTS.heartbeat, SUBJECTS.leave],
-    subscribe: [anyNode(SUBJECTS.nodeInvoke), anyNode(SUBJECTS.nodeWarm), SUBJECTS.fnChanged, SUBJECTS.rollCall],
+    subscribe: [anyNode(SUBJECTS.nodeInvoke), anyNode(SUBJECTS.nodeWarm), SUBJECTS.fnChanged, SUBJECTS.rollCall, SUBJECTS.health],
     allowResponses: true,
   },
   // A credential for the platform's users to publish events (trigger subjects) with: anything

@@ -13,6 +13,8 @@ export const SUBJECTS = {
    * now, so it need not wait a whole heartbeat period (or more) to learn of the live nodes.
    */
   rollCall: 'skiff.nodes.rollcall',
+  /** gateway → every scheduler and worker (no queue group): each answers how it is (healthAnswerSchema). */
+  health: 'skiff.health',
   /** anyone → one scheduler: the current node table. */
   nodesList: 'skiff.nodes.list',
   /** gateway → one worker: an invocation placed on that node. */

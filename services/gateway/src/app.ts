@@ -7,6 +7,7 @@ import { authenticate } from './auth.js';
 import type { GatewayConfig } from './config.js';
 import { bodyDeadline, clientErrorHandler, limitConnections, serverTimeouts } from './connections.js';
 import { AsyncInvocations } from './async-invocations.js';
+import { HealthWatch } from './health.js';
 import { TriggerSync } from './triggers.js';
 import { DurableTriggerStreams } from './durable-triggers.js';
 import { Invoker } from './invoker.js';
@@ -62,14 +63,16 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
   const durable = new DurableTriggerStreams(messaging, config.eventLimits, config.maxBodyBytes, log);
   const triggers = new TriggerSync(messaging, registry, durable, log);
   invocations.start(() => triggers.ready());
-  app.addHook('onClose', async () => (prewarmer.stop(), invoker.close(), nodes.stop(), invocations.close(), triggers.close()));
+  const health = new HealthWatch(messaging, log);
+  health.start();
+  app.addHook('onClose', async () => (prewarmer.stop(), invoker.close(), nodes.stop(), invocations.close(), triggers.close(), health.close()));
   const api = await loadApi();
   streamImageArchives(app, config.maxArchiveBytes);
   registerOperations(
     app,
     api,
     {
-      ...systemHandlers(api, messaging, registry),
+      ...systemHandlers(api, messaging, registry, health),
       ...functionHandlers(registry, store, messaging, prewarmer, invocations, triggers, durable, config.defaultTimeoutMs),
       ...invokeHandlers(registry, invoker, invocations),
       ...invocationHandlers(registry, invocations),

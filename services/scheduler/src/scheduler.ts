@@ -1,9 +1,10 @@
+import { hostname } from 'node:os';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { PROTOCOL_VERSION, QUEUE_GROUPS, SUBJECTS, SkiffError, decodeInvocation, encodeError, encodeJson, encodePlacedHeaders, encodeResultHeaders, nodeTableSchema, remainingMs } from '@skiff/contracts';
+import { PROTOCOL_VERSION, QUEUE_GROUPS, SUBJECTS, SkiffError, decodeInvocation, encodeError, encodeJson, encodePlacedHeaders, encodeResultHeaders, healthAnswerSchema, nodeTableSchema, remainingMs } from '@skiff/contracts';
 import type { ConsumerMessages } from '@nats-io/jetstream';
 import { AsyncQueue, DeadLetters, InvocationRecords, OutcomeOutbox, ensureEventStreams, watchTriggers } from '@skiff/events';
 import { NodeDirectory, toEntries, type NodeTable } from '@skiff/placement';
-import { type Logger } from '@skiff/service-kit';
+import { untilItWorks, type Logger, type Retrying } from '@skiff/service-kit';
 import type { SchedulerConfig } from './config.js';
 import { AsyncDelivery } from './delivery.js';
 import { AsyncMetrics } from './async-metrics.js';
@@ -23,6 +24,8 @@ const ACK_WAIT_MS = 10_000;
 const EVENTS_RETRY_MS = 5000;
 
 const EMPTY = new Uint8Array(0);
+/** How this scheduler is named in health answers. */
+const SCHEDULER_ID = `${hostname()}:${process.pid}`;
 
 /**
  * Keeps the node table from worker heartbeats and places invocations: asked where one should
@@ -40,7 +43,8 @@ export class Scheduler {
   private delivery: AsyncDelivery | undefined;
   private triggers: { subject: SubjectTriggers; durable: DurableTriggers; schedules: Schedules; watcher: ConsumerMessages } | undefined;
   private outcomes: OutcomeSender | undefined;
-  private eventsRetry: NodeJS.Timeout | undefined;
+  /** Setting up async delivery, then the triggers: each tried again until it works. */
+  private setups: Retrying[] = [];
   private stopping = false;
 
   constructor(
@@ -57,56 +61,45 @@ export class Scheduler {
     this.directory.start();
     this.serve(this.nc.subscribe(SUBJECTS.invoke, { queue: QUEUE_GROUPS.schedulers }), (m) => this.onInvoke(m));
     this.serve(this.nc.subscribe(SUBJECTS.nodesList, { queue: QUEUE_GROUPS.schedulers }), (m) => this.onNodesList(m));
-    void this.startDelivery();
+    this.serve(this.nc.subscribe(SUBJECTS.health), (m) => this.onHealth(m));
+    this.setups.push(untilItWorks(() => this.startDelivery(), EVENTS_RETRY_MS, (err, ms) => this.log.error({ err }, `cannot set up JetStream for async invocations; trying again in ${ms} ms`)));
   }
 
   /** Async delivery, once JetStream has its streams; sync placement does not wait for it. */
   private async startDelivery(): Promise<void> {
-    try {
-      await ensureEventStreams(this.nc, this.config.eventLimits);
-      // Kept across a retry of the rest: one sender per scheduler.
-      if (!this.outcomes) {
-        const outcomes = new OutcomeSender(this.nc, this.config.outcomeSender, new DestinationMetrics(), this.log);
-        await outcomes.start();
-        if (this.stopping) return void (await outcomes.stop());
-        this.outcomes = outcomes;
-      }
-      const records = await InvocationRecords.open(this.nc);
-      const delivery = new AsyncDelivery(this.nc, this.directory, this.calls, records, await DeadLetters.open(this.nc), OutcomeOutbox.open(this.nc), { maxInFlight: this.config.asyncMaxInFlight, ackWaitMs: ACK_WAIT_MS }, this.metrics, this.log);
-      await delivery.start();
-      if (this.stopping) return void (await delivery.stop());
-      this.delivery = delivery;
-      this.metrics.start();
-      this.log.info('delivering async invocations and their outcomes');
-      void this.startTriggers(records);
-    } catch (err) {
-      if (this.stopping) return;
-      this.log.error({ err }, `cannot set up JetStream for async invocations; trying again in ${EVENTS_RETRY_MS} ms`);
-      this.eventsRetry = setTimeout(() => void this.startDelivery(), EVENTS_RETRY_MS);
+    await ensureEventStreams(this.nc, this.config.eventLimits);
+    // Kept across a retry of the rest: one sender per scheduler.
+    if (!this.outcomes) {
+      const outcomes = new OutcomeSender(this.nc, this.config.outcomeSender, new DestinationMetrics(), this.log);
+      await outcomes.start();
+      if (this.stopping) return void (await outcomes.stop());
+      this.outcomes = outcomes;
     }
+    const records = await InvocationRecords.open(this.nc);
+    const delivery = new AsyncDelivery(this.nc, this.directory, this.calls, records, await DeadLetters.open(this.nc), OutcomeOutbox.open(this.nc), { maxInFlight: this.config.asyncMaxInFlight, ackWaitMs: ACK_WAIT_MS }, this.metrics, this.log);
+    await delivery.start();
+    if (this.stopping) return void (await delivery.stop());
+    this.delivery = delivery;
+    this.metrics.start();
+    this.log.info('delivering async invocations and their outcomes');
+    this.setups.push(untilItWorks(() => this.startTriggers(records), EVENTS_RETRY_MS, (err, ms) => this.log.error({ err }, `cannot read the trigger entries; trying again in ${ms} ms`)));
   }
 
   /**
    * Subject triggers, plain and durable, and schedules, once the streams exist (startDelivery
-   * made them): all follow every function's trigger entry. Tried again until it works.
+   * made them): all follow every function's trigger entry.
    */
   private async startTriggers(records: InvocationRecords): Promise<void> {
     const subject = new SubjectTriggers(this.nc, this.directory, this.calls, { maxBodyBytes: this.config.maxBodyBytes, maxInFlight: this.config.triggerMaxInFlight }, this.log);
     const durable = new DurableTriggers(this.nc, new AsyncQueue(this.nc), records, this.log);
-    try {
-      const schedules = await Schedules.open(this.nc, records, this.log);
-      const watcher = await watchTriggers(
-        this.nc,
-        (fn, entry) => (subject.update(fn, entry), durable.update(fn, entry), schedules.update(fn, entry)),
-        (from, err) => this.log.warn({ subject: from, err }, 'trigger entry rejected'),
-      );
-      this.triggers = { subject, durable, schedules, watcher };
-      if (this.stopping) await this.stopTriggers();
-    } catch (err) {
-      if (this.stopping) return;
-      this.log.error({ err }, `cannot read the trigger entries; trying again in ${EVENTS_RETRY_MS} ms`);
-      this.eventsRetry = setTimeout(() => void this.startTriggers(records), EVENTS_RETRY_MS);
-    }
+    const schedules = await Schedules.open(this.nc, records, this.log);
+    const watcher = await watchTriggers(
+      this.nc,
+      (fn, entry) => (subject.update(fn, entry), durable.update(fn, entry), schedules.update(fn, entry)),
+      (from, err) => this.log.warn({ subject: from, err }, 'trigger entry rejected'),
+    );
+    this.triggers = { subject, durable, schedules, watcher };
+    if (this.stopping) await this.stopTriggers();
   }
 
   private async stopTriggers(): Promise<void> {
@@ -143,6 +136,12 @@ export class Scheduler {
     m.respond(encodeJson(nodeTableSchema, { type: 'nodes', version: PROTOCOL_VERSION, nodes: toEntries(this.nodes()) }));
   }
 
+  /** Every scheduler answers, so the asker counts them. */
+  private onHealth(m: Msg): void {
+    const problems = !this.delivery ? ['async delivery is not set up yet (JetStream)'] : !this.triggers ? ['subject triggers and schedules are not set up yet'] : [];
+    m.respond(encodeJson(healthAnswerSchema, { type: 'health', version: PROTOCOL_VERSION, role: 'scheduler', id: SCHEDULER_ID, problems }));
+  }
+
   private onInvoke(m: Msg): void {
     let callId = 'unknown';
     try {
@@ -164,7 +163,7 @@ export class Scheduler {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    clearTimeout(this.eventsRetry);
+    for (const setup of this.setups) setup.cancel();
     await this.stopTriggers();
     await this.delivery?.stop();
     await this.outcomes?.stop();

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { PROTOCOL_VERSION, SUBJECTS, SkiffError, decodeInvocation, replyCallId, decodeJson, encodeError, encodeJson, encodeResultHeaders, fnChangedSchema, heartbeatSchema, leaveSchema, type Invocation } from '@skiff/contracts';
+import { PROTOCOL_VERSION, SUBJECTS, SkiffError, decodeInvocation, replyCallId, decodeJson, encodeError, encodeJson, encodeResultHeaders, fnChangedSchema, healthAnswerSchema, heartbeatSchema, leaveSchema, type Invocation } from '@skiff/contracts';
 import { type Logger } from '@skiff/service-kit';
 import type { ImageStore } from '@skiff/image';
 import { invocationEnv, runtimeSpec } from './bundle.js';
@@ -117,6 +117,8 @@ export class WorkerAgent {
     this.serve(this.nc.subscribe(SUBJECTS.fnChanged), (m) => this.onFnChanged(m));
     // Coalesced like load reports: a flood of roll calls costs one heartbeat per 20 ms at most.
     this.serve(this.nc.subscribe(SUBJECTS.rollCall), () => this.reportLoadSoon());
+    // Answered while the node takes work; a leaving node has drained this subscription.
+    this.serve(this.nc.subscribe(SUBJECTS.health), (m) => m.respond(encodeJson(healthAnswerSchema, { type: 'health', version: PROTOCOL_VERSION, role: 'worker', id: this.config.nodeId, problems: [] })));
     this.launchers?.fill();
     this.stems?.fill();
     this.heartbeat();
