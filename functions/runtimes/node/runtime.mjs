@@ -230,6 +230,16 @@ class Context {
     this.event = h.event;
     this._log = undefined;
   }
+  /**
+   * The invocation's place in its trace, for the function's own spans: `traceparent` and
+   * `tracestate` as W3C Trace Context headers (the worker's span of the invocation is the
+   * parent), and the trace and parent span ids read from them. Undefined without a trace.
+   */
+  get trace() {
+    const m = /^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(this.traceparent ?? '');
+    if (!m) return undefined;
+    return { traceparent: this.traceparent, tracestate: this.tracestate, traceId: m[1], parentSpanId: m[2], sampled: (parseInt(m[3], 16) & 1) === 1 };
+  }
   /** Milliseconds left before the deadline, never negative. */
   remainingMs() {
     const left = this.deadline - Date.now();

@@ -11,6 +11,7 @@ import { HealthWatch } from './health.js';
 import { TriggerSync } from './triggers.js';
 import { DurableTriggerStreams } from './durable-triggers.js';
 import { Invoker } from './invoker.js';
+import { traceRequests } from './tracing.js';
 import { Prewarmer } from './prewarm.js';
 import type { Messaging } from './messaging.js';
 import { loadApi, registerOperations } from './openapi.js';
@@ -50,6 +51,7 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
     },
   });
   installProblemHandlers(app, log);
+  traceRequests(app);
   limitConnections(app.server, config, log);
   app.addHook('onRequest', bodyDeadline(config, log));
   // The gateway's own view of the worker nodes, for placing synchronous invocations itself.

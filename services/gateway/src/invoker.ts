@@ -1,7 +1,8 @@
 import type { Msg, MsgHdrs } from '@nats-io/transport-node';
 import { SUBJECTS, SkiffError, decodePlaced, decodeResult, encodeInvocation, type Invocation } from '@skiff/contracts';
-import { type NodeDirectory } from '@skiff/placement';
+import { placementReason, type NodeDirectory } from '@skiff/placement';
 import { type Logger } from '@skiff/service-kit';
+import { ROOT_CONTEXT, propagation, tracer } from '@skiff/telemetry';
 import type { Messaging } from './messaging.js';
 import { NoRespondersError, Replies, ReplyTimeoutError } from './replies.js';
 
@@ -52,7 +53,22 @@ export class Invoker {
     if (!this.messaging.connected) throw new SkiffError('SKIFF_NATS_UNAVAILABLE', 'the gateway is not connected to NATS; try again shortly');
     const target = { fn: inv.fn, fnVersion: inv.fnVersion, image: inv.image };
     const headers = encodeInvocation(inv);
-    const place = async (): Promise<string> => this.nodes.pick(target)?.nodeId ?? (await this.askScheduler(inv, headers));
+    const place = async (): Promise<string> => {
+      // The placement span, a child of the request's (the invocation carries its context).
+      const span = tracer('@skiff/gateway').startSpan('place', { attributes: { 'faas.name': inv.fn, 'faas.version': String(inv.fnVersion) } }, propagation.extract(ROOT_CONTEXT, { traceparent: inv.traceparent, tracestate: inv.tracestate }));
+      try {
+        const node = this.nodes.pick(target);
+        span.setAttribute('skiff.placement.reason', node ? placementReason(node, target) : 'asked a scheduler');
+        const nodeId = node?.nodeId ?? (await this.askScheduler(inv, headers));
+        span.setAttribute('skiff.node.id', nodeId);
+        return nodeId;
+      } catch (err) {
+        span.setAttribute('skiff.placement.reason', 'none');
+        throw err;
+      } finally {
+        span.end();
+      }
+    };
     const send = (nodeId: string): Promise<Msg> => {
       this.nodes.placed(nodeId, target);
       return this.replies.request(SUBJECTS.nodeInvoke(nodeId), body, headers, inv.deadline, nodeId);

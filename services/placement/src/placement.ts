@@ -92,6 +92,11 @@ function tier(node: NodeState, target: PlacementTarget | undefined): number {
   return node.images.has(target.image) ? 1 : 2;
 }
 
+/** Why pickNode chose the node, in its own order of preference (for the placement span). */
+export function placementReason(node: NodeState, target: PlacementTarget | undefined): 'warm' | 'cached' | 'least loaded' {
+  return (['warm', 'cached', 'least loaded'] as const)[tier(node, target)]!;
+}
+
 function better(a: NodeState, b: NodeState, target: PlacementTarget | undefined): boolean {
   const room = (n: NodeState) => (n.inflight < n.slots ? 0 : 1);
   return (

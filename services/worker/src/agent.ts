@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { PROTOCOL_VERSION, SUBJECTS, SkiffError, decodeInvocation, replyCallId, decodeJson, encodeError, encodeJson, encodeResultHeaders, fnChangedSchema, healthAnswerSchema, heartbeatSchema, leaveSchema, type Invocation } from '@skiff/contracts';
 import { type Logger } from '@skiff/service-kit';
+import { SpanKind, tracer, type Span } from '@skiff/telemetry';
 import type { ImageStore } from '@skiff/image';
 import { invocationEnv, runtimeSpec } from './bundle.js';
 import { removeEmptyFunctionCgroups, removeFunctionCgroups } from './cgroups.js';
@@ -10,8 +11,7 @@ import type { WorkerConfig } from './config.js';
 import { ImageCache, type PreparedImage } from './images.js';
 import { removeLeftovers } from './leftovers.js';
 import { StreamInstance } from './pool/instance.js';
-import type { InvokeReply } from './stream/index.js';
-import { FunctionPool } from './pool/pool.js';
+import { FunctionPool, type PoolReply } from './pool/pool.js';
 import { LauncherPool, canPrestart } from './prestart.js';
 import { runExec } from './runner.js';
 import { defaultSeccompProfile } from './seccomp.js';
@@ -19,6 +19,7 @@ import { Slots } from './slots.js';
 import { StemHelper } from './stem/helper.js';
 import { StemPool, type Adopter } from './stem/pool.js';
 import { UidRanges } from './uids.js';
+import { failed, inSpan, invocationContext, startSpan, under } from './tracing.js';
 
 const REAP_INTERVAL_MS = 1000;
 /** A deleted function's cgroups are tried this many times (once per reap) while containers drain. */
@@ -37,6 +38,12 @@ const LOAD_REPORT_MS = 20;
  * this node and answers straight to the caller's inbox. exec functions run one container per
  * invocation within the node's slots; stream functions run on pools of warm instances.
  */
+/** The OpenTelemetry FaaS trigger of an invocation: a schedule's tick, a NATS message, or an HTTP call. */
+function triggerOf(inv: Invocation): 'timer' | 'pubsub' | 'http' {
+  if (!inv.event) return 'http';
+  return inv.event.subject === SUBJECTS.scheduleEvent(inv.fn) ? 'timer' : 'pubsub';
+}
+
 export class WorkerAgent {
   private readonly subs: Subscription[] = [];
   private readonly loops: Promise<void>[] = [];
@@ -182,24 +189,35 @@ export class WorkerAgent {
 
   private async handle(m: Msg): Promise<void> {
     let inv: Invocation | undefined;
+    let span: Span | undefined;
     try {
       inv = decodeInvocation(m.headers);
-      const output = inv.mode === 'stream' ? await this.runStream(inv, m.data) : { body: await this.runExecMode(inv, m.data), contentType: undefined };
+      span = tracer('@skiff/worker').startSpan(`invoke ${inv.fn}`, { kind: SpanKind.SERVER, attributes: { 'faas.name': inv.fn, 'faas.version': String(inv.fnVersion), 'faas.invocation_id': inv.callId, 'faas.trigger': triggerOf(inv), 'skiff.node.id': this.config.nodeId } }, invocationContext(inv));
+      // What runs on the invocation's behalf, the function included, is a child of this span.
+      const traced = under(inv, span);
+      const output = inv.mode === 'stream' ? await this.runStream(traced, m.data) : { ...(await this.runExecMode(traced, m.data)), contentType: undefined };
+      span.setAttribute('faas.coldstart', output.coldStart);
       if (m.reply) m.respond(output.body, { headers: encodeResultHeaders(inv.callId, true, output.contentType) });
     } catch (err) {
+      if (span) failed(span, err);
       const e = err instanceof SkiffError ? err : new SkiffError('SKIFF_INTERNAL', 'the worker failed to run the function', { cause: err });
       const level = e.code === 'SKIFF_FN_FAILED' ? 'info' : 'warn';
       this.log[level]({ callId: inv?.callId, fn: inv?.fn, code: e.code, err: e.cause ?? e.message }, e.message);
       // A refused message is answered too (with its call id when that was valid), so its
       // sender hears why rather than waiting for its deadline.
       if (m.reply) m.respond(encodeError(e), { headers: encodeResultHeaders(inv?.callId ?? replyCallId(m.headers), false) });
+    } finally {
+      span?.end();
     }
   }
 
-  private async prepare(digest: string): Promise<PreparedImage & { release: () => void }> {
-    const image = await this.images.acquire(digest);
-    this.unpacked.add(digest);
-    return image;
+  /** The image, unpacked or found unpacked, in a span of `parent`'s trace. */
+  private prepare(digest: string, parent: Pick<Invocation, 'traceparent' | 'tracestate'> | undefined): Promise<PreparedImage & { release: () => void }> {
+    return inSpan('image prepare', parent, { 'skiff.image.digest': digest, 'skiff.image.cached': this.unpacked.has(digest) }, async () => {
+      const image = await this.images.acquire(digest);
+      this.unpacked.add(digest);
+      return image;
+    });
   }
 
   /** The runtime spec of one instance; an image that cannot be run is the image's fault. */
@@ -211,9 +229,10 @@ export class WorkerAgent {
     }
   }
 
-  private async runExecMode(inv: Invocation, body: Uint8Array): Promise<Uint8Array> {
+  /** Every exec invocation starts its container: a cold start each time. */
+  private async runExecMode(inv: Invocation, body: Uint8Array): Promise<{ body: Uint8Array; coldStart: true }> {
     const release = await this.slots.acquire(inv.fn, inv.deadline);
-    const image = await this.prepare(inv.image).catch((err: unknown) => (release(), Promise.reject(err)));
+    const image = await this.prepare(inv.image, inv).catch((err: unknown) => (release(), Promise.reject(err)));
     try {
       // Instance ids are the worker's own: call ids come from clients and may repeat.
       const prestarted = this.launchers?.take();
@@ -225,16 +244,18 @@ export class WorkerAgent {
         prestarted?.cancel();
         throw err;
       }
-      const { stdout } = await runExec({
-        runtime: this.config.runtime,
-        bundleDir: join(this.bundlesDir, instanceId),
-        prestarted,
-        spec,
-        invocation: inv,
-        body,
-        maxOutputBytes: this.config.maxOutputBytes,
-      });
-      return stdout;
+      const { stdout } = await inSpan('container run', inv, { 'skiff.instance.id': instanceId, 'skiff.launcher.ahead': prestarted !== undefined }, () =>
+        runExec({
+          runtime: this.config.runtime,
+          bundleDir: join(this.bundlesDir, instanceId),
+          prestarted,
+          spec,
+          invocation: inv,
+          body,
+          maxOutputBytes: this.config.maxOutputBytes,
+        }),
+      );
+      return { body: stdout, coldStart: true };
     } finally {
       image.release();
       release();
@@ -242,7 +263,7 @@ export class WorkerAgent {
     }
   }
 
-  private runStream(inv: Invocation, body: Uint8Array): Promise<InvokeReply> {
+  private runStream(inv: Invocation, body: Uint8Array): Promise<PoolReply> {
     return this.pool(inv).run(inv, body);
   }
 
@@ -253,7 +274,7 @@ export class WorkerAgent {
     if (pool) return pool;
     this.drainPools(inv.fn, (p) => p.version < inv.fnVersion);
     pool = new FunctionPool(inv.fn, inv.fnVersion, inv.settings, {
-      launch: () => this.launch(inv),
+      launch: (cause) => this.launch(inv, cause),
       room: () => this.room(inv.fn, inv.settings.memoryMb),
       maxWaiting: this.config.maxQueued,
       stopGraceMs: STOP_GRACE_MS,
@@ -263,9 +284,30 @@ export class WorkerAgent {
     return pool;
   }
 
-  private async launch(inv: Invocation): Promise<StreamInstance> {
+  /**
+   * Starts an instance of `inv`'s version, in a span of the trace of `cause`, the invocation
+   * that waits for it (none for minInstances): ended once the instance is ready.
+   */
+  private async launch(inv: Invocation, cause: Invocation | undefined): Promise<StreamInstance> {
+    const span = startSpan('instance start', cause, { 'faas.name': inv.fn, 'faas.version': String(inv.fnVersion) });
+    try {
+      const inst = await this.startInstance(inv, span);
+      span.setAttribute('skiff.instance.id', inst.id);
+      void inst.ready().then(
+        () => span.end(),
+        (err: unknown) => (failed(span, err), span.end()),
+      );
+      return inst;
+    } catch (err) {
+      failed(span, err);
+      span.end();
+      throw err;
+    }
+  }
+
+  private async startInstance(inv: Invocation, span: Span): Promise<StreamInstance> {
     const t0 = performance.now();
-    const image = await this.prepare(inv.image);
+    const image = await this.prepare(inv.image, under({}, span));
     const instanceId = randomBytes(8).toString('hex');
     const env = [
       `SKIFF_FUNCTION=${inv.fn}`,
@@ -276,6 +318,7 @@ export class WorkerAgent {
     const adopter: Adopter = { inv, image, generation: this.stems?.generation(inv.fn) ?? 0, spec: (hostId) => this.spec(image, inv, instanceId, env, hostId) as ReturnType<Adopter['spec']>, log };
     try {
       const adopted = await this.adoptStem(adopter);
+      span.setAttribute('skiff.instance.stem_cell', adopted !== undefined);
       const inst =
         adopted ??
         (await StreamInstance.launch({

@@ -6,8 +6,8 @@ import { InstanceExited, type StreamInstance } from './instance.js';
 import { expiredIdle, pickInstance, startsNeeded, transition, type InstanceView } from './state.js';
 
 export interface PoolDeps {
-  /** Starts one container for this function version. */
-  launch: () => Promise<StreamInstance>;
+  /** Starts one container for this function version; `cause` is the invocation that waits for it, if one does. */
+  launch: (cause: Invocation | undefined) => Promise<StreamInstance>;
   /** How many more instances of this size the node has room for. */
   room: () => number;
   maxWaiting: number;
@@ -15,10 +15,13 @@ export interface PoolDeps {
   log: Logger;
 }
 
+/** A reply, and whether the invocation waited for its instance to start (a cold start). */
+export type PoolReply = InvokeReply & { coldStart: boolean };
+
 interface Waiter {
   inv: Invocation;
   body: Uint8Array;
-  resolve: (r: InvokeReply) => void;
+  resolve: (r: PoolReply) => void;
   reject: (e: unknown) => void;
   timer: NodeJS.Timeout;
 }
@@ -38,6 +41,8 @@ export class FunctionPool {
   private draining = false;
   /** Starts whose container is not in `instances` yet (writing the bundle). */
   private launching = 0;
+  /** Instances that have served an invocation. */
+  private readonly served = new WeakSet<StreamInstance>();
   private lastStartError: unknown;
 
   constructor(
@@ -65,10 +70,10 @@ export class FunctionPool {
     return [...this.instances].filter((i) => i.state !== 'stopped').length;
   }
 
-  run(inv: Invocation, body: Uint8Array): Promise<InvokeReply> {
+  run(inv: Invocation, body: Uint8Array): Promise<PoolReply> {
     if (this.draining) return Promise.reject(new SkiffError('SKIFF_NO_CAPACITY', `version ${this.version} of "${this.fn}" is being replaced`));
     const inst = this.pick();
-    if (inst) return this.execute(inst, inv, body);
+    if (inst) return this.execute(inst, inv, body, false);
     if (this.waiting.length >= this.deps.maxWaiting) {
       return Promise.reject(new SkiffError('SKIFF_OVERLOADED', `${this.waiting.length} invocations of "${this.fn}" are already waiting on this node`));
     }
@@ -100,11 +105,14 @@ export class FunctionPool {
     );
   }
 
-  private async execute(inst: StreamInstance, inv: Invocation, body: Uint8Array): Promise<InvokeReply> {
+  /** `waited`: the invocation queued for an instance; its start was cold if that instance had served none before. */
+  private async execute(inst: StreamInstance, inv: Invocation, body: Uint8Array, waited: boolean): Promise<PoolReply> {
+    const coldStart = waited && !this.served.has(inst);
+    this.served.add(inst);
     inst.inflight++;
     inst.state = transition(inst.state, 'take');
     try {
-      return await inst.invoke({ id: `${inst.id}-${inv.callId}-${Date.now()}`, deadline: inv.deadline, callId: inv.callId, traceparent: inv.traceparent, tracestate: inv.tracestate, contentType: inv.contentType, attempt: inv.attempt, idempotencyKey: inv.idempotencyKey, event: inv.event }, body);
+      return { coldStart, ...(await inst.invoke({ id: `${inst.id}-${inv.callId}-${Date.now()}`, deadline: inv.deadline, callId: inv.callId, traceparent: inv.traceparent, tracestate: inv.tracestate, contentType: inv.contentType, attempt: inv.attempt, idempotencyKey: inv.idempotencyKey, event: inv.event }, body)) };
     } catch (err) {
       throw await this.failure(inst, err);
     } finally {
@@ -144,7 +152,7 @@ export class FunctionPool {
       if (!inst) break;
       const w = this.waiting.shift()!;
       clearTimeout(w.timer);
-      this.execute(inst, w.inv, w.body).then(w.resolve, w.reject);
+      this.execute(inst, w.inv, w.body, true).then(w.resolve, w.reject);
     }
     if (this.waiting.length > 0) this.scale();
   }
@@ -157,15 +165,17 @@ export class FunctionPool {
     if (this.draining) return 0;
     const launching = Array.from({ length: this.launching }, (_, i): InstanceView => ({ id: `launching-${i}`, state: 'starting', inflight: 0, lastUsedAt: 0 }));
     const n = startsNeeded([...this.views(), ...launching], this.waiting.length, this.settings, this.deps.room() - this.launching);
-    for (let i = 0; i < n; i++) void this.start();
+    // Each start is on behalf of the first waiter no start under way is for (none: minInstances).
+    const waiting = this.waiting.slice(this.launching);
+    for (let i = 0; i < n; i++) void this.start(waiting[i]?.inv);
     return n;
   }
 
-  private async start(): Promise<void> {
+  private async start(cause: Invocation | undefined): Promise<void> {
     let inst: StreamInstance;
     this.launching++;
     try {
-      inst = await this.deps.launch();
+      inst = await this.deps.launch(cause);
     } catch (err) {
       return this.startFailed(err);
     } finally {

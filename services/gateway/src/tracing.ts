@@ -1,0 +1,63 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace, tracer, type Span } from '@skiff/telemetry';
+
+type Context = ReturnType<typeof context.active>;
+
+const spans = new WeakMap<FastifyRequest, { span: Span; ctx: Context }>();
+const headerGetter = {
+  keys: (h: FastifyRequest['headers']) => Object.keys(h),
+  get: (h: FastifyRequest['headers'], key: string) => h[key],
+};
+
+/**
+ * One server span per request (`GET /v1/functions/:name`), a child of the caller's trace when it
+ * sent a valid `traceparent`. The response names the trace in `traceresponse` (W3C Trace Context
+ * level 2), so a caller can find it; routes that go on to other services take the span as
+ * their parent (`requestContext`).
+ */
+export function traceRequests(app: FastifyInstance): void {
+  const t = tracer('@skiff/gateway');
+  app.addHook('onRequest', async (request, reply) => {
+    const parent = propagation.extract(ROOT_CONTEXT, request.headers, headerGetter);
+    const route = request.routeOptions.url;
+    const span = t.startSpan(
+      route ? `${request.method} ${route}` : request.method,
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          'http.request.method': request.method,
+          ...(route ? { 'http.route': route } : {}),
+          'url.path': request.url.split('?')[0]!.slice(0, 2048),
+          'skiff.call_id': request.id,
+        },
+      },
+      parent,
+    );
+    spans.set(request, { span, ctx: trace.setSpan(parent, span) });
+    const sc = span.spanContext();
+    if (trace.isSpanContextValid(sc)) void reply.header('traceresponse', `00-${sc.traceId}-${sc.spanId}-0${sc.traceFlags & 1}`);
+  });
+  app.addHook('onRequestAbort', async (request) => {
+    spans.get(request)?.span.setStatus({ code: SpanStatusCode.ERROR, message: 'the client closed the connection' }).end();
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const entry = spans.get(request);
+    if (!entry) return;
+    const status = reply.statusCode;
+    entry.span.setAttribute('http.response.status_code', status);
+    if (status >= 500) entry.span.setStatus({ code: SpanStatusCode.ERROR }).setAttribute('error.type', String(status));
+    entry.span.end();
+  });
+}
+
+/** The context of the request's span, for what the route does on its behalf. */
+export function requestContext(request: FastifyRequest): Context {
+  return spans.get(request)?.ctx ?? ROOT_CONTEXT;
+}
+
+/** The W3C traceparent of a context's span, or undefined when it has none (telemetry off). */
+export function traceparentOf(ctx: Context): { traceparent?: string; tracestate?: string } {
+  const carrier: Record<string, string> = {};
+  propagation.inject(ctx, carrier);
+  return { ...(carrier.traceparent ? { traceparent: carrier.traceparent } : {}), ...(carrier.tracestate ? { tracestate: carrier.tracestate } : {}) };
+}
