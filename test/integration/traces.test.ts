@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { headers as natsHeaders } from '@nats-io/transport-node';
 import { Platform, freePort, waitUntil } from '@skiff/testkit';
 
 /**
@@ -152,6 +153,60 @@ describe('traces of an invocation, received over OTLP/HTTP', () => {
     const [, traceId, spanId] = res.headers.get('traceresponse')!.split('-');
     await waitUntil(async () => receiver.trace(traceId!).length > 0, 'the span of the 404', 30_000);
     expect(receiver.trace(traceId!)).toMatchObject([{ service: 'skiff-gateway', spanId, parentSpanId: '', attributes: { 'http.response.status_code': 404 } }]);
+  });
+
+  it('follows an async invocation from its accept through the attempt to the worker', async () => {
+    const traceId = randomBytes(16).toString('hex');
+    const res = await p.api('POST', '/v1/functions/traced/invoke', '{"n":2}', { 'content-type': 'application/json', prefer: 'respond-async', traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` });
+    expect(res.status).toBe(202);
+    await waitUntil(async () => ['invoke traced', 'async attempt'].every((name) => receiver.trace(traceId).some((s) => s.name === name)), 'the async invocation\'s attempt and worker spans', 30_000);
+    const spans = receiver.trace(traceId);
+    const request = one(spans, 'skiff-gateway', 'POST /v1/functions/:name/invoke');
+    const attempt = one(spans, 'skiff-scheduler', 'async attempt');
+    expect(attempt.parentSpanId).toBe(request.spanId);
+    expect(attempt.attributes).toMatchObject({ 'faas.name': 'traced', 'skiff.attempt': 1, 'skiff.node.id': 'node-a' });
+    expect(one(spans, 'skiff-worker', 'invoke traced').parentSpanId).toBe(attempt.spanId);
+  });
+
+  it("follows a subject trigger's message from its publisher's traceparent through the delivery to the worker", async () => {
+    expect((await p.deployNode('traced-trigger', nodeFunction(), { triggers: { subjects: ['traced.orders'] } })).status).toBe(201);
+    const events = await p.nats.connect('events');
+    try {
+      const traceId = randomBytes(16).toString('hex');
+      const publisherSpan = randomBytes(8).toString('hex');
+      const h = natsHeaders();
+      h.set('traceparent', `00-${traceId}-${publisherSpan}-01`);
+      // Until the schedulers subscribed to the new subject, a request has no responders.
+      await waitUntil(async () => (await events.request('traced.orders', '{}', { headers: h, timeout: 10_000 }).then(() => true, () => false)), 'a reply from the triggered function', 30_000);
+      await waitUntil(async () => ['invoke traced-trigger', 'trigger delivery'].every((name) => receiver.trace(traceId).some((s) => s.name === name)), 'the triggered call\'s delivery and worker spans', 30_000);
+      const spans = receiver.trace(traceId);
+      const delivery = one(spans, 'skiff-scheduler', 'trigger delivery');
+      expect(delivery.parentSpanId).toBe(publisherSpan);
+      expect(delivery.attributes).toMatchObject({ 'messaging.destination.name': 'traced.orders', 'faas.name': 'traced-trigger' });
+      const invoke = one(spans, 'skiff-worker', 'invoke traced-trigger');
+      expect(invoke.parentSpanId).toBe(delivery.spanId);
+      expect(invoke.attributes['faas.trigger']).toBe('pubsub');
+    } finally {
+      await events.close();
+    }
+  });
+
+  it('starts a trace at each scheduled tick: the tick, its attempt, the worker', async () => {
+    expect((await p.deployNode('traced-tick', nodeFunction(), { triggers: { schedule: '* * * * * *' } })).status).toBe(201);
+    let spans: ReceivedSpan[] = [];
+    await waitUntil(async () => {
+      const tick = receiver.spans.find((s) => s.name === 'scheduled tick' && s.attributes['faas.name'] === 'traced-tick' && ['invoke traced-tick', 'async attempt'].every((name) => receiver.trace(s.traceId).some((w) => w.name === name)));
+      spans = tick ? receiver.trace(tick.traceId) : [];
+      return tick !== undefined;
+    }, 'a traced tick', 30_000);
+    expect((await p.api('DELETE', '/v1/functions/traced-tick')).status).toBe(204);
+    const tick = one(spans, 'skiff-scheduler', 'scheduled tick');
+    expect(tick.parentSpanId).toBe('');
+    const attempt = one(spans, 'skiff-scheduler', 'async attempt');
+    expect(attempt.parentSpanId).toBe(tick.spanId);
+    const invoke = one(spans, 'skiff-worker', 'invoke traced-tick');
+    expect(invoke.parentSpanId).toBe(attempt.spanId);
+    expect(invoke.attributes['faas.trigger']).toBe('timer');
   });
 
   it('an exec invoke runs its container below the invocation span', async () => {

@@ -2,7 +2,7 @@ import type { Msg, MsgHdrs } from '@nats-io/transport-node';
 import { SUBJECTS, SkiffError, decodePlaced, decodeResult, encodeInvocation, type Invocation } from '@skiff/contracts';
 import { placementReason, type NodeDirectory } from '@skiff/placement';
 import { type Logger } from '@skiff/service-kit';
-import { ROOT_CONTEXT, propagation, tracer } from '@skiff/telemetry';
+import { contextFrom, tracer } from '@skiff/telemetry';
 import type { Messaging } from './messaging.js';
 import { NoRespondersError, Replies, ReplyTimeoutError } from './replies.js';
 
@@ -55,7 +55,7 @@ export class Invoker {
     const headers = encodeInvocation(inv);
     const place = async (): Promise<string> => {
       // The placement span, a child of the request's (the invocation carries its context).
-      const span = tracer('@skiff/gateway').startSpan('place', { attributes: { 'faas.name': inv.fn, 'faas.version': String(inv.fnVersion) } }, propagation.extract(ROOT_CONTEXT, { traceparent: inv.traceparent, tracestate: inv.tracestate }));
+      const span = tracer('@skiff/gateway').startSpan('place', { attributes: { 'faas.name': inv.fn, 'faas.version': String(inv.fnVersion) } }, contextFrom(inv));
       try {
         const node = this.nodes.pick(target);
         span.setAttribute('skiff.placement.reason', node ? placementReason(node, target) : 'asked a scheduler');

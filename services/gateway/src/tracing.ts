@@ -1,7 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace, tracer, type Span } from '@skiff/telemetry';
-
-type Context = ReturnType<typeof context.active>;
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace, tracer, type Context, type Span } from '@skiff/telemetry';
 
 const spans = new WeakMap<FastifyRequest, { span: Span; ctx: Context }>();
 const headerGetter = {
@@ -53,11 +51,4 @@ export function traceRequests(app: FastifyInstance): void {
 /** The context of the request's span, for what the route does on its behalf. */
 export function requestContext(request: FastifyRequest): Context {
   return spans.get(request)?.ctx ?? ROOT_CONTEXT;
-}
-
-/** The W3C traceparent of a context's span, or undefined when it has none (telemetry off). */
-export function traceparentOf(ctx: Context): { traceparent?: string; tracestate?: string } {
-  const carrier: Record<string, string> = {};
-  propagation.inject(ctx, carrier);
-  return { ...(carrier.traceparent ? { traceparent: carrier.traceparent } : {}), ...(carrier.tracestate ? { tracestate: carrier.tracestate } : {}) };
 }

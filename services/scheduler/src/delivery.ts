@@ -7,6 +7,7 @@ import { ASYNC_H, DeadLetters, InvocationRecords, MAX_RECORDED_RESULT_BYTES, Out
 import { NodeDirectory } from '@skiff/placement';
 import type { AsyncMetrics } from './async-metrics.js';
 import type { Logger } from '@skiff/service-kit';
+import { SpanKind, contextFrom, failed, tracer, under } from '@skiff/telemetry';
 
 export interface DeliveryOptions {
   /** Async invocations running at once across all schedulers (the consumer's max_ack_pending). */
@@ -127,7 +128,9 @@ export class AsyncDelivery {
     delete record.nextAttemptAt;
     await this.records.put(record);
 
-    const inv: Invocation = { ...queued, deadline: Date.now() + timeoutMs, attempt: attempt.attempt };
+    // The attempt's span, in the trace of whatever queued the invocation; the worker's is below it.
+    const span = tracer('@skiff/scheduler').startSpan('async attempt', { kind: SpanKind.PRODUCER, attributes: { 'faas.name': queued.fn, 'faas.version': String(queued.fnVersion), 'faas.invocation_id': queued.callId, 'skiff.attempt': attempt.attempt, 'skiff.node.id': node.nodeId } }, contextFrom(queued));
+    const inv: Invocation = under({ ...queued, deadline: Date.now() + timeoutMs, attempt: attempt.attempt }, span);
     this.directory.placed(node.nodeId, target);
     const working = setInterval(() => m.working(), Math.max(1000, this.opts.ackWaitMs / 3));
     let outcome: { ok: true; body: Uint8Array; contentType: string | undefined } | { ok: false; error: SkiffError };
@@ -141,6 +144,7 @@ export class AsyncDelivery {
         this.directory.forget(node.nodeId, 'nothing listens on its subject');
         record.attempts.pop();
         record.status = 'queued';
+        span.setAttribute('skiff.attempt.started', false).end();
         await this.records.put(record);
         m.nak(0); // the call never started: offered again at once, to another node
         return;
@@ -149,6 +153,8 @@ export class AsyncDelivery {
     } finally {
       clearInterval(working);
     }
+    if (!outcome.ok) failed(span, outcome.error);
+    span.end();
     attempt.endedAt = now();
     record.updatedAt = attempt.endedAt;
     if (outcome.ok) {

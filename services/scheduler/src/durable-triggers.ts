@@ -2,6 +2,7 @@ import { jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { JETSTREAM, MAX_EVENT_HEADERS_BYTES, SkiffError, durableTriggerStream } from '@skiff/contracts';
 import { entryInvocation, invocationId, type AsyncQueue, type InvocationRecords, type TriggerEntry } from '@skiff/events';
+import { publisherTrace } from './publisher-trace.js';
 import { untilItWorks, type Logger, type Retrying } from '@skiff/service-kit';
 
 /** A message the queue could not take is offered again after this. */
@@ -107,7 +108,8 @@ export class DurableTriggers {
     try {
       if (JSON.stringify(headers).length > MAX_EVENT_HEADERS_BYTES) throw new SkiffError('SKIFF_HEADERS_TOO_LARGE', `the event's headers are over ${MAX_EVENT_HEADERS_BYTES} bytes`);
       const contentType = headers['Content-Type']?.[0];
-      const inv = entryInvocation(entry, id, { subject: m.subject, id, headers }, contentType && /^[\x20-\x7e]{1,256}$/.test(contentType) ? contentType : undefined);
+      // Queued in the publisher's trace, if it sent one: the attempts are its children.
+      const inv = { ...entryInvocation(entry, id, { subject: m.subject, id, headers }, contentType && /^[\x20-\x7e]{1,256}$/.test(contentType) ? contentType : undefined), ...publisherTrace(m.headers) };
       await this.queue.enqueue(inv, entry.timeoutMs, m.data, id, entry.destinations);
       m.ack();
     } catch (err) {

@@ -3,7 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { JETSTREAM, SUBJECTS } from '@skiff/contracts';
 import { AsyncQueue, InvocationRecords, LastTicks, MAX_MISSED_TICKS, Ticks, entryInvocation, invocationId, sameSchedule, type InvocationRecord, type TriggerEntry } from '@skiff/events';
 import type { Logger } from '@skiff/service-kit';
-import { meter, type Counter } from '@skiff/telemetry';
+import { SpanKind, failed, meter, tracer, under, type Counter } from '@skiff/telemetry';
 
 /**
  * A tick due at most this long ago when a scheduler learns a schedule, and not queued by anyone,
@@ -177,15 +177,21 @@ export class Schedules {
     const at = tick.toISOString();
     const headers: Record<string, string[]> = { 'Skiff-Schedule-Tick': [at], 'Skiff-Schedule-Cron': [entry.schedule.cron], 'Skiff-Schedule-Time-Zone': [entry.schedule.timeZone] };
     if (late) headers['Skiff-Schedule-Catch-Up'] = ['true'];
-    const inv = { ...entryInvocation(entry, id, { subject: SUBJECTS.scheduleEvent(fn), id, headers }, 'application/json'), idempotencyKey: key };
+    // Each tick starts a trace; of the schedulers' copies, the one JetStream keeps carries its span.
+    const span = tracer('@skiff/scheduler').startSpan('scheduled tick', { kind: SpanKind.PRODUCER, attributes: { 'faas.name': fn, 'faas.invocation_id': id, 'faas.cron': entry.schedule.cron, 'faas.time': at, 'skiff.schedule.late': late } });
+    const inv = under({ ...entryInvocation(entry, id, { subject: SUBJECTS.scheduleEvent(fn), id, headers }, 'application/json'), idempotencyKey: key }, span);
     const body = new TextEncoder().encode(JSON.stringify({ tick: at, cron: entry.schedule.cron, timeZone: entry.schedule.timeZone, catchUp: late }));
     try {
       const { duplicate } = await this.queue.enqueue(inv, entry.timeoutMs, body, id, entry.destinations);
+      span.setAttribute('skiff.duplicate', duplicate);
       this.log.debug({ fn, id, tick: at, duplicate, late }, 'tick');
       return duplicate ? 'duplicate' : 'queued';
     } catch (err) {
+      failed(span, err);
       this.log.error({ err: (err as Error).message, fn, id, tick: at }, 'cannot queue the scheduled tick; it does not run');
       return 'failed';
+    } finally {
+      span.end();
     }
   }
 

@@ -4,6 +4,8 @@ import { entryInvocation, type TriggerEntry } from '@skiff/events';
 import { NotStarted, type NodeCalls } from './node-calls.js';
 import { NodeDirectory } from '@skiff/placement';
 import type { Logger } from '@skiff/service-kit';
+import { SpanKind, contextFrom, failed, tracer, under } from '@skiff/telemetry';
+import { publisherTrace } from './publisher-trace.js';
 
 /** The header of an error reply: the error code (its body is the problem's detail). */
 export const SKIFF_ERROR_HEADER = 'Skiff-Error';
@@ -76,8 +78,11 @@ export class SubjectTriggers {
     if (!entry) return;
     const reply = m.reply && replyAllowed(m.reply) ? m.reply : undefined;
     if (m.reply && !reply) this.log.warn({ fn, subject: m.subject }, 'trigger message with a reply subject of the platform: run, not answered');
+    // The delivery's span: a child of the publisher's trace when its message carries a traceparent.
+    const span = tracer('@skiff/scheduler').startSpan('trigger delivery', { kind: SpanKind.CONSUMER, attributes: { 'faas.name': fn, 'faas.version': String(entry.fnVersion), 'messaging.system': 'nats', 'messaging.destination.name': m.subject.slice(0, 256) } }, contextFrom(publisherTrace(m.headers)));
     try {
-      const inv = this.invocation(entry, m);
+      const inv = under(this.invocation(entry, m), span);
+      span.setAttribute('faas.invocation_id', inv.callId);
       if (this.inFlight >= this.opts.maxInFlight) throw new SkiffError('SKIFF_OVERLOADED', `this scheduler runs ${this.opts.maxInFlight} triggered calls already`);
       this.inFlight++;
       try {
@@ -88,12 +93,15 @@ export class SubjectTriggers {
       }
     } catch (err) {
       const e = err instanceof SkiffError ? err : new SkiffError('SKIFF_INTERNAL', 'the triggered call failed', { cause: err });
+      failed(span, e);
       this.log.warn({ fn, subject: m.subject, code: e.code, err: e.message }, 'triggered call failed');
       if (reply) {
         const h = natsHeaders();
         h.set(SKIFF_ERROR_HEADER, e.code);
         this.nc.publish(reply, new TextEncoder().encode(e.message), { headers: h });
       }
+    } finally {
+      span.end();
     }
   }
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { PROTOCOL_VERSION, SUBJECTS, SkiffError, decodeInvocation, replyCallId, decodeJson, encodeError, encodeJson, encodeResultHeaders, fnChangedSchema, healthAnswerSchema, heartbeatSchema, leaveSchema, type Invocation } from '@skiff/contracts';
 import { type Logger } from '@skiff/service-kit';
-import { SpanKind, tracer, type Span } from '@skiff/telemetry';
+import { SpanKind, contextFrom, failed, tracer, under, type Span, type TraceCarrier } from '@skiff/telemetry';
 import type { ImageStore } from '@skiff/image';
 import { invocationEnv, runtimeSpec } from './bundle.js';
 import { removeEmptyFunctionCgroups, removeFunctionCgroups } from './cgroups.js';
@@ -19,7 +19,7 @@ import { Slots } from './slots.js';
 import { StemHelper } from './stem/helper.js';
 import { StemPool, type Adopter } from './stem/pool.js';
 import { UidRanges } from './uids.js';
-import { failed, inSpan, invocationContext, startSpan, under } from './tracing.js';
+import { inSpan, startSpan } from './tracing.js';
 
 const REAP_INTERVAL_MS = 1000;
 /** A deleted function's cgroups are tried this many times (once per reap) while containers drain. */
@@ -192,7 +192,7 @@ export class WorkerAgent {
     let span: Span | undefined;
     try {
       inv = decodeInvocation(m.headers);
-      span = tracer('@skiff/worker').startSpan(`invoke ${inv.fn}`, { kind: SpanKind.SERVER, attributes: { 'faas.name': inv.fn, 'faas.version': String(inv.fnVersion), 'faas.invocation_id': inv.callId, 'faas.trigger': triggerOf(inv), 'skiff.node.id': this.config.nodeId } }, invocationContext(inv));
+      span = tracer('@skiff/worker').startSpan(`invoke ${inv.fn}`, { kind: SpanKind.SERVER, attributes: { 'faas.name': inv.fn, 'faas.version': String(inv.fnVersion), 'faas.invocation_id': inv.callId, 'faas.trigger': triggerOf(inv), 'skiff.node.id': this.config.nodeId } }, contextFrom(inv));
       // What runs on the invocation's behalf, the function included, is a child of this span.
       const traced = under(inv, span);
       const output = inv.mode === 'stream' ? await this.runStream(traced, m.data) : { ...(await this.runExecMode(traced, m.data)), contentType: undefined };
@@ -212,7 +212,7 @@ export class WorkerAgent {
   }
 
   /** The image, unpacked or found unpacked, in a span of `parent`'s trace. */
-  private prepare(digest: string, parent: Pick<Invocation, 'traceparent' | 'tracestate'> | undefined): Promise<PreparedImage & { release: () => void }> {
+  private prepare(digest: string, parent: TraceCarrier | undefined): Promise<PreparedImage & { release: () => void }> {
     return inSpan('image prepare', parent, { 'skiff.image.digest': digest, 'skiff.image.cached': this.unpacked.has(digest) }, async () => {
       const image = await this.images.acquire(digest);
       this.unpacked.add(digest);

@@ -6,7 +6,8 @@ import type { Invoker } from '../invoker.js';
 import type { Handlers } from '../openapi.js';
 import type { Registry } from '../registry.js';
 import { InputSchemas } from '../schemas.js';
-import { requestContext, traceparentOf } from '../tracing.js';
+import { carrierOf } from '@skiff/telemetry';
+import { requestContext } from '../tracing.js';
 import { getOrThrow } from './functions.js';
 
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
@@ -29,7 +30,7 @@ export function invokeHandlers(registry: Registry, invoker: Invoker, invocations
     invokeFunction: async ({ request, reply, params }) => {
       const fn = getOrThrow(registry, params.name!);
       // The request's span goes with the invocation; with telemetry off, the caller's traceparent as it came.
-      const traced = traceparentOf(requestContext(request));
+      const traced = carrierOf(requestContext(request));
       const traceparent = request.headers.traceparent;
       const inv: Invocation = {
         ...invocationFor(fn, request.id),
