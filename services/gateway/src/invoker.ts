@@ -7,6 +7,7 @@ import type { Messaging } from './messaging.js';
 import { NoRespondersError, Replies, ReplyTimeoutError } from './replies.js';
 
 const EMPTY = new Uint8Array(0);
+const TRACER = tracer('@skiff/gateway');
 
 export interface InvokeResult {
   body: Uint8Array;
@@ -55,7 +56,7 @@ export class Invoker {
     const headers = encodeInvocation(inv);
     const place = async (): Promise<string> => {
       // The placement span, a child of the request's (the invocation carries its context).
-      const span = tracer('@skiff/gateway').startSpan('place', { attributes: { 'faas.name': inv.fn, 'faas.version': String(inv.fnVersion) } }, contextFrom(inv));
+      const span = TRACER.startSpan('place', { attributes: { 'faas.name': inv.fn, 'faas.version': String(inv.fnVersion) } }, contextFrom(inv));
       try {
         const node = this.nodes.pick(target);
         span.setAttribute('skiff.placement.reason', node ? placementReason(node, target) : 'asked a scheduler');

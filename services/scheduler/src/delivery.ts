@@ -9,6 +9,8 @@ import type { AsyncMetrics } from './async-metrics.js';
 import type { Logger } from '@skiff/service-kit';
 import { SpanKind, contextFrom, failed, tracer, under } from '@skiff/telemetry';
 
+const TRACER = tracer('@skiff/scheduler');
+
 export interface DeliveryOptions {
   /** Async invocations running at once across all schedulers (the consumer's max_ack_pending). */
   maxInFlight: number;
@@ -129,7 +131,7 @@ export class AsyncDelivery {
     await this.records.put(record);
 
     // The attempt's span, in the trace of whatever queued the invocation; the worker's is below it.
-    const span = tracer('@skiff/scheduler').startSpan('async attempt', { kind: SpanKind.PRODUCER, attributes: { 'faas.name': queued.fn, 'faas.version': String(queued.fnVersion), 'faas.invocation_id': queued.callId, 'skiff.attempt': attempt.attempt, 'skiff.node.id': node.nodeId } }, contextFrom(queued));
+    const span = TRACER.startSpan('async attempt', { kind: SpanKind.PRODUCER, attributes: { 'faas.name': queued.fn, 'faas.version': String(queued.fnVersion), 'faas.invocation_id': queued.callId, 'skiff.attempt': attempt.attempt, 'skiff.node.id': node.nodeId } }, contextFrom(queued));
     const inv: Invocation = under({ ...queued, deadline: Date.now() + timeoutMs, attempt: attempt.attempt }, span);
     this.directory.placed(node.nodeId, target);
     const working = setInterval(() => m.working(), Math.max(1000, this.opts.ackWaitMs / 3));

@@ -5,6 +5,8 @@ import { AsyncQueue, InvocationRecords, LastTicks, MAX_MISSED_TICKS, Ticks, entr
 import type { Logger } from '@skiff/service-kit';
 import { SpanKind, failed, meter, tracer, under, type Counter } from '@skiff/telemetry';
 
+const TRACER = tracer('@skiff/scheduler');
+
 /**
  * A tick due at most this long ago when a scheduler learns a schedule, and not queued by anyone,
  * is fired as usual, only late (a scheduler restarted at once misses nothing); older ones are missed.
@@ -178,7 +180,7 @@ export class Schedules {
     const headers: Record<string, string[]> = { 'Skiff-Schedule-Tick': [at], 'Skiff-Schedule-Cron': [entry.schedule.cron], 'Skiff-Schedule-Time-Zone': [entry.schedule.timeZone] };
     if (late) headers['Skiff-Schedule-Catch-Up'] = ['true'];
     // Each tick starts a trace; of the schedulers' copies, the one JetStream keeps carries its span.
-    const span = tracer('@skiff/scheduler').startSpan('scheduled tick', { kind: SpanKind.PRODUCER, attributes: { 'faas.name': fn, 'faas.invocation_id': id, 'faas.cron': entry.schedule.cron, 'faas.time': at, 'skiff.schedule.late': late } });
+    const span = TRACER.startSpan('scheduled tick', { kind: SpanKind.PRODUCER, attributes: { 'faas.name': fn, 'faas.invocation_id': id, 'faas.cron': entry.schedule.cron, 'faas.time': at, 'skiff.schedule.late': late } });
     const inv = under({ ...entryInvocation(entry, id, { subject: SUBJECTS.scheduleEvent(fn), id, headers }, 'application/json'), idempotencyKey: key }, span);
     const body = new TextEncoder().encode(JSON.stringify({ tick: at, cron: entry.schedule.cron, timeZone: entry.schedule.timeZone, catchUp: late }));
     try {

@@ -7,6 +7,8 @@ import type { Logger } from '@skiff/service-kit';
 import { SpanKind, contextFrom, failed, tracer, under } from '@skiff/telemetry';
 import { publisherTrace } from './publisher-trace.js';
 
+const TRACER = tracer('@skiff/scheduler');
+
 /** The header of an error reply: the error code (its body is the problem's detail). */
 export const SKIFF_ERROR_HEADER = 'Skiff-Error';
 
@@ -79,7 +81,7 @@ export class SubjectTriggers {
     const reply = m.reply && replyAllowed(m.reply) ? m.reply : undefined;
     if (m.reply && !reply) this.log.warn({ fn, subject: m.subject }, 'trigger message with a reply subject of the platform: run, not answered');
     // The delivery's span: a child of the publisher's trace when its message carries a traceparent.
-    const span = tracer('@skiff/scheduler').startSpan('trigger delivery', { kind: SpanKind.CONSUMER, attributes: { 'faas.name': fn, 'faas.version': String(entry.fnVersion), 'messaging.system': 'nats', 'messaging.destination.name': m.subject.slice(0, 256) } }, contextFrom(publisherTrace(m.headers)));
+    const span = TRACER.startSpan('trigger delivery', { kind: SpanKind.CONSUMER, attributes: { 'faas.name': fn, 'faas.version': String(entry.fnVersion), 'messaging.system': 'nats', 'messaging.destination.name': m.subject.slice(0, 256) } }, contextFrom(publisherTrace(m.headers)));
     try {
       const inv = under(this.invocation(entry, m), span);
       span.setAttribute('faas.invocation_id', inv.callId);

@@ -121,14 +121,15 @@ describe('startTelemetry', () => {
     }
   });
 
-  it('propagates W3C trace context', async () => {
+  it('propagates W3C trace context, recording nothing when no exporter is set', async () => {
     t = await startTelemetry({ service: 'unit', env: {} });
     const span = tracer('telemetry-test').startSpan('outer');
+    expect(span.isRecording()).toBe(false);
     const headers: Record<string, string> = {};
     propagation.inject(trace.setSpan(context.active(), span), headers);
     span.end();
     const { traceId, spanId } = span.spanContext();
-    expect(headers.traceparent).toBe(`00-${traceId}-${spanId}-01`);
+    expect(headers.traceparent).toBe(`00-${traceId}-${spanId}-00`);
     const extracted = trace.getSpanContext(propagation.extract(context.active(), headers));
     expect(extracted).toMatchObject({ traceId, spanId, isRemote: true });
   });

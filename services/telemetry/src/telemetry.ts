@@ -5,7 +5,7 @@ import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { ConsoleMetricExporter, MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
-import { BatchSpanProcessor, ConsoleSpanExporter, NodeTracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace-node';
+import { AlwaysOffSampler, BatchSpanProcessor, ConsoleSpanExporter, NodeTracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { telemetryConfig, type Env, type TelemetryConfig } from './config.js';
 
@@ -88,7 +88,9 @@ async function start(opts: TelemetryOptions, release: () => void): Promise<Telem
   const spanProcessors: SpanProcessor[] = config.tracesExporters.map((name) => new BatchSpanProcessor(name === 'otlp' ? new OTLPTraceExporter({ url: config.otlpTracesUrl }) : new ConsoleSpanExporter()));
 
   const meterProvider = new MeterProvider({ resource, readers });
-  const tracerProvider = new NodeTracerProvider({ resource, spanProcessors });
+  // With no exporter, spans are not recorded (nobody would read them) but still get ids, so trace
+  // context goes on from service to service and to the function as it does with one.
+  const tracerProvider = new NodeTracerProvider({ resource, spanProcessors, ...(spanProcessors.length === 0 ? { sampler: new AlwaysOffSampler() } : {}) });
   metrics.setGlobalMeterProvider(meterProvider);
   tracerProvider.register({
     propagator: new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),

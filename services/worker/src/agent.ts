@@ -22,6 +22,7 @@ import { UidRanges } from './uids.js';
 import { inSpan, startSpan } from './tracing.js';
 
 const REAP_INTERVAL_MS = 1000;
+const TRACER = tracer('@skiff/worker');
 /** A deleted function's cgroups are tried this many times (once per reap) while containers drain. */
 const CGROUP_REMOVAL_TRIES = 60;
 const STOP_GRACE_MS = 2000;
@@ -33,17 +34,17 @@ const PRESTARTED_LAUNCHERS = 2;
  */
 const LOAD_REPORT_MS = 20;
 
-/**
- * The worker agent of one node: announces itself with heartbeats, takes invocations placed on
- * this node and answers straight to the caller's inbox. exec functions run one container per
- * invocation within the node's slots; stream functions run on pools of warm instances.
- */
 /** The OpenTelemetry FaaS trigger of an invocation: a schedule's tick, a NATS message, or an HTTP call. */
 function triggerOf(inv: Invocation): 'timer' | 'pubsub' | 'http' {
   if (!inv.event) return 'http';
   return inv.event.subject === SUBJECTS.scheduleEvent(inv.fn) ? 'timer' : 'pubsub';
 }
 
+/**
+ * The worker agent of one node: announces itself with heartbeats, takes invocations placed on
+ * this node and answers straight to the caller's inbox. exec functions run one container per
+ * invocation within the node's slots; stream functions run on pools of warm instances.
+ */
 export class WorkerAgent {
   private readonly subs: Subscription[] = [];
   private readonly loops: Promise<void>[] = [];
@@ -192,7 +193,7 @@ export class WorkerAgent {
     let span: Span | undefined;
     try {
       inv = decodeInvocation(m.headers);
-      span = tracer('@skiff/worker').startSpan(`invoke ${inv.fn}`, { kind: SpanKind.SERVER, attributes: { 'faas.name': inv.fn, 'faas.version': String(inv.fnVersion), 'faas.invocation_id': inv.callId, 'faas.trigger': triggerOf(inv), 'skiff.node.id': this.config.nodeId } }, contextFrom(inv));
+      span = TRACER.startSpan(`invoke ${inv.fn}`, { kind: SpanKind.SERVER, attributes: { 'faas.name': inv.fn, 'faas.version': String(inv.fnVersion), 'faas.invocation_id': inv.callId, 'faas.trigger': triggerOf(inv), 'skiff.node.id': this.config.nodeId } }, contextFrom(inv));
       // What runs on the invocation's behalf, the function included, is a child of this span.
       const traced = under(inv, span);
       const output = inv.mode === 'stream' ? await this.runStream(traced, m.data) : { ...(await this.runExecMode(traced, m.data)), contentType: undefined };
