@@ -1,7 +1,9 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { SkiffError, toProblem } from '@skiff/contracts';
 import { type Logger } from '@skiff/service-kit';
+import { trace } from '@skiff/telemetry';
 import { isClientAbort } from './connections.js';
+import { requestContext } from './tracing.js';
 
 /** Fastify's own failures (body parsing, limits) mapped onto Skiff's stable codes. */
 function fromFastify(err: FastifyError): SkiffError | undefined {
@@ -39,11 +41,12 @@ export function installProblemHandlers(app: FastifyInstance, log: Logger): void 
       return;
     }
     const e = asSkiffError(err);
+    const traceId = trace.getSpanContext(requestContext(request))?.traceId;
     // Refused before the body was read (a 401 from onRequest): close rather than read the rest.
     if (!request.raw.complete) void reply.header('connection', 'close');
     // A part that is away for a while (NATS, JetStream, every worker) is a warning, not a bug.
-    if (e.status === 503 && e.retryable) log.warn({ callId: request.id, code: e.code }, e.message);
-    else if (e.status >= 500 && e.code !== 'SKIFF_FN_FAILED') log.error({ err, callId: request.id, code: e.code }, e.message);
+    if (e.status === 503 && e.retryable) log.warn({ callId: request.id, traceId, code: e.code }, e.message);
+    else if (e.status >= 500 && e.code !== 'SKIFF_FN_FAILED') log.error({ err, callId: request.id, traceId, code: e.code }, e.message);
     // Clients may try again after a moment when Skiff is overloaded or a part is missing.
     if (e.retryable && (e.status === 429 || e.status === 503)) void reply.header('retry-after', '1');
     void reply.code(e.status).type('application/problem+json').send(toProblem(e, request.url));

@@ -96,7 +96,7 @@ export class SubjectTriggers {
     } catch (err) {
       const e = err instanceof SkiffError ? err : new SkiffError('SKIFF_INTERNAL', 'the triggered call failed', { cause: err });
       failed(span, e);
-      this.log.warn({ fn, subject: m.subject, code: e.code, err: e.message }, 'triggered call failed');
+      this.log.warn({ fn, subject: m.subject, traceId: span.spanContext().traceId, code: e.code, err: e.message }, 'triggered call failed');
       if (reply) {
         const h = natsHeaders();
         h.set(SKIFF_ERROR_HEADER, e.code);

@@ -4,13 +4,20 @@ import { RotatingLogFile, logFileOptions, type LogEnv } from './log-file.js';
 export type { Logger };
 
 /** Paths that may hold credentials; pino replaces them before a line is written. */
-const REDACT = [
+export const REDACT = [
   'authorization',
   'token',
+  'password',
+  'pass',
+  'secret',
   '*.authorization',
   '*.token',
+  '*.password',
+  '*.pass',
+  '*.secret',
   'req.headers.authorization',
   'headers.authorization',
+  'headers.cookie',
 ];
 
 /**

@@ -203,7 +203,7 @@ export class WorkerAgent {
       if (span) failed(span, err);
       const e = err instanceof SkiffError ? err : new SkiffError('SKIFF_INTERNAL', 'the worker failed to run the function', { cause: err });
       const level = e.code === 'SKIFF_FN_FAILED' ? 'info' : 'warn';
-      this.log[level]({ callId: inv?.callId, fn: inv?.fn, code: e.code, err: e.cause ?? e.message }, e.message);
+      this.log[level]({ callId: inv?.callId, traceId: span?.spanContext().traceId, fn: inv?.fn, code: e.code, err: e.cause ?? e.message }, e.message);
       // A refused message is answered too (with its call id when that was valid), so its
       // sender hears why rather than waiting for its deadline.
       if (m.reply) m.respond(encodeError(e), { headers: encodeResultHeaders(inv?.callId ?? replyCallId(m.headers), false) });
