@@ -9,9 +9,11 @@ cd "$(dirname "$0")/.."
 # that stop or delay the launcher at a chosen syscall).
 PACKAGES=(nats-server gcc make pkg-config libc6-dev libjson-c-dev libseccomp-dev busybox-static perl runc crun umoci skopeo buildah oci-image-tool hyperfine wrk strace)
 
-# The cgroup v2 test VM (infra/vm) needs qemu, without its recommends (GUI, firmware, disk
-# tools: none used); its kernel is unpacked into the launcher's build dir, not installed.
-VM_PACKAGES=(qemu-system-x86)
+# Without their recommends: the cgroup v2 test VM's qemu (infra/vm; GUI, firmware, disk tools:
+# none used; its kernel is unpacked into the launcher's build dir, not installed), and the
+# Prometheus server the metrics suite starts on a free port (its exporters are not used; the
+# package's own service is not started where no init runs it).
+BARE_PACKAGES=(qemu-system-x86 prometheus)
 
 missing_of() {
   for p in "$@"; do
@@ -19,21 +21,21 @@ missing_of() {
   done
 }
 mapfile -t missing < <(missing_of "${PACKAGES[@]}")
-mapfile -t missing_vm < <(missing_of "${VM_PACKAGES[@]}")
-if [ $((${#missing[@]} + ${#missing_vm[@]})) -gt 0 ]; then
+mapfile -t missing_bare < <(missing_of "${BARE_PACKAGES[@]}")
+if [ $((${#missing[@]} + ${#missing_bare[@]})) -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     cmd="apt-get update"
     [ ${#missing[@]} -eq 0 ] || cmd+=" && apt-get install -y ${missing[*]}"
-    [ ${#missing_vm[@]} -eq 0 ] || cmd+=" && apt-get install -y --no-install-recommends ${missing_vm[*]}"
-    echo "skiff: missing system packages: ${missing[*]} ${missing_vm[*]}" >&2
+    [ ${#missing_bare[@]} -eq 0 ] || cmd+=" && apt-get install -y --no-install-recommends ${missing_bare[*]}"
+    echo "skiff: missing system packages: ${missing[*]} ${missing_bare[*]}" >&2
     echo "skiff: run as root: $cmd" >&2
     exit 1
   fi
-  echo "skiff: installing ${missing[*]} ${missing_vm[*]}" >&2
+  echo "skiff: installing ${missing[*]} ${missing_bare[*]}" >&2
   apt-get update -qq
   [ ${#missing[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  [ ${#missing_vm[@]} -eq 0 ] ||
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_vm[@]}" >/dev/null
+  [ ${#missing_bare[@]} -eq 0 ] ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_bare[@]}" >/dev/null
 fi
 
 # npm packages: a clean install when node_modules is missing or older than the lockfile.

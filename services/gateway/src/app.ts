@@ -3,6 +3,7 @@ import { CALL_ID_PATTERN, newCallId } from '@skiff/contracts';
 import { NodeDirectory } from '@skiff/placement';
 import { type Logger } from '@skiff/service-kit';
 import type { ImageStore } from '@skiff/image';
+import type { Telemetry } from '@skiff/telemetry';
 import { authenticate } from './auth.js';
 import type { GatewayConfig } from './config.js';
 import { bodyDeadline, clientErrorHandler, limitConnections, serverTimeouts } from './connections.js';
@@ -12,6 +13,7 @@ import { TriggerSync } from './triggers.js';
 import { DurableTriggerStreams } from './durable-triggers.js';
 import { Invoker } from './invoker.js';
 import { traceRequests } from './tracing.js';
+import { measureRequests } from './request-metrics.js';
 import { Prewarmer } from './prewarm.js';
 import type { Messaging } from './messaging.js';
 import { loadApi, registerOperations } from './openapi.js';
@@ -30,11 +32,13 @@ export interface GatewayDeps {
   store: ImageStore;
   messaging: Messaging;
   log: Logger;
+  /** Answers GET /metrics with the process's Prometheus text (Telemetry.serveMetrics). */
+  serveMetrics: Telemetry['serveMetrics'];
 }
 
 /** Builds the gateway without listening, so tests can use inject() and main() can listen. */
 export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
-  const { config, registry, store, messaging, log } = deps;
+  const { config, registry, store, messaging, log, serveMetrics } = deps;
   const app = Fastify({
     // pino's Logger is a FastifyBaseLogger; the cast keeps the instance's default logger type.
     loggerInstance: log as FastifyBaseLogger,
@@ -52,6 +56,7 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
   });
   installProblemHandlers(app, log);
   traceRequests(app);
+  measureRequests(app);
   limitConnections(app.server, config, log);
   app.addHook('onRequest', bodyDeadline(config, log));
   // The gateway's own view of the worker nodes, for placing synchronous invocations itself.
@@ -74,7 +79,7 @@ export async function build(deps: GatewayDeps): Promise<FastifyInstance> {
     app,
     api,
     {
-      ...systemHandlers(api, messaging, registry, health),
+      ...systemHandlers(api, messaging, registry, health, serveMetrics),
       ...functionHandlers(registry, store, messaging, prewarmer, invocations, triggers, durable, config.defaultTimeoutMs),
       ...invokeHandlers(registry, invoker, invocations),
       ...invocationHandlers(registry, invocations),

@@ -13,14 +13,14 @@ import { Registry } from './registry.js';
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const log = createLogger('gateway', config.logLevel);
-  const telemetry = await startTelemetry({ service: 'gateway' });
+  const telemetry = await startTelemetry({ service: 'gateway', metricsRoute: true });
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const registry = new Registry(join(config.dataDir, 'registry.db'));
   const tokenFile = ensureAdminKey(registry, config.dataDir, config.adminToken);
   if (tokenFile) log.info({ file: tokenFile }, 'generated the admin token');
   const store = await ImageStore.open(config.storeDir);
   const messaging = await Messaging.connect(config.natsUrl, config.natsAuth, log);
-  const app = await build({ config, registry, store, messaging, log });
+  const app = await build({ config, registry, store, messaging, log, serveMetrics: telemetry.serveMetrics });
   app.addHook('onClose', async () => {
     await messaging.close();
     registry.close();

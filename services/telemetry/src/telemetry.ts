@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { context, diag, DiagConsoleLogger, metrics, propagation, trace, type Attributes, type Meter, type Tracer } from '@opentelemetry/api';
 import { CompositePropagator, diagLogLevelFromString, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
@@ -16,6 +17,11 @@ export interface TelemetryOptions {
   attributes?: Attributes;
   /** Default: process.env. (The OTLP exporters read their endpoint, headers and timeouts from process.env.) */
   env?: Env;
+  /**
+   * Keep a Prometheus reader whose text the service serves on a route of its own (the gateway's
+   * /metrics) through `Telemetry.serveMetrics`, whether or not a metrics port is configured.
+   */
+  metricsRoute?: boolean;
 }
 
 export interface Telemetry {
@@ -23,6 +29,11 @@ export interface Telemetry {
   readonly config: TelemetryConfig;
   /** Where Prometheus text metrics are served, when they are. */
   readonly metricsUrl: string | undefined;
+  /**
+   * With `metricsRoute`: answers a request with the Prometheus text of this process's metrics
+   * (empty when telemetry is disabled).
+   */
+  serveMetrics(req: IncomingMessage, res: ServerResponse): void;
   /** Exports what is pending now (push exporters). */
   forceFlush(): Promise<void>;
   /** Flushes, stops exporters and the metrics endpoint, and unregisters the SDK. Safe to call twice. */
@@ -66,7 +77,8 @@ export function startTelemetry(opts: TelemetryOptions): Promise<Telemetry> {
 async function start(opts: TelemetryOptions, release: () => void): Promise<Telemetry> {
   const config = telemetryConfig(opts.service, opts.env ?? process.env);
   if (config.disabled) {
-    return { service: opts.service, config, metricsUrl: undefined, forceFlush: async () => undefined, shutdown: async () => release() };
+    const serveMetrics = (_req: IncomingMessage, res: ServerResponse) => void res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end('# telemetry is disabled (OTEL_SDK_DISABLED)\n');
+    return { service: opts.service, config, metricsUrl: undefined, serveMetrics, forceFlush: async () => undefined, shutdown: async () => release() };
   }
   if (config.logLevel) diag.setLogger(new DiagConsoleLogger(), { logLevel: diagLogLevelFromString(config.logLevel) });
 
@@ -84,6 +96,12 @@ async function start(opts: TelemetryOptions, release: () => void): Promise<Telem
       const exporter = name === 'otlp' ? new OTLPMetricExporter({ url: config.otlpMetricsUrl }) : new ConsoleMetricExporter();
       readers.push(new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: config.exportIntervalMs, exportTimeoutMillis: config.exportTimeoutMs }));
     }
+  }
+  // The route's reader: the port's exporter when there is one, else one that opens no port.
+  let routeExporter = prometheus;
+  if (opts.metricsRoute && !routeExporter) {
+    routeExporter = new PrometheusExporter({ preventServerStart: true });
+    readers.push(routeExporter);
   }
   const spanProcessors: SpanProcessor[] = config.tracesExporters.map((name) => new BatchSpanProcessor(name === 'otlp' ? new OTLPTraceExporter({ url: config.otlpTracesUrl }) : new ConsoleSpanExporter()));
 
@@ -119,6 +137,10 @@ async function start(opts: TelemetryOptions, release: () => void): Promise<Telem
     service: opts.service,
     config,
     metricsUrl,
+    serveMetrics: (req, res) => {
+      if (routeExporter) routeExporter.getMetricsRequestHandler(req, res);
+      else res.writeHead(404, { 'content-type': 'text/plain' }).end('metrics are not served on a route by this service\n');
+    },
     forceFlush: async () => {
       await Promise.allSettled([meterProvider.forceFlush(), tracerProvider.forceFlush()]);
     },

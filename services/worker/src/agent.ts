@@ -20,6 +20,7 @@ import { StemHelper } from './stem/helper.js';
 import { StemPool, type Adopter } from './stem/pool.js';
 import { UidRanges } from './uids.js';
 import { inSpan, startSpan } from './tracing.js';
+import { InvocationMetrics, type InstanceCounts } from './invocation-metrics.js';
 
 const REAP_INTERVAL_MS = 1000;
 const TRACER = tracer('@skiff/worker');
@@ -61,6 +62,7 @@ export class WorkerAgent {
   private readonly seccomp = defaultSeccompProfile();
   /** Warm pools by `fn@version`. */
   private readonly pools = new Map<string, FunctionPool>();
+  private readonly metrics: InvocationMetrics;
   /** Digests this node has unpacked, for placement. */
   private readonly unpacked = new Set<string>();
   /** Launchers waiting for exec invocations (skiff-launch only). */
@@ -80,6 +82,7 @@ export class WorkerAgent {
     private readonly log: Logger,
   ) {
     this.images = new ImageCache(store, join(config.workDir, 'images'), log);
+    this.metrics = new InvocationMetrics(() => this.instanceCounts());
     this.slots = new Slots({ size: config.slots, maxWaiting: config.maxQueued, perFunction: config.functionSlots, perFunctionWaiting: config.functionQueue });
     this.uids = new UidRanges(join(config.workDir, 'uids.json'), config.uidBase);
     this.bundlesDir = join(config.workDir, 'bundles');
@@ -108,6 +111,20 @@ export class WorkerAgent {
     } else if (config.stemCells + config.stemFunctions > 0) {
       log.info({ runtime: config.runtime, helper: config.stemHelper, helperBuilt: helper.available }, 'no stem cells: they need skiff-launch, skiff-stem and root');
     }
+  }
+
+  /** Stream instances by function and state, for the skiff.instances gauge. */
+  private instanceCounts(): InstanceCounts[] {
+    const counts = new Map<string, InstanceCounts>();
+    for (const pool of this.pools.values()) {
+      for (const v of pool.views()) {
+        const key = `${pool.fn}\0${v.state}`;
+        const c = counts.get(key) ?? { fn: pool.fn, state: v.state, count: 0 };
+        c.count++;
+        counts.set(key, c);
+      }
+    }
+    return [...counts.values()];
   }
 
   /** Invocations taken by this node: running or waiting. */
@@ -189,19 +206,25 @@ export class WorkerAgent {
   }
 
   private async handle(m: Msg): Promise<void> {
+    const t0 = performance.now();
     let inv: Invocation | undefined;
     let span: Span | undefined;
+    // Set once an exec invocation's container is started: a cold start even if the function then fails.
+    const exec = { started: false };
     try {
       inv = decodeInvocation(m.headers);
       span = TRACER.startSpan(`invoke ${inv.fn}`, { kind: SpanKind.SERVER, attributes: { 'faas.name': inv.fn, 'faas.version': String(inv.fnVersion), 'faas.invocation_id': inv.callId, 'faas.trigger': triggerOf(inv), 'skiff.node.id': this.config.nodeId } }, contextFrom(inv));
       // What runs on the invocation's behalf, the function included, is a child of this span.
       const traced = under(inv, span);
-      const output = inv.mode === 'stream' ? await this.runStream(traced, m.data) : { ...(await this.runExecMode(traced, m.data)), contentType: undefined };
+      const output = inv.mode === 'stream' ? await this.runStream(traced, m.data) : { ...(await this.runExecMode(traced, m.data, exec)), contentType: undefined };
       span.setAttribute('faas.coldstart', output.coldStart);
       if (m.reply) m.respond(output.body, { headers: encodeResultHeaders(inv.callId, true, output.contentType) });
+      this.metrics.invoked({ fn: inv.fn, version: inv.fnVersion, trigger: triggerOf(inv), error: undefined, coldStart: output.coldStart, seconds: (performance.now() - t0) / 1000 });
     } catch (err) {
-      if (span) failed(span, err);
+      if (span) failed(span.setAttribute('faas.coldstart', exec.started), err);
       const e = err instanceof SkiffError ? err : new SkiffError('SKIFF_INTERNAL', 'the worker failed to run the function', { cause: err });
+      // A message that was no invocation at all is not counted as one.
+      if (inv) this.metrics.invoked({ fn: inv.fn, version: inv.fnVersion, trigger: triggerOf(inv), error: e.code, coldStart: exec.started, seconds: (performance.now() - t0) / 1000 });
       const level = e.code === 'SKIFF_FN_FAILED' ? 'info' : 'warn';
       this.log[level]({ callId: inv?.callId, traceId: span?.spanContext().traceId, fn: inv?.fn, code: e.code, err: e.cause ?? e.message }, e.message);
       // A refused message is answered too (with its call id when that was valid), so its
@@ -231,7 +254,7 @@ export class WorkerAgent {
   }
 
   /** Every exec invocation starts its container: a cold start each time. */
-  private async runExecMode(inv: Invocation, body: Uint8Array): Promise<{ body: Uint8Array; coldStart: true }> {
+  private async runExecMode(inv: Invocation, body: Uint8Array, exec: { started: boolean }): Promise<{ body: Uint8Array; coldStart: true }> {
     const release = await this.slots.acquire(inv.fn, inv.deadline);
     const image = await this.prepare(inv.image, inv).catch((err: unknown) => (release(), Promise.reject(err)));
     try {
@@ -245,6 +268,7 @@ export class WorkerAgent {
         prestarted?.cancel();
         throw err;
       }
+      exec.started = true;
       const { stdout } = await inSpan('container run', inv, { 'skiff.instance.id': instanceId, 'skiff.launcher.ahead': prestarted !== undefined }, () =>
         runExec({
           runtime: this.config.runtime,
@@ -290,12 +314,13 @@ export class WorkerAgent {
    * that waits for it (none for minInstances): ended once the instance is ready.
    */
   private async launch(inv: Invocation, cause: Invocation | undefined): Promise<StreamInstance> {
+    const t0 = performance.now();
     const span = startSpan('instance start', cause, { 'faas.name': inv.fn, 'faas.version': String(inv.fnVersion) });
     try {
       const inst = await this.startInstance(inv, span);
       span.setAttribute('skiff.instance.id', inst.id);
       void inst.ready().then(
-        () => span.end(),
+        () => (this.metrics.instanceStarted(inv.fn, inv.fnVersion, (performance.now() - t0) / 1000), span.end()),
         (err: unknown) => (failed(span, err), span.end()),
       );
       return inst;

@@ -1,6 +1,7 @@
 import { RequestError } from '@nats-io/transport-node';
 import { SUBJECTS, SkiffError, decodeJson, nodeTableSchema } from '@skiff/contracts';
 import type { OpenAPIBackend } from 'openapi-backend';
+import type { Telemetry } from '@skiff/telemetry';
 import type { HealthWatch } from '../health.js';
 import type { Messaging } from '../messaging.js';
 import type { Handlers } from '../openapi.js';
@@ -11,7 +12,7 @@ import { documentWithFunctions } from '../schemas.js';
 const NODES_TIMEOUT_MS = 2000;
 
 /** Health, the live OpenAPI document and the scheduler's node table. */
-export function systemHandlers(api: OpenAPIBackend, messaging: Messaging, registry: Registry, health: HealthWatch): Handlers {
+export function systemHandlers(api: OpenAPIBackend, messaging: Messaging, registry: Registry, health: HealthWatch, serveMetrics: Telemetry['serveMetrics']): Handlers {
   return {
     // 503 only when this gateway cannot reach NATS (it can serve nothing); otherwise 200, and
     // `degraded` when part of the platform behind it is missing or says it has a problem.
@@ -20,6 +21,11 @@ export function systemHandlers(api: OpenAPIBackend, messaging: Messaging, regist
       const h = health.current;
       const whole = up && h.jetstream === 'ok' && h.schedulers > 0 && h.workers > 0 && h.problems.length === 0;
       return reply.code(up ? 200 : 503).send({ status: whole ? 'ok' : 'degraded', nats: up ? 'connected' : 'disconnected', ...h, ...(up ? {} : { jetstream: 'unknown' }) });
+    },
+    // The exporter writes the answer itself, so Fastify lets go of it.
+    getMetrics: ({ request, reply }) => {
+      reply.hijack();
+      serveMetrics(request.raw, reply.raw);
     },
     // Deployed functions are listed only for a caller who may invoke them: there are no public
     // functions and a token may invoke every function, so that is none without a token and all
