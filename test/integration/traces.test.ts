@@ -134,17 +134,20 @@ describe('traces of an invocation, received over OTLP/HTTP', () => {
     expect(invoke.attributes).toMatchObject({ 'faas.name': 'traced', 'faas.version': '1', 'faas.trigger': 'http', 'faas.coldstart': true, 'skiff.node.id': 'node-a' });
     const start = one(spans, 'skiff-worker', 'instance start');
     expect(start.parentSpanId).toBe(invoke.spanId);
+    const wait = one(spans, 'skiff-worker', 'wait for an instance');
+    expect(wait.parentSpanId).toBe(invoke.spanId);
+    expect(wait.attributes).toMatchObject({ 'faas.name': 'traced', 'skiff.waiting': 0 });
     const image = one(spans, 'skiff-worker', 'image prepare');
     expect(image.parentSpanId).toBe(start.spanId);
     // The function's own spans would join the trace below the worker's invocation span.
     expect(JSON.parse(answer).trace).toEqual({ traceparent: `00-${traceId}-${invoke.spanId}-01`, traceId, parentSpanId: invoke.spanId, sampled: true });
   });
 
-  it('a warm invoke has the invocation span and none of a start', async () => {
+  it('a warm invoke has the invocation span and none of a start or a wait', async () => {
     const { spans } = await tracedInvoke('traced');
     const invoke = one(spans, 'skiff-worker', 'invoke traced');
     expect(invoke.attributes['faas.coldstart']).toBe(false);
-    expect(spans.filter((s) => s.name === 'instance start' || s.name === 'image prepare')).toEqual([]);
+    expect(spans.filter((s) => ['instance start', 'image prepare', 'wait for an instance'].includes(s.name))).toEqual([]);
   });
 
   it('names the trace of an error response too, and starts one for a caller that sent none', async () => {

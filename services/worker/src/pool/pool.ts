@@ -3,6 +3,8 @@ import { type Logger } from '@skiff/service-kit';
 import { InvocationError, StreamError, type InvokeReply } from '../stream/index.js';
 import { exitFailure } from '../runner.js';
 import { InstanceExited, type StreamInstance } from './instance.js';
+import { failed, type Span } from '@skiff/telemetry';
+import { startSpan } from '../tracing.js';
 import { expiredIdle, pickInstance, startsNeeded, transition, type InstanceView } from './state.js';
 
 export interface PoolDeps {
@@ -21,6 +23,8 @@ export type PoolReply = InvokeReply & { coldStart: boolean };
 interface Waiter {
   inv: Invocation;
   body: Uint8Array;
+  /** The wait, as a span of the invocation's trace. */
+  span: Span;
   resolve: (r: PoolReply) => void;
   reject: (e: unknown) => void;
   timer: NodeJS.Timeout;
@@ -81,6 +85,7 @@ export class FunctionPool {
       const w: Waiter = {
         inv,
         body,
+        span: startSpan('wait for an instance', inv, { 'faas.name': this.fn, 'faas.version': String(this.version), 'skiff.waiting': this.waiting.length }),
         resolve,
         reject,
         timer: setTimeout(() => this.giveUp(w), Math.max(0, remainingMs(inv.deadline) - GIVE_UP_MARGIN_MS)),
@@ -98,11 +103,20 @@ export class FunctionPool {
   private giveUp(w: Waiter): void {
     this.waiting.splice(this.waiting.indexOf(w), 1);
     const starting = [...this.instances].some((i) => i.state === 'starting');
-    w.reject(
+    this.refuse(
+      w,
       starting
         ? new SkiffError('SKIFF_DEADLINE_EXCEEDED', `no instance of "${this.fn}" was ready before the deadline`)
         : new SkiffError('SKIFF_NO_CAPACITY', `no instance of "${this.fn}" had room before the deadline`),
     );
+  }
+
+  /** Ends a waiter's wait with an error (it has been taken out of `waiting`). */
+  private refuse(w: Waiter, err: SkiffError): void {
+    clearTimeout(w.timer);
+    failed(w.span, err);
+    w.span.end();
+    w.reject(err);
   }
 
   /** `waited`: the invocation queued for an instance; its start was cold if that instance had served none before. */
@@ -152,6 +166,7 @@ export class FunctionPool {
       if (!inst) break;
       const w = this.waiting.shift()!;
       clearTimeout(w.timer);
+      w.span.setAttribute('skiff.instance.id', inst.id).end();
       this.execute(inst, w.inv, w.body, true).then(w.resolve, w.reject);
     }
     if (this.waiting.length > 0) this.scale();
@@ -214,10 +229,7 @@ export class FunctionPool {
     this.deps.log.warn({ fn: this.fn, version: this.version, err }, 'instance failed to start');
     if ([...this.instances].some((i) => i.state === 'idle' || i.state === 'busy')) return;
     const e = err instanceof SkiffError ? err : new SkiffError('SKIFF_CONTAINER_FAILED', `an instance of "${this.fn}" could not start: ${(err as Error).message}`, { cause: err });
-    for (const w of this.waiting.splice(0)) {
-      clearTimeout(w.timer);
-      w.reject(e);
-    }
+    for (const w of this.waiting.splice(0)) this.refuse(w, e);
   }
 
   private stopInstance(inst: StreamInstance, graceMs: number): void {
@@ -237,10 +249,7 @@ export class FunctionPool {
   /** Takes no more work; instances finish what they run and stop. Resolves when all are gone. */
   async drain(): Promise<void> {
     this.draining = true;
-    for (const w of this.waiting.splice(0)) {
-      clearTimeout(w.timer);
-      w.reject(new SkiffError('SKIFF_NO_CAPACITY', `version ${this.version} of "${this.fn}" is being replaced`));
-    }
+    for (const w of this.waiting.splice(0)) this.refuse(w, new SkiffError('SKIFF_NO_CAPACITY', `version ${this.version} of "${this.fn}" is being replaced`));
     await Promise.all([...this.instances].map((i) => (this.stopInstance(i, this.deps.stopGraceMs), i.exited)));
   }
 
