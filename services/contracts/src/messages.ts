@@ -47,7 +47,9 @@ const intString = z.string().regex(/^[0-9]{1,16}$/, 'must be a non-negative inte
 const positiveIntString = z.string().regex(/^[1-9][0-9]{0,15}$/, 'must be a positive integer').transform(Number);
 /** A function name by the API's own rule (FUNCTION_NAME_PATTERN). */
 const fnName = z.string().regex(FUNCTION_NAME_PATTERN, 'must be a function name: lower-case letters, digits and dashes, starting with a letter, at most 63 characters');
-const traceparent = z.string().regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/, 'must be a W3C traceparent');
+/** A W3C Trace Context `traceparent` header value (version, trace id, parent id, flags). */
+export const TRACEPARENT_PATTERN = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+const traceparent = z.string().regex(TRACEPARENT_PATTERN, 'must be a W3C traceparent');
 
 const contentType = z.string().min(1).max(256).regex(/^[\x20-\x7e]+$/, 'must be printable ASCII');
 const idempotencyKey = z.string().regex(IDEMPOTENCY_KEY_PATTERN, 'must be 1-256 printable ASCII characters');

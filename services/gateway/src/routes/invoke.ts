@@ -1,4 +1,4 @@
-import { IDEMPOTENCY_KEY_PATTERN, SkiffError, type Invocation } from '@skiff/contracts';
+import { IDEMPOTENCY_KEY_PATTERN, SkiffError, TRACEPARENT_PATTERN, type Invocation } from '@skiff/contracts';
 import { invocationId } from '@skiff/events';
 import type { AsyncInvocations } from '../async-invocations.js';
 import { invocationFor } from '../invocation.js';
@@ -10,7 +10,6 @@ import { carrierOf } from '@skiff/telemetry';
 import { requestContext } from '../tracing.js';
 import { getOrThrow } from './functions.js';
 
-const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 const EMPTY = new Uint8Array(0);
 
 /** A header value that can travel on NATS as is, or nothing. */
@@ -34,7 +33,7 @@ export function invokeHandlers(registry: Registry, invoker: Invoker, invocations
       const traceparent = request.headers.traceparent;
       const inv: Invocation = {
         ...invocationFor(fn, request.id),
-        traceparent: traced.traceparent ?? (typeof traceparent === 'string' && TRACEPARENT.test(traceparent) ? traceparent : undefined),
+        traceparent: traced.traceparent ?? (typeof traceparent === 'string' && TRACEPARENT_PATTERN.test(traceparent) ? traceparent : undefined),
         tracestate: traced.tracestate,
         contentType: printable(request.headers['content-type']),
       };

@@ -4,6 +4,7 @@
  * Schemas are built once, here, and unknown header fields are dropped (a newer peer may add
  * optional fields without a version bump).
  */
+import { TRACEPARENT_PATTERN } from '@skiff/contracts';
 import { z } from 'zod';
 
 /** Version byte of every frame, and the `protocol` a runtime announces in `ready`. */
@@ -25,7 +26,7 @@ export type RuntimeErrorCode = (typeof RUNTIME_ERROR_CODES)[number];
 
 const id = z.string().min(1).max(128);
 const contentType = z.string().min(1).max(256);
-const traceparent = z.string().regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/, 'must be a W3C traceparent');
+const traceparent = z.string().regex(TRACEPARENT_PATTERN, 'must be a W3C traceparent');
 
 // ---- runtime → worker ----
 
